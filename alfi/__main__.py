@@ -1,0 +1,5 @@
+import sys
+
+from alfi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,312 @@
+"""Benchmarks: ``alfi bench`` measures and writes Parquet tables under ``results/benchmarks/``.
+
+1. ``throughput`` — simulated observations per second at the shapes training uses.
+2. ``step`` — meta-training step time at the paper's hyper-parameters, split into simulate,
+   forward (the unroll minus simulation) and backward + optimiser step; median and quartiles.
+3. ``evaluate`` — paper-scale evaluation (K = 500 inits, T_test = 30): problems per second and
+   the projected time for 500 problems.
+4. ``accuracy`` — test RMSE against training wall-clock for Poisson (on θ) and Weinberg (on the
+   identifiable a(θ)), the MLE's RMSE on the same problems beside it.
+
+Each row carries peak memory: CUDA's peak allocation, or on CPU the process's peak resident set
+(reset before each measurement through ``/proc/self/clear_refs`` where Linux allows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from alfi.config import derive_seed
+from alfi.data import make_dataset, make_generator, resolve_device
+from alfi.evaluate import run_alfi, run_mle
+from alfi.io import write_parquet
+from alfi.losses import meta_loss
+from alfi.proposal import initial
+from alfi.simulators import Simulator, get_simulator
+from alfi.train import build_model, train
+
+__all__ = ["PAPER", "add_command", "run_benchmarks"]
+
+#: Appendix B hyper-parameters: (T, meta-batch, B, M, clip, lr), and 500 real observations.
+PAPER = {
+    "poisson": dict(steps=15, meta_batch=16, n_theta=20, n_sim=20, clip=0.5, lr=1e-3),
+    "linear_regression": dict(steps=15, meta_batch=16, n_theta=20, n_sim=20, clip=0.25, lr=1e-3),
+    "multivariate": dict(steps=15, meta_batch=16, n_theta=20, n_sim=20, clip=0.2, lr=1e-3),
+    "weinberg": dict(steps=15, meta_batch=16, n_theta=8, n_sim=64, clip=0.2, lr=2e-4),
+}
+N_REAL = 500
+
+
+def paper_settings(name: str) -> dict[str, Any]:
+    """Full settings at the paper's hyper-parameters for ``name`` (model sizes: our defaults)."""
+    return {
+        "dataset": {"n_train": 1000, "n_test": 500, "n_real": N_REAL},
+        "model": {"encoding": 32, "hidden": 64, "recurrent": 64, "x_hidden": [64]},
+        "train": {**PAPER[name], "epochs": 1, "beta": 5.0, "grad_clip": 1.0,
+                  "initial_log_scale": 0.5, "checkpoint_every": 10**9},
+        "evaluate": {"inits": 500, "histograms": 0, "chunk": 16384},
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:  # not Linux, or not allowed: the peak is then the process's so far
+            pass
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _TimedSimulator:
+    """Wraps a simulator and accumulates the wall time spent in ``simulate``."""
+
+    def __init__(self, simulator: Simulator, device: torch.device) -> None:
+        self.inner, self.device, self.seconds = simulator, device, 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def simulate(self, theta, n, generator):
+        _sync(self.device)
+        start = time.perf_counter()
+        out = self.inner.simulate(theta, n, generator)
+        _sync(self.device)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+@contextmanager
+def _measure(device: torch.device):
+    _reset_peak(device)
+    _sync(device)
+    box = {"start": time.perf_counter()}
+    yield box
+    _sync(device)
+    box["seconds"] = time.perf_counter() - box["start"]
+    box["peak_mib"] = _peak_mib(device)
+
+
+def bench_throughput(name: str, device: torch.device, repeats: int = 20) -> dict[str, Any]:
+    sim, p = get_simulator(name), PAPER[name]
+    generator = make_generator(0, device)
+    theta = sim.sample_prior((p["meta_batch"], p["n_theta"]), generator)
+    sim.simulate(theta, p["n_sim"], generator)
+    with _measure(device) as m:
+        for _ in range(repeats):
+            sim.simulate(theta, p["n_sim"], generator)
+    n_obs = repeats * p["meta_batch"] * p["n_theta"] * p["n_sim"]
+    return {"simulator": name, "observations_per_s": n_obs / m["seconds"],
+            "shape": f"{p['meta_batch']}x{p['n_theta']}x{p['n_sim']}", "peak_mib": m["peak_mib"]}
+
+
+def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5) -> dict:
+    sim = get_simulator(name)
+    settings = paper_settings(name)
+    cfg = settings["train"]
+    data = make_dataset(sim, 256, N_REAL, seed=1, device=str(device))
+    model = build_model(sim, settings, data).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    timed = _TimedSimulator(sim, device)
+    generator = make_generator(2, device)
+    theta_all = model.standardise_theta(data.theta.to(device))
+    x_all = data.x.to(device)
+    rows = []
+    _reset_peak(device)
+    for i in range(warmup + steps):
+        index = torch.randint(0, len(data), (cfg["meta_batch"],), device=device,
+                              generator=generator)
+        timed.seconds = 0.0
+        _sync(device)
+        start = time.perf_counter()
+        psi = initial((cfg["meta_batch"],), sim.theta_dim, generator)
+        trajectory = model.unroll(timed, x_all[index], psi, cfg["steps"], cfg["n_theta"],
+                                  cfg["n_sim"], generator)
+        loss = meta_loss(trajectory, theta_all[index])
+        _sync(device)
+        middle = time.perf_counter()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        optimiser.step()
+        _sync(device)
+        end = time.perf_counter()
+        if i >= warmup:
+            rows.append((end - start, timed.seconds, middle - start - timed.seconds, end - middle))
+    total, simulate, forward, backward = (sorted(c) for c in zip(*rows, strict=True))
+    quartiles = statistics.quantiles(total, n=4)
+    return {
+        "simulator": name, "steps": steps,
+        "step_ms_median": 1e3 * statistics.median(total),
+        "step_ms_q1": 1e3 * quartiles[0], "step_ms_q3": 1e3 * quartiles[2],
+        "simulate_ms": 1e3 * statistics.median(simulate),
+        "forward_ms": 1e3 * statistics.median(forward),
+        "backward_step_ms": 1e3 * statistics.median(backward),
+        "peak_mib": _peak_mib(device),
+    }
+
+
+def bench_evaluate(name: str, device: torch.device, problems: int = 8, inits: int = 500,
+                   t_test: int = 30, paper_problems: int = 500) -> dict[str, Any]:
+    sim = get_simulator(name)
+    settings = paper_settings(name)
+    cfg = settings["train"]
+    data = make_dataset(sim, problems, N_REAL, seed=3, device=str(device))
+    model = build_model(sim, settings, data).to(device).eval()
+    generator = make_generator(4, device)
+    run_alfi(model, sim, make_dataset(sim, 1, N_REAL, 5), 2, 4, cfg["n_theta"], cfg["n_sim"],
+             generator)  # warm-up
+    with _measure(device) as m:
+        run_alfi(model, sim, data, t_test, inits, cfg["n_theta"], cfg["n_sim"], generator,
+                 chunk=settings["evaluate"]["chunk"])
+    rate = problems / m["seconds"]
+    return {"simulator": name, "inits": inits, "t_test": t_test, "problems_per_s": rate,
+            "projected_minutes_500_problems": paper_problems / rate / 60,
+            "peak_mib": m["peak_mib"]}
+
+
+def bench_accuracy(name: str, device: torch.device, budget_s: float, evaluations: int = 10,
+                   test_problems: int = 200, n_train: int = 10000) -> list[dict[str, Any]]:
+    """Train for ``budget_s`` seconds of wall clock, evaluating at ``evaluations`` checkpoints."""
+    sim = get_simulator(name)
+    settings = copy.deepcopy(paper_settings(name))
+    settings["train"]["epochs"] = 10**6  # the budget, not the epochs, ends the run
+    seed = derive_seed(0, "bench", name)
+    data = make_dataset(sim, n_train, N_REAL, seed=seed, device=str(device))
+    test = make_dataset(sim, test_problems, N_REAL, seed=seed + 1, device=str(device))
+    mle = run_mle(sim, test, make_generator(seed + 2, device))
+    quantity = "asymmetry" if name == "weinberg" else "theta"
+
+    def rmse(estimate: torch.Tensor, derived: dict[str, torch.Tensor]) -> float:
+        if quantity == "asymmetry":
+            truth = sim.derived(test.theta)["asymmetry"]
+            return float(((derived["asymmetry"] - truth) ** 2).mean().sqrt())
+        return float(((estimate - test.theta) ** 2).mean().sqrt())
+
+    mle_rmse = rmse(mle.estimate[0], {k: v[0] for k, v in mle.derived.items()})
+    rows, trained_s, steps = [], 0.0, 0
+    cfg = settings["train"]
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "bench.ckpt"
+        for k in range(1, evaluations + 1):
+            # Calibrate steps per segment from the rate so far (first segment: 20 steps).
+            rate = steps / trained_s if trained_s > 0 else None
+            target = budget_s * k / evaluations
+            more = 20 if rate is None else max(1, int((target - trained_s) * rate))
+            start = time.perf_counter()
+            result = train(sim, data, settings, "nll-exp", seed, device, checkpoint=checkpoint,
+                           stop_after=steps + more, progress=False)
+            _sync(device)
+            trained_s += time.perf_counter() - start
+            steps = result.steps_done
+            trajectory = run_alfi(result.model, sim, test, cfg["steps"], 20, cfg["n_theta"],
+                                  cfg["n_sim"], make_generator(seed + 3, device))
+            rows.append({"simulator": name, "quantity": quantity, "seconds": trained_s,
+                         "steps": steps, "alfi_rmse": rmse(trajectory.estimate[-1], {
+                             k: v[-1] for k, v in trajectory.derived.items()}),
+                         "mle_rmse": mle_rmse, "peak_mib": _peak_mib(device)})
+            rows[-1]["ratio"] = rows[-1]["alfi_rmse"] / mle_rmse
+            print(f"  {name}: {trained_s:7.1f} s  {steps:6d} steps  RMSE {rows[-1]['alfi_rmse']:.4f}"
+                  f"  (MLE {mle_rmse:.4f}, ratio {rows[-1]['ratio']:.2f})", flush=True)
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    device_name = platform.processor() or platform.machine()
+    return {"machine": platform.node(), "cpu": device_name, "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def run_benchmarks(out_dir: Path, device: torch.device, parts: list[str], quick: bool,
+                   budgets: dict[str, float]) -> dict[str, pd.DataFrame]:
+    info = machine() | {"device": str(device) if device.type == "cpu"
+                        else torch.cuda.get_device_name(device)}
+    names = list(PAPER)
+    tables: dict[str, pd.DataFrame] = {}
+    if "throughput" in parts:
+        tables["throughput"] = pd.DataFrame([bench_throughput(n, device) for n in names])
+    if "step" in parts:
+        tables["step"] = pd.DataFrame(
+            [bench_step(n, device, steps=5 if quick else 30) for n in names])
+    if "evaluate" in parts:
+        tables["evaluate"] = pd.DataFrame(
+            [bench_evaluate(n, device, problems=2 if quick else 8) for n in names])
+    if "accuracy" in parts:
+        rows = []
+        for name, budget in budgets.items():
+            rows += bench_accuracy(name, device, budget, evaluations=2 if quick else 10,
+                                   test_problems=20 if quick else 200)
+        tables["accuracy"] = pd.DataFrame(rows)
+    for kind, frame in tables.items():
+        frame = frame.assign(**info)
+        tables[kind] = frame
+        write_parquet(out_dir / f"{kind}.parquet", frame)
+    return tables
+
+
+def _print(tables: dict[str, pd.DataFrame]) -> None:
+    info_cols = ["machine", "cpu", "torch", "threads", "device"]
+    first = next(iter(tables.values()))
+    print("  ".join(f"{c}={first[c].iloc[0]}" for c in info_cols))
+    with pd.option_context("display.width", 160, "display.max_columns", 20,
+                           "display.float_format", "{:.4g}".format):
+        for kind, frame in tables.items():
+            print(f"\n## {kind}\n{frame.drop(columns=info_cols).to_string(index=False)}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    parts = args.only.split(",")
+    unknown = sorted(set(parts) - {"throughput", "step", "evaluate", "accuracy"})
+    if unknown:
+        raise ValueError(f"unknown benchmark part(s) {unknown}; "
+                         "expected throughput, step, evaluate, accuracy")
+    budgets = {"poisson": args.poisson_seconds, "weinberg": args.weinberg_seconds}
+    if args.quick:
+        budgets = {k: min(v, 10.0) for k, v in budgets.items()}
+    _print(run_benchmarks(args.out_dir, device, parts, args.quick, budgets))
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="measure speed, memory and time to accuracy")
+    p.add_argument("--out-dir", type=Path, default=Path("results/benchmarks"))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--only", default="throughput,step,evaluate,accuracy",
+                   help="comma-separated parts")
+    p.add_argument("--poisson-seconds", type=float, default=300.0)
+    p.add_argument("--weinberg-seconds", type=float, default=600.0)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    p.set_defaults(run=_run)

@@ -1,0 +1,222 @@
+"""Command line: ``alfi <step> …`` (also ``python -m alfi``), one sub-command per workflow step.
+
+Every step reads the validated YAML config, checks its inputs, writes its outputs atomically and
+exits with status 2 and one line naming the bad value when something is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from alfi.config import ConfigError, config_hash, derive_seed, load_config, settings_for
+from alfi.io import InputError, load_dataset, read_parquet, save_dataset, write_parquet
+
+__all__ = ["main"]
+
+log = logging.getLogger("alfi")
+
+
+def _common(parser: argparse.ArgumentParser, simulator: bool = True) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="YAML config file")
+    if simulator:
+        parser.add_argument("--simulator", required=True, help="simulator name")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda (default: config)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _setup(args: argparse.Namespace) -> tuple[dict, dict | None, torch.device]:
+    from alfi.data import resolve_device
+    from alfi.simulators import get_simulator
+
+    config = load_config(args.config)
+    settings = None
+    if getattr(args, "simulator", None) is not None:
+        get_simulator(args.simulator)  # clear error for an unknown name
+        settings = settings_for(config, args.simulator)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    return config, settings, resolve_device(args.device or config["device"])
+
+
+def cmd_dataset(args: argparse.Namespace) -> None:
+    from alfi.data import make_dataset
+    from alfi.simulators import get_simulator
+
+    config, settings, device = _setup(args)
+    sizes = settings["dataset"]
+    n = sizes["n_train"] if args.split == "train" else sizes["n_test"]
+    seed = derive_seed(config["seed"], "dataset", args.simulator, args.split)
+    data = make_dataset(get_simulator(args.simulator), n, sizes["n_real"], seed, str(device))
+    save_dataset(args.out, data)
+    log.info("wrote %s: %d problems x %d observations", args.out, n, sizes["n_real"])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from alfi.config import parse_variant
+    from alfi.simulators import get_simulator
+    from alfi.train import save_model, train
+
+    config, settings, device = _setup(args)
+    parse_variant(args.variant)
+    simulator = get_simulator(args.simulator)
+    data = load_dataset(args.dataset, simulator)
+    result = train(
+        simulator, data, settings, args.variant, derive_seed(config["seed"], "run", args.seed),
+        device, checkpoint=args.checkpoint, progress=not args.quiet,
+    )
+    save_model(args.out, result.model, simulator, settings, args.variant, args.seed,
+               result.history)
+    log.info("wrote %s after %d steps", args.out, result.steps_done)
+
+
+def _write_tables(args: argparse.Namespace, tables: Sequence[pd.DataFrame]) -> None:
+    for path, frame in zip((args.estimates, args.metrics, args.samples), tables, strict=True):
+        write_parquet(path, frame)
+        log.info("wrote %s (%d rows)", path, len(frame))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from alfi.data import make_generator
+    from alfi.evaluate import run_alfi
+    from alfi.results import trajectory_tables
+    from alfi.simulators import get_simulator
+    from alfi.train import load_model
+
+    config, _, device = _setup(args)
+    if args.t_test < 1:
+        raise ConfigError(f"--t-test must be >= 1, got {args.t_test}")
+    model, state = load_model(args.model, device)
+    simulator = get_simulator(state["simulator"])
+    settings = state["settings"]
+    data = load_dataset(args.dataset, simulator)
+    ev, tr = settings["evaluate"], settings["train"]
+    seed = derive_seed(config["seed"], "evaluate", simulator.name, state["variant"],
+                       state["seed"], args.t_test)
+    trajectory = run_alfi(
+        model, simulator, data, args.t_test, ev["inits"], tr["n_theta"], tr["n_sim"],
+        make_generator(seed, device), tr["initial_log_scale"], ev["chunk"],
+    )
+    _write_tables(args, trajectory_tables(
+        simulator, trajectory, data, method="alfi", variant=state["variant"], seed=state["seed"],
+        t_test=args.t_test, config_hash=config_hash(settings), histograms=ev["histograms"],
+    ))
+
+
+def cmd_mle(args: argparse.Namespace) -> None:
+    from alfi.data import make_generator
+    from alfi.evaluate import run_mle
+    from alfi.results import trajectory_tables
+    from alfi.simulators import get_simulator
+
+    config, settings, device = _setup(args)
+    simulator = get_simulator(args.simulator)
+    data = load_dataset(args.dataset, simulator)
+    generator = make_generator(derive_seed(config["seed"], "mle", simulator.name), device)
+    trajectory = run_mle(simulator, data, generator)
+    _write_tables(args, trajectory_tables(
+        simulator, trajectory, data, method="mle", variant="exact", seed=0, t_test=0,
+        config_hash=config_hash(settings["dataset"]), histograms=settings["evaluate"]["histograms"],
+    ))
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    frames = [read_parquet(path) for path in args.inputs]
+    if not frames:
+        raise InputError("aggregate needs at least one input table")
+    columns = list(frames[0].columns)
+    for path, frame in zip(args.inputs, frames, strict=True):
+        if list(frame.columns) != columns:
+            raise InputError(f"{path}: columns {list(frame.columns)} differ from {columns}")
+    write_parquet(args.out, pd.concat(frames, ignore_index=True))
+    log.info("wrote %s from %d tables", args.out, len(frames))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from alfi.simulators import available, get_simulator
+
+    for name in available():
+        sim = get_simulator(name)
+        box = ", ".join(
+            f"{p} in [{lo:g}, {hi:g}]"
+            for p, lo, hi in zip(sim.parameter_names, sim.prior_low, sim.prior_high, strict=True)
+        )
+        print(f"{name:18s} X={sim.observation_dim}  {box}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alfi", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
+
+    p = sub.add_parser("list", help="list the registered simulators")
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("dataset", help="draw a meta-dataset of (theta*, real observations)")
+    _common(p)
+    p.add_argument("--split", required=True, choices=("train", "test"))
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(run=cmd_dataset)
+
+    p = sub.add_parser("train", help="meta-train ALFI (resumes from --checkpoint)")
+    _common(p)
+    p.add_argument("--variant", default="nll-exp", help="LOSS-WEIGHTING, e.g. nll-exp")
+    p.add_argument("--seed", type=int, default=0, help="training seed (combined with config seed)")
+    p.add_argument("--dataset", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, default=None)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(run=cmd_train)
+
+    for name, run, text in (
+        ("evaluate", cmd_evaluate, "run a trained model on a test meta-dataset"),
+        ("mle", cmd_mle, "the exact MLE on a test meta-dataset"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _common(p, simulator=name == "mle")
+        if name == "evaluate":
+            p.add_argument("--model", required=True, type=Path)
+            p.add_argument("--t-test", required=True, type=int)
+        p.add_argument("--dataset", required=True, type=Path)
+        for table in ("estimates", "metrics", "samples"):
+            p.add_argument(f"--{table}", required=True, type=Path)
+        p.set_defaults(run=run)
+
+    p = sub.add_parser("aggregate", help="concatenate result tables of the same schema")
+    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(run=cmd_aggregate)
+
+    from alfi import bench, report
+
+    report.add_commands(sub)
+    bench.add_command(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from alfi.train import NonFiniteLossError
+
+    try:
+        args.run(args)
+    except (ConfigError, InputError, NonFiniteLossError, ValueError, RuntimeError) as exc:
+        print(f"alfi {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Configuration: schema validation, per-simulator settings and seeds.
+
+One YAML file (``config.yaml``) drives both the workflow and the CLI. It is validated against
+``alfi/schemas/config.schema.json`` (defaults filled in); the settings of one simulator are the
+``defaults`` deep-merged with ``overrides[simulator]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from alfi.simulators import available
+
+__all__ = [
+    "ConfigError",
+    "SCHEMA_PATH",
+    "load_config",
+    "validate_config",
+    "settings_for",
+    "parse_variant",
+    "derive_seed",
+    "config_hash",
+]
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def _with_defaults(validator_class):
+    set_defaults = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from set_defaults(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def _format_error(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    return f"invalid config at '{where}': {error.message}"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate (and fill defaults into) a copy of ``config``; raise :class:`ConfigError`."""
+    config = copy.deepcopy(config)
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_format_error(error))
+    for module in config["plugins"]:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"invalid config at 'plugins': cannot import {module!r}: {exc}") from exc
+    for name in [*config["simulators"], *config["overrides"]]:
+        if name not in available():
+            raise ConfigError(
+                f"invalid config: unknown simulator {name!r}; expected one of {', '.join(available())}"
+            )
+    for name in config["variants"]:
+        if name != "default" and name not in available():
+            raise ConfigError(f"invalid config at 'variants': unknown simulator {name!r}")
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(raw).__name__}")
+    return validate_config(raw)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+def settings_for(config: dict[str, Any], simulator: str) -> dict[str, Any]:
+    """The resolved settings (dataset, model, train, evaluate) of one simulator."""
+    return _merge(config["defaults"], config["overrides"].get(simulator, {}))
+
+
+def variants_for(config: dict[str, Any], simulator: str) -> list[str]:
+    """Variants (``loss-weighting``) trained for ``simulator``."""
+    return list(config["variants"].get(simulator, config["variants"].get("default", ["nll-exp"])))
+
+
+def parse_variant(variant: str) -> tuple[str, str]:
+    """``"nll-exp"`` into ``("nll", "exp")``, with a clear error otherwise."""
+    from alfi.losses import LOSSES, WEIGHTINGS
+
+    loss, _, weighting = variant.partition("-")
+    if loss not in LOSSES or weighting not in WEIGHTINGS:
+        raise ConfigError(
+            f"invalid variant {variant!r}; expected LOSS-WEIGHTING with LOSS in {LOSSES} "
+            f"and WEIGHTING in {WEIGHTINGS}"
+        )
+    return loss, weighting
+
+
+def derive_seed(root: int, *keys: object) -> int:
+    """A 63-bit seed derived from ``root`` and labels, stable across runs and machines."""
+    digest = hashlib.sha256(json.dumps([root, *map(str, keys)]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def config_hash(obj: Any) -> str:
+    """Short, stable hash of a JSON-able object (the settings a result came from)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,377 @@
+"""Figures from the Parquet results (Agg canvas, seaborn style); no model is ever run.
+
+Every ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (not registered with
+pyplot, so nothing leaks) that :func:`save_figure` writes as PNG (dpi 200) and PDF. RMSE is the
+per-problem ``sqrt(mean_d (estimate_d - true_d)^2)`` of :func:`alfi.tables.problem_rmse`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from alfi.io import atomic_path
+from alfi.tables import (
+    LOSSES,
+    MAIN_VARIANT,
+    WEIGHTINGS,
+    ablation_table,
+    check_estimates,
+    derived_error,
+    final_rmse,
+    problem_rmse,
+)
+
+__all__ = [
+    "PANEL",
+    "LEVELS",
+    "set_style",
+    "save_figure",
+    "trajectory_figure",
+    "boxplot_figure",
+    "histogram_figure",
+    "asymmetry_figure",
+    "ablation_figure",
+    "coverage",
+    "calibration_figure",
+    "write_figures",
+]
+
+PANEL = (3.5, 2.6)  # inches: one single-column panel
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+COLORS = {"alfi": "#0173b2", "mle": "#d55e00", "real": "#949494", "train": "#555555"}
+LOSS_COLORS = {"mse": "#de8f05", "nll": "#0173b2"}
+
+
+def set_style() -> None:
+    """The one style of every figure: seaborn ``paper`` context, white grid, small fonts."""
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        font_scale=1.0,
+        rc={
+            "axes.titlesize": 9,
+            "axes.labelsize": 9,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "legend.fontsize": 7.5,
+            "legend.framealpha": 0.85,
+            "lines.linewidth": 1.4,
+            "figure.dpi": 100,
+            "savefig.dpi": 200,
+        },
+    )
+
+
+def _figure(nrows: int = 1, ncols: int = 1, height: float = PANEL[1]) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure with an Agg canvas and ``nrows x ncols`` panels."""
+    set_style()
+    fig = Figure(figsize=(PANEL[0] * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` (dpi 200) and ``stem.pdf`` atomically; return both paths."""
+    paths = []
+    for fmt in ("png", "pdf"):
+        path = stem.parent / f"{stem.name}.{fmt}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=200)
+        paths.append(path)
+    return paths
+
+
+def _main_rows(frame: pd.DataFrame, simulator: str, variant: str) -> pd.DataFrame:
+    """ALFI ``variant`` rows of ``simulator`` at its largest ``t_test`` (seeds pooled)."""
+    rows = frame[
+        (frame["simulator"] == simulator)
+        & (frame["method"] == "alfi")
+        & (frame["variant"] == variant)
+    ]
+    return rows[rows["t_test"] == rows["t_test"].max()] if len(rows) else rows
+
+
+def _band(ax: Axes, values: pd.DataFrame, column: str, label: str) -> None:
+    """Mean and ±1 std over problems of ``column`` along ``t``."""
+    stats = values.groupby("t")[column].agg(["mean", "std"])
+    ax.plot(stats.index, stats["mean"], color=COLORS["alfi"], label=label)
+    ax.fill_between(
+        stats.index,
+        stats["mean"] - stats["std"],
+        stats["mean"] + stats["std"],
+        color=COLORS["alfi"],
+        alpha=0.2,
+        linewidth=0,
+        label="±1 std",
+    )
+    ax.set_xlim(stats.index.min(), stats.index.max())
+
+
+def _title(ax: Axes, rows: pd.DataFrame, simulator: str) -> None:
+    """Two-line title: simulator, then problems x seeds and ``t_test`` (fits one column)."""
+    detail = (
+        f"{rows['problem'].nunique()} problems x {rows['seed'].nunique()} seeds, "
+        f"T_test={rows['t_test'].max()}"
+    )
+    ax.set_title(f"{simulator}\n{detail}", fontsize=8)
+
+
+def _reference_lines(ax: Axes, mle_mean: float, t_train: int) -> None:
+    if not np.isnan(mle_mean):
+        ax.axhline(mle_mean, color=COLORS["mle"], linestyle=":", label="MLE (mean)")
+    ax.axvline(
+        t_train, color=COLORS["train"], linestyle="--", linewidth=1.0, label=r"$T_\mathrm{train}$"
+    )
+
+
+def trajectory_figure(
+    estimates: pd.DataFrame, simulator: str, t_train: int = 15, variant: str = MAIN_VARIANT
+) -> Figure:
+    """Mean ±1 std over test problems of the per-problem RMSE along the ALFI iterations."""
+    rmse = problem_rmse(estimates[estimates["simulator"] == simulator])
+    alfi = _main_rows(rmse, simulator, variant)
+    mle = rmse.loc[rmse["method"] == "mle", "rmse"]
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    _band(ax, alfi, "rmse", f"ALFI ({variant})")
+    _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel("RMSE")
+    _title(ax, alfi, simulator)
+    ax.legend(loc="upper right")
+    return fig
+
+
+def boxplot_figure(estimates: pd.DataFrame, simulator: str, variant: str = MAIN_VARIANT) -> Figure:
+    """Box plots of the final per-problem RMSE: ALFI at each ``t_test``, and the MLE."""
+    final = final_rmse(estimates[estimates["simulator"] == simulator])
+    alfi = final[(final["method"] == "alfi") & (final["variant"] == variant)]
+    groups = {f"ALFI\nT={t}": alfi[alfi["t_test"] == t] for t in sorted(alfi["t_test"].unique())}
+    groups["MLE"] = final[final["method"] == "mle"]
+    kept = {k: g["rmse"].dropna().to_numpy() for k, g in groups.items() if len(g)}
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    boxes = ax.boxplot(
+        list(kept.values()),
+        widths=0.55,
+        patch_artist=True,
+        medianprops={"color": "black"},
+        flierprops={"markersize": 2.5},
+    )
+    for patch, label in zip(boxes["boxes"], kept, strict=True):
+        patch.set(facecolor=COLORS["mle"] if label == "MLE" else COLORS["alfi"], alpha=0.6)
+    ax.set_xticks(np.arange(1, len(kept) + 1), list(kept))
+    ax.set_xlabel("")
+    ax.set_ylabel("final RMSE")
+    ax.set_title(f"{simulator} ({variant})")
+    return fig
+
+
+def _vector(values: pd.Series) -> str:
+    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+
+
+def histogram_figure(
+    estimates: pd.DataFrame,
+    samples: pd.DataFrame,
+    simulator: str = "weinberg",
+    variant: str = MAIN_VARIANT,
+    n_problems: int = 3,
+    coordinate: int = 0,
+) -> Figure:
+    """Real vs simulated observations of up to ``n_problems`` problems (one seed: the smallest)."""
+    shown = _main_rows(samples, simulator, variant)
+    shown = shown[(shown["seed"] == shown["seed"].min()) & (shown["coordinate"] == coordinate)]
+    problems = sorted(shown["problem"].unique())[:n_problems]
+    if not problems:
+        raise ValueError(f"no {variant} samples for simulator {simulator!r}")
+    est = _main_rows(estimates, simulator, variant)
+    est = est[
+        (est["seed"] == shown["seed"].min())
+        & (est["t"] == est["t_test"])
+        & ~est["derived"]
+    ]
+    fig, axes = _figure(1, len(problems), height=2.5)
+    for ax, problem in zip(axes[0], problems, strict=True):
+        part = shown[shown["problem"] == problem]
+        real = part.loc[part["source"] == "real", "value"].to_numpy()
+        sim = part.loc[part["source"] == "simulated", "value"].to_numpy()
+        bins = np.histogram_bin_edges(np.concatenate([real, sim]), bins=30)
+        ax.hist(real, bins=bins, density=True, color=COLORS["real"], alpha=0.6, label="real")
+        ax.hist(
+            sim,
+            bins=bins,
+            density=True,
+            histtype="step",
+            color=COLORS["alfi"],
+            linewidth=1.4,
+            label="simulated",
+        )
+        theta = est[est["problem"] == problem]
+        ax.set_title(
+            f"true {_vector(theta['true'])}\ninferred {_vector(theta['estimate'])}", fontsize=8
+        )
+        ax.set_xlabel("observation x" if coordinate == 0 else f"observation x[{coordinate}]")
+    axes[0, 0].set_ylabel("density")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper")
+    return fig
+
+
+def asymmetry_figure(
+    estimates: pd.DataFrame,
+    simulator: str = "weinberg",
+    t_train: int = 15,
+    variant: str = MAIN_VARIANT,
+    parameter: str = "asymmetry",
+) -> Figure:
+    """Mean ±1 std over problems of ``|estimate - true|`` of a derived quantity along ``t``."""
+    error = derived_error(estimates[estimates["simulator"] == simulator], parameter)
+    alfi = _main_rows(error, simulator, variant)
+    if alfi.empty:
+        raise ValueError(f"no {parameter!r} rows for {variant} on simulator {simulator!r}")
+    mle = error.loc[error["method"] == "mle", "error"]
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    _band(ax, alfi, "error", f"ALFI ({variant})")
+    _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel(f"|error| on {parameter}")
+    _title(ax, alfi, simulator)
+    ax.legend(loc="upper right")
+    return fig
+
+
+def ablation_figure(estimates: pd.DataFrame, t_train: int = 15) -> Figure:
+    """Per simulator, final RMSE by weighting (x) and loss (colour); error bars: std over seeds."""
+    table = ablation_table(estimates, t_train)
+    simulators = list(table["simulator"].unique())
+    ncols = min(2, len(simulators))
+    nrows = math.ceil(len(simulators) / ncols)
+    fig, axes = _figure(nrows, ncols, height=2.3)
+    losses = [loss for loss in LOSSES if loss in set(table["loss"])]
+    losses += sorted(set(table["loss"]) - set(losses))
+    width = 0.8 / len(losses)
+    for ax, sim in zip(axes.flat, simulators, strict=False):
+        part = table[table["simulator"] == sim]
+        weightings = [w for w in WEIGHTINGS if w in set(part["weighting"])]
+        weightings += sorted(set(part["weighting"]) - set(weightings))
+        for i, loss in enumerate(losses):
+            rows = part[part["loss"] == loss].set_index("weighting").reindex(weightings)
+            x = np.arange(len(weightings)) + (i - (len(losses) - 1) / 2) * width
+            ax.bar(
+                x,
+                rows["mean"],
+                width * 0.92,
+                yerr=rows["std"].fillna(0),
+                capsize=2,
+                color=LOSS_COLORS.get(loss),
+                label=loss,
+                error_kw={"linewidth": 0.8},
+            )
+        ax.set_xticks(np.arange(len(weightings)), weightings)
+        ax.set_title(f"{sim} (T_test={part['t_test'].iloc[0]})")
+        ax.set_xlabel("weighting")
+        ax.set_ylabel("final RMSE")
+    for ax in axes.flat[len(simulators) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="loss", loc="outside right upper")
+    return fig
+
+
+def coverage(
+    estimates: pd.DataFrame, variant: str = MAIN_VARIANT, levels: tuple[float, ...] = LEVELS
+) -> pd.DataFrame:
+    """Fraction of true parameters inside ``estimate ± z_{(1+level)/2} sigma`` (final proposal).
+
+    Main ``variant``, each simulator's largest ``t_test``, rows with a finite positive sigma.
+    Columns ``simulator, level, coverage, n``. The interval is a Gaussian approximation of the
+    final proposal mixture.
+    """
+    rows = []
+    for sim in sorted(estimates["simulator"].unique()):
+        part = _main_rows(estimates, sim, variant)
+        part = part[
+            (part["t"] == part["t_test"]) & np.isfinite(part["sigma"]) & (part["sigma"] > 0)
+        ]
+        if part.empty:
+            continue
+        z = ((part["estimate"] - part["true"]).abs() / part["sigma"]).to_numpy()
+        for level in levels:
+            quantile = NormalDist().inv_cdf((1 + level) / 2)
+            rows.append(
+                {
+                    "simulator": sim,
+                    "level": level,
+                    "coverage": float(np.mean(z <= quantile)),
+                    "n": len(z),
+                }
+            )
+    return pd.DataFrame(rows, columns=["simulator", "level", "coverage", "n"])
+
+
+def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
+    """Empirical vs nominal coverage of the final proposal's central intervals, per simulator."""
+    table = coverage(estimates, variant)
+    if table.empty:
+        raise ValueError(f"no finite sigma for variant {variant!r}: no calibration to plot")
+    fig, axes = _figure(height=3.7)
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], color=COLORS["train"], linestyle="--", linewidth=1.0, label="ideal")
+    sns.lineplot(
+        data=table,
+        x="level",
+        y="coverage",
+        hue="simulator",
+        style="simulator",
+        markers=True,
+        dashes=False,
+        palette="colorblind",
+        ax=ax,
+        markersize=4,
+    )
+    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
+    ax.set_xlabel("nominal level")
+    ax.set_ylabel("empirical coverage")
+    ax.set_title(f"ALFI ({variant}), final proposal")
+    ax.get_legend().remove()  # below the axes, where it cannot hide a curve
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    return fig
+
+
+def write_figures(
+    estimates: pd.DataFrame,
+    samples: pd.DataFrame,
+    out_dir: Path,
+    t_train: int = 15,
+    variant: str = MAIN_VARIANT,
+) -> list[Path]:
+    """Every figure for every simulator present under ``out_dir``; returns the written paths."""
+    check_estimates(estimates, variant)
+    out_dir = Path(out_dir)
+    figures: dict[str, Figure] = {}
+    alfi = estimates[(estimates["method"] == "alfi") & (estimates["variant"] == variant)]
+    for sim in sorted(alfi["simulator"].unique()):
+        figures[f"{sim}_trajectory"] = trajectory_figure(estimates, sim, t_train, variant)
+        figures[f"{sim}_boxplot"] = boxplot_figure(estimates, sim, variant)
+        if sim == "weinberg":
+            if (samples["simulator"] == sim).any():
+                figures[f"{sim}_histograms"] = histogram_figure(estimates, samples, sim, variant)
+            if (alfi["parameter"] == "asymmetry").any():
+                figures[f"{sim}_asymmetry"] = asymmetry_figure(estimates, sim, t_train, variant)
+    figures["ablation"] = ablation_figure(estimates, t_train)
+    if not coverage(estimates, variant).empty:
+        figures["calibration"] = calibration_figure(estimates, variant)
+    return [path for name, fig in figures.items() for path in save_figure(fig, out_dir / name)]

@@ -1,0 +1,92 @@
+"""Report sub-commands: ``alfi figures`` and ``alfi tables`` from the aggregated Parquet results.
+
+They only read ``estimates``/``metrics``/``samples`` tables (see :mod:`alfi.results`); the
+figures live in :mod:`alfi.figures`, the numbers and table writers in :mod:`alfi.tables`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from alfi.io import read_parquet
+from alfi.tables import (
+    ESTIMATE_COLUMNS,
+    MAIN_VARIANT,
+    METRIC_COLUMNS,
+    SAMPLE_COLUMNS,
+    ablation_table,
+    format_ablation,
+    format_summary,
+    summary_table,
+    write_table,
+)
+
+__all__ = ["add_commands", "cmd_figures", "cmd_tables", "write_tables"]
+
+log = logging.getLogger("alfi")
+
+SUMMARY_CAPTION = (
+    "Final per-problem RMSE, sqrt(mean over parameters of (estimate - true)^2), of ALFI ({variant})"
+    " and of the MLE over the test problems (ALFI seeds pooled); IQR: inter-quartile range; "
+    "ALFI/MLE: ratio of the means; sims/problem: simulated observations per problem; KS: "
+    "two-sample Kolmogorov-Smirnov distance between the real observations and observations "
+    "simulated at the final estimate; asym. err: mean absolute error on the Weinberg asymmetry."
+)
+ABLATION_CAPTION = (
+    "Final per-problem RMSE of each ALFI variant (loss-weighting): mean over seeds of the "
+    "per-seed mean over test problems, ± its standard deviation over seeds, at T_test = {t_train}"
+    " (or the smallest T_test run when that one is absent)."
+)
+
+
+def write_tables(
+    estimates_path: Path,
+    metrics_path: Path,
+    out_dir: Path,
+    t_train: int = 15,
+    variant: str = MAIN_VARIANT,
+) -> list[Path]:
+    """Read the tables and write ``summary`` and ``ablation`` (``.md``, ``.tex``) to ``out_dir``."""
+    estimates = read_parquet(estimates_path, columns=ESTIMATE_COLUMNS)
+    metrics = read_parquet(metrics_path, columns=METRIC_COLUMNS)
+    summary = format_summary(summary_table(estimates, metrics, t_train, variant))
+    ablation = format_ablation(ablation_table(estimates, t_train))
+    out_dir = Path(out_dir)
+    return [
+        *write_table(summary, out_dir / "summary", SUMMARY_CAPTION.format(variant=variant)),
+        *write_table(ablation, out_dir / "ablation", ABLATION_CAPTION.format(t_train=t_train)),
+    ]
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from alfi.figures import write_figures  # seaborn is slow to import: only when drawing
+
+    estimates = read_parquet(args.estimates, columns=ESTIMATE_COLUMNS)
+    samples = read_parquet(args.samples, columns=SAMPLE_COLUMNS)
+    read_parquet(args.metrics, columns=METRIC_COLUMNS)  # checked so a bad input fails early
+    paths = write_figures(estimates, samples, args.out_dir, args.t_train)
+    log.info("wrote %d figure files to %s", len(paths), args.out_dir)
+
+
+def cmd_tables(args: argparse.Namespace) -> None:
+    paths = write_tables(args.estimates, args.metrics, args.out_dir, args.t_train)
+    log.info("wrote %d table files to %s", len(paths), args.out_dir)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``figures`` and ``tables`` sub-commands (each sets ``run``)."""
+    p = subparsers.add_parser("figures", help="figures (PNG, PDF) from the result tables")
+    for table in ("estimates", "metrics", "samples"):
+        p.add_argument(f"--{table}", required=True, type=Path, help=f"{table} Parquet table")
+    p.add_argument("--out-dir", required=True, type=Path, help="where the figures go")
+    p.add_argument("--t-train", type=int, default=15, help="training horizon (default 15)")
+    p.set_defaults(run=cmd_figures)
+
+    p = subparsers.add_parser("tables", help="summary and ablation tables (Markdown, LaTeX)")
+    for table in ("estimates", "metrics"):
+        p.add_argument(f"--{table}", required=True, type=Path, help=f"{table} Parquet table")
+    p.add_argument("--out-dir", required=True, type=Path, help="where the tables go")
+    p.add_argument("--t-train", type=int, default=15, help="training horizon (default 15)")
+    p.set_defaults(run=cmd_tables)

@@ -1,0 +1,345 @@
+"""Report: tables against direct pandas computations, figure files and labels, bad inputs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alfi import figures, report, tables
+from alfi.io import InputError, write_parquet
+
+PARAMETERS = {"poisson": ["log_rate"], "weinberg": ["beam_energy", "fermi_constant"]}
+BOUNDS = {"poisson": ([-1.0], [2.0]), "weinberg": ([40.0, 0.5], [50.0, 1.5])}
+VARIANTS = ["nll-exp", "mse-last"]
+SEEDS = [0, 1]
+T_TESTS = [15, 30]
+N_PROBLEMS = 20
+
+
+def _asymmetry(theta: np.ndarray) -> np.ndarray:
+    return np.tanh(theta[..., 0] / 50.0 - theta[..., 1])
+
+
+def make_results(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Synthetic ``estimates``, ``metrics``, ``samples`` with errors shrinking along ``t``."""
+    rng = np.random.default_rng(seed)
+    est, met, smp = [], [], []
+    for sim, names in PARAMETERS.items():
+        low, high = (
+            np.asarray(b, float) for b in BOUNDS.get(sim, ([0.0] * len(names), [1.0] * len(names)))
+        )
+        truth = rng.uniform(low, high, size=(N_PROBLEMS, len(names)))
+        scale = (high - low) / 4
+        derived = sim == "weinberg"
+        runs = [("alfi", v, s, t) for v in VARIANTS for s in SEEDS for t in T_TESTS]
+        for method, variant, run_seed, t_test in [*runs, ("mle", "exact", 0, 0)]:
+            keys = {
+                "simulator": sim,
+                "method": method,
+                "variant": variant,
+                "seed": run_seed,
+                "t_test": t_test,
+                "config_hash": "abc",
+            }
+            ts = np.arange(t_test + 1)
+            quality = 1.0 if variant == "nll-exp" else 1.5
+            spread = (0.1 * quality + np.exp(-ts / 4))[:, None, None] * scale
+            if method == "mle":
+                spread = np.full((1, 1, len(names)), 0.12) * scale
+            value = truth + rng.normal(size=(len(ts), N_PROBLEMS, len(names))) * spread
+            sigma = np.broadcast_to(spread, value.shape) * rng.uniform(0.7, 1.4, value.shape)
+            if method == "mle":
+                sigma = np.full(value.shape, np.nan)
+            cols = {"name": names, "true": truth, "est": value, "sig": sigma}
+            if derived:
+                cols = {
+                    "name": [*names, "asymmetry"],
+                    "true": np.concatenate([truth, _asymmetry(truth)[:, None]], -1),
+                    "est": np.concatenate([value, _asymmetry(value)[..., None]], -1),
+                    "sig": np.concatenate([sigma, np.full((*value.shape[:2], 1), np.nan)], -1),
+                }
+            shape = cols["est"].shape
+            est.append(
+                pd.DataFrame(
+                    {
+                        "problem": np.broadcast_to(
+                            np.arange(N_PROBLEMS)[None, :, None], shape
+                        ).ravel(),
+                        "t": np.broadcast_to(ts[:, None, None], shape).ravel(),
+                        "parameter": np.broadcast_to(np.array(cols["name"], object), shape).ravel(),
+                        "derived": np.broadcast_to(
+                            np.array([c == "asymmetry" for c in cols["name"]]), shape
+                        ).ravel(),
+                        "true": np.broadcast_to(cols["true"][None], shape).ravel(),
+                        "estimate": cols["est"].ravel(),
+                        "sigma": cols["sig"].ravel(),
+                    }
+                ).assign(**keys)
+            )
+            calls = 0.0 if method == "mle" else 64.0 * t_test
+            met.append(
+                pd.DataFrame(
+                    {
+                        "problem": np.tile(np.arange(N_PROBLEMS), 2),
+                        "metric": np.repeat(["ks_distance", "simulations"], N_PROBLEMS),
+                        "value": np.concatenate(
+                            [rng.uniform(0.02, 0.1, N_PROBLEMS), np.full(N_PROBLEMS, calls)]
+                        ),
+                    }
+                ).assign(**keys)
+            )
+            if derived and method == "alfi":
+                for problem in range(3):
+                    real = np.clip(rng.normal(truth[problem, 1] - 1, 0.5, 300), -1, 1)
+                    fake = np.clip(rng.normal(value[-1, problem, 1] - 1, 0.5, 300), -1, 1)
+                    for source, x in (("real", real), ("simulated", fake)):
+                        smp.append(
+                            pd.DataFrame(
+                                {"problem": problem, "source": source, "coordinate": 0, "value": x}
+                            ).assign(**keys)
+                        )
+    frames = [pd.concat(f, ignore_index=True) for f in (est, met, smp)]
+    for frame in frames:
+        frame[["seed", "t_test"]] = frame[["seed", "t_test"]].astype("int64")
+    return frames[0], frames[1], frames[2].drop(columns="config_hash")
+
+
+@pytest.fixture(scope="module")
+def results() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return make_results()
+
+
+def _direct_final(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Per (simulator, method, variant, seed, t_test, problem) final RMSE, written out plainly."""
+    rows = estimates[
+        (estimates["t"] == estimates["t_test"]) & (estimates["parameter"] != "asymmetry")
+    ].copy()
+    rows["sq"] = (rows["estimate"] - rows["true"]) ** 2
+    keys = ["simulator", "method", "variant", "seed", "t_test", "problem"]
+    return (rows.groupby(keys)["sq"].mean() ** 0.5).rename("rmse").reset_index()
+
+
+def test_summary_matches_direct_computation(results) -> None:
+    estimates, metrics, _ = results
+    summary = tables.summary_table(estimates, metrics, t_train=15).set_index(
+        ["simulator", "t_test"]
+    )
+    assert sorted(summary.index) == [(s, t) for s in ("poisson", "weinberg") for t in T_TESTS]
+    final = _direct_final(estimates)
+    for sim in PARAMETERS:
+        mle = final[(final["simulator"] == sim) & (final["method"] == "mle")]["rmse"]
+        for t_test in T_TESTS:
+            row = summary.loc[(sim, t_test)]
+            alfi = final[
+                (final["simulator"] == sim)
+                & (final["variant"] == "nll-exp")
+                & (final["t_test"] == t_test)
+            ]["rmse"]
+            assert len(alfi) == len(SEEDS) * N_PROBLEMS
+            assert row["alfi_mean"] == pytest.approx(alfi.mean())
+            assert row["alfi_median"] == pytest.approx(alfi.median())
+            assert row["alfi_iqr"] == pytest.approx(alfi.quantile(0.75) - alfi.quantile(0.25))
+            assert row["mle_mean"] == pytest.approx(mle.mean())
+            assert row["mle_iqr"] == pytest.approx(mle.quantile(0.75) - mle.quantile(0.25))
+            assert row["ratio"] == pytest.approx(alfi.mean() / mle.mean())
+            assert row["alfi_calls"] == pytest.approx(64.0 * t_test)
+            assert row["mle_calls"] == 0.0
+            assert row["extrapolated"] == (t_test > 15)
+            ks = metrics[(metrics["simulator"] == sim) & (metrics["metric"] == "ks_distance")]
+            sel = (ks["variant"] == "nll-exp") & (ks["t_test"] == t_test)
+            assert row["alfi_ks"] == pytest.approx(ks.loc[sel, "value"].mean())
+            assert row["mle_ks"] == pytest.approx(ks.loc[ks["method"] == "mle", "value"].mean())
+    asym = estimates[
+        (estimates["parameter"] == "asymmetry")
+        & (estimates["t"] == 30)
+        & (estimates["t_test"] == 30)
+        & (estimates["variant"] == "nll-exp")
+    ]
+    expected = (asym["estimate"] - asym["true"]).abs().mean()
+    assert summary.loc[("weinberg", 30), "alfi_asym"] == pytest.approx(expected)
+    assert np.isnan(summary.loc[("poisson", 30), "alfi_asym"])
+
+
+@pytest.mark.parametrize(("t_train", "t_used"), [(15, 15), (30, 30), (20, 15)])
+def test_ablation_matches_direct_computation(results, t_train: int, t_used: int) -> None:
+    estimates = results[0]
+    ablation = tables.ablation_table(estimates, t_train=t_train).set_index(["simulator", "variant"])
+    final = _direct_final(estimates[estimates["method"] == "alfi"])
+    for sim in PARAMETERS:
+        for variant in VARIANTS:
+            part = final[
+                (final["simulator"] == sim)
+                & (final["variant"] == variant)
+                & (final["t_test"] == t_used)
+            ]
+            per_seed = part.groupby("seed")["rmse"].mean()
+            row = ablation.loc[(sim, variant)]
+            assert row["t_test"] == t_used
+            assert row["mean"] == pytest.approx(per_seed.mean())
+            assert row["std"] == pytest.approx(per_seed.std(ddof=1))
+            assert row["n_seeds"] == len(SEEDS)
+    assert list(ablation.loc["poisson"].index) == ["mse-last", "nll-exp"]
+
+
+def test_coverage_matches_direct_computation(results) -> None:
+    estimates = results[0]
+    cov = figures.coverage(estimates).set_index(["simulator", "level"])
+    rows = estimates[
+        (estimates["simulator"] == "poisson")
+        & (estimates["variant"] == "nll-exp")
+        & (estimates["t_test"] == 30)
+        & (estimates["t"] == 30)
+    ]
+    inside = (rows["estimate"] - rows["true"]).abs() <= 1.959963984540054 * rows["sigma"]
+    assert cov.loc[("poisson", 0.95), "coverage"] == pytest.approx(inside.mean())
+    assert cov.loc[("weinberg", 0.5), "n"] == len(SEEDS) * N_PROBLEMS * 2  # asymmetry left out
+
+
+def test_table_files(results, tmp_path: Path) -> None:
+    estimates, metrics, _ = results
+    paths = _write_inputs(results, tmp_path)
+    written = report.write_tables(paths["estimates"], paths["metrics"], tmp_path / "tables")
+    names = sorted(p.name for p in written)
+    assert names == ["ablation.md", "ablation.tex", "summary.md", "summary.tex"]
+    summary_md = (tmp_path / "tables" / "summary.md").read_text().splitlines()
+    assert summary_md[0].startswith("| simulator") and "ALFI/MLE (means)" in summary_md[0]
+    assert len([line for line in summary_md if line.startswith("|")]) == 2 + 4
+    ablation_md = (tmp_path / "tables" / "ablation.md").read_text()
+    assert " ± " in ablation_md and "mse-last" in ablation_md
+    tex = (tmp_path / "tables" / "ablation.tex").read_text()
+    assert r"\begin{tabular}{lrrr}" in tex and r"$\pm$" in tex and r"\caption{" in tex
+    assert "±" not in tex and "T\\_test" in tex
+
+
+def test_markdown_and_latex_formatters() -> None:
+    frame = pd.DataFrame({"name": ["a_b", "c"], "value": ["1.5", "10 & 2"]})
+    assert tables.to_markdown(frame).splitlines() == [
+        "| name |  value |",
+        "| :--- | -----: |",
+        "| a_b  |    1.5 |",
+        "| c    | 10 & 2 |",
+    ]
+    assert r"a\_b & 1.5 \\" in tables.to_latex(frame)
+    assert r"10 \& 2" in tables.to_latex(frame)
+
+
+def test_figures(results, tmp_path: Path) -> None:
+    estimates, _, samples = results
+    written = figures.write_figures(estimates, samples, tmp_path, t_train=15)
+    stems = [
+        "poisson_trajectory",
+        "poisson_boxplot",
+        "weinberg_trajectory",
+        "weinberg_boxplot",
+        "weinberg_histograms",
+        "weinberg_asymmetry",
+        "ablation",
+        "calibration",
+    ]
+    expected = {tmp_path / f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")}
+    assert set(written) == expected
+    for path in expected:
+        assert path.stat().st_size > 1000, path
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "ablation.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_figure_labels(results) -> None:
+    estimates, _, samples = results
+    ax = figures.trajectory_figure(estimates, "poisson", t_train=15).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "RMSE")
+    assert ax.get_xlim() == (0, 30)
+    assert "MLE (mean)" in ax.get_legend_handles_labels()[1]
+    ax = figures.boxplot_figure(estimates, "poisson").axes[0]
+    assert ax.get_ylabel() == "final RMSE"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ALFI\nT=15", "ALFI\nT=30", "MLE"]
+    fig = figures.histogram_figure(estimates, samples, "weinberg")
+    assert len(fig.axes) == 3 and fig.axes[0].get_ylabel() == "density"
+    assert fig.axes[0].get_title().startswith("true [") and "inferred [" in fig.axes[0].get_title()
+    ax = figures.asymmetry_figure(estimates, "weinberg").axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "|error| on asymmetry")
+    fig = figures.ablation_figure(estimates)
+    assert [a.get_ylabel() for a in fig.axes] == ["final RMSE"] * 2
+    ax = figures.calibration_figure(estimates).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("nominal level", "empirical coverage")
+
+
+def _write_inputs(results, directory: Path) -> dict[str, Path]:
+    paths = {}
+    for name, frame in zip(("estimates", "metrics", "samples"), results, strict=True):
+        paths[name] = directory / f"{name}.parquet"
+        write_parquet(paths[name], frame)
+    return paths
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    report.add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_cli_commands(results, tmp_path: Path) -> None:
+    paths = _write_inputs(results, tmp_path)
+    args = _parse(
+        [
+            "tables",
+            "--estimates",
+            str(paths["estimates"]),
+            "--metrics",
+            str(paths["metrics"]),
+            "--out-dir",
+            str(tmp_path / "t"),
+        ]
+    )
+    assert args.t_train == 15
+    args.run(args)
+    assert (tmp_path / "t" / "summary.tex").stat().st_size > 0
+    sub = results[0][results[0]["simulator"] == "poisson"]
+    write_parquet(paths["estimates"], sub)
+    args = _parse(
+        [
+            "figures",
+            *[f"--{k}={v}" for k, v in paths.items()],
+            "--out-dir",
+            str(tmp_path / "f"),
+            "--t-train",
+            "20",
+        ]
+    )
+    args.run(args)
+    assert sorted(p.name for p in (tmp_path / "f").glob("*.png")) == [
+        "ablation.png",
+        "calibration.png",
+        "poisson_boxplot.png",
+        "poisson_trajectory.png",
+    ]
+
+
+def test_bad_inputs(results, tmp_path: Path) -> None:
+    estimates, metrics, samples = results
+    paths = _write_inputs((estimates.drop(columns="sigma"), metrics, samples), tmp_path)
+    args = _parse(
+        [
+            "tables",
+            "--estimates",
+            str(paths["estimates"]),
+            "--metrics",
+            str(paths["metrics"]),
+            "--out-dir",
+            str(tmp_path / "t"),
+        ]
+    )
+    with pytest.raises(InputError, match="missing columns \\['sigma'\\]"):
+        args.run(args)
+    with pytest.raises(InputError, match="empty"):
+        tables.summary_table(estimates.iloc[:0], metrics)
+    with pytest.raises(InputError, match="no ALFI rows"):
+        tables.ablation_table(estimates[estimates["method"] == "mle"])
+    with pytest.raises(InputError, match="variant 'nll-const'"):
+        figures.write_figures(estimates, samples, tmp_path, variant="nll-const")
+    assert not (tmp_path / "t").exists()

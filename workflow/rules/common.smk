@@ -1,0 +1,88 @@
+# Shared helpers: config validation, output paths and the lists of runs.
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from alfi.config import SCHEMA_PATH, settings_for, validate_config, variants_for
+
+
+validate(config, schema=str(SCHEMA_PATH))
+try:
+    config = validate_config(config)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
+
+RESULTS = config["results"]
+SIMULATORS = config["simulators"]
+SEEDS = config["seeds"]
+T_TEST = config["t_test"]
+TABLES = ["estimates", "metrics", "samples"]
+RES = config["resources"]
+GPU = 1 if config["device"] == "cuda" else 0
+PACKAGE = Path(workflow.basedir) / "alfi"
+
+
+wildcard_constraints:
+    simulator="[a-z][a-z0-9_]*",
+    variant="(mse|nll)-(last|const|exp)",
+    seed=r"\d+",
+    t_test=r"\d+",
+    split="train|test",
+    table="estimates|metrics|samples",
+
+
+def code(*modules):
+    """Package modules a rule depends on, so that editing them reruns the rule (by mtime)."""
+    return [str(PACKAGE / m) for m in modules]
+
+
+def simulator_code(wildcards):
+    return code("simulators/base.py", f"simulators/{wildcards.simulator}.py")
+
+
+def settings(simulator):
+    """The resolved settings of one simulator, as a config file the CLI reads."""
+    return {
+        "results": RESULTS,
+        "device": config["device"],
+        "seed": config["seed"],
+        "simulators": [simulator],
+        "plugins": config["plugins"],
+        "defaults": settings_for(config, simulator),
+    }
+
+
+def runs():
+    """(simulator, variant, seed) of every trained model."""
+    return [
+        (s, v, seed) for s in SIMULATORS for v in variants_for(config, s) for seed in SEEDS
+    ]
+
+
+def run_tables(table):
+    alfi = [
+        f"{RESULTS}/runs/{s}/{v}/seed{seed}/T{t}/{table}.parquet"
+        for s, v, seed in runs()
+        for t in T_TEST
+    ]
+    mle = [f"{RESULTS}/runs/{s}/mle/{table}.parquet" for s in SIMULATORS]
+    return alfi + mle
+
+
+FIGURE_KINDS = ["trajectory", "boxplot"]
+
+
+def figure_files():
+    names = [f"{s}_{k}" for s in SIMULATORS for k in FIGURE_KINDS]
+    if "weinberg" in SIMULATORS:
+        names += ["weinberg_histograms", "weinberg_asymmetry"]
+    names += ["ablation", "calibration"]
+    return [f"{RESULTS}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+
+
+def table_files():
+    return [f"{RESULTS}/tables/{n}.{ext}" for n in ("summary", "ablation") for ext in ("md", "tex")]
+
+
+def all_outputs():
+    return [f"{RESULTS}/{t}.parquet" for t in TABLES] + figure_files() + table_files()

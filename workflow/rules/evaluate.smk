@@ -1,0 +1,61 @@
+rule evaluate:
+    input:
+        settings=f"{RESULTS}/settings/{{simulator}}.yaml",
+        model=f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",
+        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        code=code("evaluate.py", "results.py"),
+    output:
+        **{
+            t: f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{t}.parquet"
+            for t in TABLES
+        },
+    log:
+        f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.log",
+    benchmark:
+        f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.benchmark.tsv"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=RES["evaluate_mem_mb"],
+        runtime=RES["evaluate_runtime"],
+        gpu=GPU,
+    conda:
+        "../../envs/alfi.yaml"
+    shell:
+        "alfi --quiet evaluate --config {input.settings} --model {input.model}"
+        " --t-test {wildcards.t_test} --dataset {input.dataset} --threads {threads}"
+        " --estimates {output.estimates} --metrics {output.metrics}"
+        " --samples {output.samples} > {log} 2>&1"
+
+
+rule mle:
+    input:
+        settings=f"{RESULTS}/settings/{{simulator}}.yaml",
+        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        code=code("evaluate.py", "results.py"),
+    output:
+        **{t: f"{RESULTS}/runs/{{simulator}}/mle/{t}.parquet" for t in TABLES},
+    log:
+        f"{RESULTS}/logs/mle/{{simulator}}.log",
+    benchmark:
+        f"{RESULTS}/logs/mle/{{simulator}}.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
+    shell:
+        "alfi --quiet mle --config {input.settings} --simulator {wildcards.simulator}"
+        " --dataset {input.dataset} --estimates {output.estimates}"
+        " --metrics {output.metrics} --samples {output.samples} > {log} 2>&1"
+
+
+rule aggregate:
+    input:
+        lambda wildcards: run_tables(wildcards.table),
+    output:
+        f"{RESULTS}/{{table}}.parquet",
+    log:
+        f"{RESULTS}/logs/aggregate/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/logs/aggregate/{{table}}.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
+    shell:
+        "alfi aggregate {input} --out {output} > {log} 2>&1"

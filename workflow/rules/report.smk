@@ -1,0 +1,42 @@
+T_TRAIN = config["defaults"]["train"]["steps"]
+
+
+rule figures:
+    input:
+        estimates=f"{RESULTS}/estimates.parquet",
+        metrics=f"{RESULTS}/metrics.parquet",
+        samples=f"{RESULTS}/samples.parquet",
+        code=code("figures.py", "report.py"),
+    output:
+        [
+            report(f, caption="../report/figures.rst", category="Figures")
+            for f in figure_files()
+        ],
+    log:
+        f"{RESULTS}/logs/figures.log",
+    benchmark:
+        f"{RESULTS}/logs/figures.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
+    shell:
+        "alfi figures --estimates {input.estimates} --metrics {input.metrics}"
+        " --samples {input.samples} --out-dir {RESULTS}/figures --t-train {T_TRAIN}"
+        " > {log} 2>&1"
+
+
+rule tables:
+    input:
+        estimates=f"{RESULTS}/estimates.parquet",
+        metrics=f"{RESULTS}/metrics.parquet",
+        code=code("tables.py", "report.py"),
+    output:
+        [report(f, caption="../report/tables.rst", category="Tables") for f in table_files()],
+    log:
+        f"{RESULTS}/logs/tables.log",
+    benchmark:
+        f"{RESULTS}/logs/tables.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
+    shell:
+        "alfi tables --estimates {input.estimates} --metrics {input.metrics}"
+        " --out-dir {RESULTS}/tables --t-train {T_TRAIN} > {log} 2>&1"

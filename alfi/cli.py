@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config, settings, device = _setup(args)
     parse_variant(args.variant)
+    log.info("device %s, torch %s, %d threads, CUDA_VISIBLE_DEVICES=%s", device,
+             torch.__version__, torch.get_num_threads(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     result = train(

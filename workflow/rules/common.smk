@@ -5,12 +5,13 @@ from snakemake.utils import validate
 
 from alfi.config import SCHEMA_PATH, settings_for, validate_config, variants_for
 
-
-validate(config, schema=str(SCHEMA_PATH))
+# alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
+# the schema's defaults into the workflow config (the same schema, so it cannot disagree).
 try:
     config = validate_config(config)
 except ValueError as error:
     raise WorkflowError(str(error)) from None
+validate(config, schema=str(SCHEMA_PATH))
 
 RESULTS = config["results"]
 SIMULATORS = config["simulators"]
@@ -18,7 +19,7 @@ SEEDS = config["seeds"]
 T_TEST = config["t_test"]
 TABLES = ["estimates", "metrics", "samples"]
 RES = config["resources"]
-GPU = 1 if config["device"] == "cuda" else 0
+GPU = RES["gpu"]
 PACKAGE = Path(workflow.basedir) / "alfi"
 
 
@@ -55,7 +56,10 @@ def settings(simulator):
 def runs():
     """(simulator, variant, seed) of every trained model."""
     return [
-        (s, v, seed) for s in SIMULATORS for v in variants_for(config, s) for seed in SEEDS
+        (s, v, seed)
+        for s in SIMULATORS
+        for v in variants_for(config, s)
+        for seed in SEEDS
     ]
 
 
@@ -81,7 +85,11 @@ def figure_files():
 
 
 def table_files():
-    return [f"{RESULTS}/tables/{n}.{ext}" for n in ("summary", "ablation") for ext in ("md", "tex")]
+    return [
+        f"{RESULTS}/tables/{n}.{ext}"
+        for n in ("summary", "ablation")
+        for ext in ("md", "tex")
+    ]
 
 
 def all_outputs():

@@ -1,13 +1,15 @@
 rule settings:
     output:
         f"{RESULTS}/settings/{{simulator}}.yaml",
-    params:
-        settings=lambda wildcards: settings(wildcards.simulator),
     log:
         f"{RESULTS}/logs/settings/{{simulator}}.log",
     benchmark:
         f"{RESULTS}/logs/settings/{{simulator}}.benchmark.tsv"
     localrule: True
+    conda:
+        "../../envs/alfi.yaml"
+    params:
+        settings=lambda wildcards: settings(wildcards.simulator),
     script:
         "../scripts/write_settings.py"
 

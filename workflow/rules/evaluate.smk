@@ -13,13 +13,13 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.log",
     benchmark:
         f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
     threads: RES["train_threads"]
     resources:
         mem_mb=RES["evaluate_mem_mb"],
         runtime=RES["evaluate_runtime"],
         gpu=GPU,
-    conda:
-        "../../envs/alfi.yaml"
     shell:
         "alfi --quiet evaluate --config {input.settings} --model {input.model}"
         " --t-test {wildcards.t_test} --dataset {input.dataset} --threads {threads}"

@@ -18,9 +18,12 @@ rule figures:
         f"{RESULTS}/logs/figures.benchmark.tsv"
     conda:
         "../../envs/alfi.yaml"
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+        t_train=T_TRAIN,
     shell:
         "alfi figures --estimates {input.estimates} --metrics {input.metrics}"
-        " --samples {input.samples} --out-dir {RESULTS}/figures --t-train {T_TRAIN}"
+        " --samples {input.samples} --out-dir {params.out_dir} --t-train {params.t_train}"
         " > {log} 2>&1"
 
 
@@ -30,13 +33,19 @@ rule tables:
         metrics=f"{RESULTS}/metrics.parquet",
         code=code("tables.py", "report.py"),
     output:
-        [report(f, caption="../report/tables.rst", category="Tables") for f in table_files()],
+        [
+            report(f, caption="../report/tables.rst", category="Tables")
+            for f in table_files()
+        ],
     log:
         f"{RESULTS}/logs/tables.log",
     benchmark:
         f"{RESULTS}/logs/tables.benchmark.tsv"
     conda:
         "../../envs/alfi.yaml"
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+        t_train=T_TRAIN,
     shell:
         "alfi tables --estimates {input.estimates} --metrics {input.metrics}"
-        " --out-dir {RESULTS}/tables --t-train {T_TRAIN} > {log} 2>&1"
+        " --out-dir {params.out_dir} --t-train {params.t_train} > {log} 2>&1"

@@ -5,20 +5,20 @@ rule train:
         code=code("model.py", "nn.py", "proposal.py", "losses.py", "train.py"),
     output:
         f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",
-    params:
-        # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
-        checkpoint=f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt",
     log:
         f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
     threads: RES["train_threads"]
     resources:
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
         gpu=GPU,
-    conda:
-        "../../envs/alfi.yaml"
+    params:
+        # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
+        checkpoint=f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt",
     shell:
         "alfi train --config {input.settings} --simulator {wildcards.simulator}"
         " --variant {wildcards.variant} --seed {wildcards.seed} --threads {threads}"

@@ -1,0 +1,169 @@
+"""The Snakemake workflow: job counts, lint, config errors, a full tiny run, selective reruns,
+and the conda environment in step with pyproject.toml."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from alfi.schema import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'job count' table that a dry run prints."""
+    counts = {}
+    header = re.search(r"^job\s+count\s*$", output, flags=re.MULTILINE)
+    assert header is not None, f"no job table in:\n{output}"
+    for line in output[header.end() :].splitlines()[2:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match[1]] = int(match[2])
+    return counts
+
+
+def dry_run(*args: str, cwd: Path = ROOT) -> dict[str, int]:
+    result = snakemake("--dry-run", "--quiet", "rules", *args, cwd=cwd)
+    if "Nothing to be done" in result.stdout + result.stderr:
+        return {}
+    return job_counts(result.stdout + result.stderr)
+
+
+def test_dry_run_default_config():
+    counts = dry_run("--config", "results=/tmp/alfi-dry-default")
+    # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test.
+    assert counts == {"settings": 4, "dataset": 8, "train": 9, "evaluate": 18, "mle": 4,
+                      "aggregate": 3, "figures": 1, "tables": 1, "all": 1, "total": 49}
+
+
+def test_dry_run_paper_config():
+    counts = dry_run("--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p")
+    # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test.
+    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["total"] == 238
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("snakefmt", path=str(Path(sys.executable).parent)) is None,
+                    reason="snakefmt is not installed (pip install -e .[dev])")
+def test_snakefmt_formatted():
+    snakefmt = str(Path(sys.executable).parent / "snakefmt")
+    files = ["Snakefile", *map(str, (ROOT / "workflow" / "rules").glob("*.smk"))]
+    result = subprocess.run([snakefmt, "--check", *files], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=-1", "invalid config at 'seed': -1 is less than the minimum of 0"),
+        ("device=tpu", "invalid config at 'device'"),
+        ("bogus=1", "'bogus' was unexpected"),
+        ("simulators=['gauss']", "unknown simulator 'gauss'"),
+    ],
+)
+def test_invalid_config_stops_before_any_job(override, message, tmp_path):
+    result = snakemake("--dry-run", "--config", override, f"results={tmp_path}", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_conda_env_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((ROOT / "envs" / "alfi.yaml").read_text())["dependencies"]
+    rename = {"torch": "pytorch"}
+
+    def parse(spec: str) -> tuple[str, str]:
+        name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(.*)", spec).groups()
+        return rename.get(name.lower(), name.lower()), version.replace(" ", "")
+
+    conda = dict(parse(d) for d in env if isinstance(d, str) and not d.startswith(("python", "pip")))
+    assert conda == dict(parse(d) for d in project)
+
+
+def _copy_project(dest: Path) -> Path:
+    """The workflow and the package sources in a scratch folder, so edits there are harmless."""
+    for item in ("Snakefile", "config.yaml", "configs", "workflow", "envs", "profiles"):
+        source = ROOT / item
+        copy = shutil.copytree if source.is_dir() else shutil.copy2
+        copy(source, dest / item)
+    shutil.copytree(ROOT / "alfi", dest / "alfi", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def check_results(results: Path, simulators: list[str], t_test: list[int]) -> None:
+    for table, columns in (("estimates", ESTIMATE_COLUMNS), ("metrics", METRIC_COLUMNS),
+                           ("samples", SAMPLE_COLUMNS)):
+        frame = pd.read_parquet(results / f"{table}.parquet")
+        assert list(frame.columns) == columns
+        assert set(frame.simulator) == set(simulators)
+    estimates = pd.read_parquet(results / "estimates.parquet")
+    alfi = estimates[estimates.method == "alfi"]
+    assert set(alfi.t_test) == set(t_test) and estimates["estimate"].notna().all()
+    finals = alfi[alfi.t == alfi.t_test]
+    assert len(finals) > 0
+    for name in ("summary", "ablation"):
+        for ext in ("md", "tex"):
+            assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
+    pngs = list((results / "figures").glob("*.png"))
+    assert len(pngs) >= 2 * len(simulators) + 2 and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
+    project = _copy_project(tmp_path / "project")
+    results = tmp_path / "results"
+    common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
+    snakemake("--cores", "2", *common, cwd=project)
+    config = yaml.safe_load((project / "configs" / "tiny.yaml").read_text())
+    check_results(results, config["simulators"], config["t_test"])
+    for log in (results / "logs" / "train").glob("*.log"):
+        assert "device cpu" in log.read_text()
+
+    assert dry_run(*common, cwd=project) == {}, "a finished workflow has nothing to redo"
+
+    (project / "alfi" / "figures.py").touch()
+    assert dry_run(*common, cwd=project) == {"figures": 1, "all": 1, "total": 2}
+    snakemake("--cores", "2", *common, cwd=project)
+
+    # New training settings for Weinberg only: its chain reruns, Poisson's does not.
+    config.setdefault("overrides", {})["weinberg"] = {"train": {"lr": 2.0e-3}}
+    (project / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config))
+    counts = dry_run(*common, cwd=project)
+    assert counts["train"] == 1 and counts["evaluate"] == len(config["t_test"])
+    assert counts["mle"] == 1 and counts["settings"] == 1
+
+
+def test_report_builds(tmp_path):
+    """`snakemake --report` over a finished tiny run embeds the captioned figures and tables."""
+    project = _copy_project(tmp_path / "project")
+    results = tmp_path / "results"
+    common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
+    snakemake("--cores", "2", *common, cwd=project)
+    snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=project)
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "weinberg_histograms.png" in html and "summary.md" in html

@@ -53,8 +53,14 @@ def paper_settings(name: str) -> dict[str, Any]:
     return {
         "dataset": {"n_train": 1000, "n_test": 500, "n_real": N_REAL},
         "model": {"encoding": 32, "hidden": 64, "recurrent": 64, "x_hidden": [64]},
-        "train": {**PAPER[name], "epochs": 1, "beta": 5.0, "grad_clip": 1.0,
-                  "initial_log_scale": 0.5, "checkpoint_every": 10**9},
+        "train": {
+            **PAPER[name],
+            "epochs": 1,
+            "beta": 5.0,
+            "grad_clip": 1.0,
+            "initial_log_scale": 0.5,
+            "checkpoint_every": 10**9,
+        },
         "evaluate": {"inits": 500, "histograms": 0, "chunk": 16384},
     }
 
@@ -126,8 +132,12 @@ def bench_throughput(name: str, device: torch.device, repeats: int = 20) -> dict
         for _ in range(repeats):
             sim.simulate(theta, p["n_sim"], generator)
     n_obs = repeats * p["meta_batch"] * p["n_theta"] * p["n_sim"]
-    return {"simulator": name, "observations_per_s": n_obs / m["seconds"],
-            "shape": f"{p['meta_batch']}x{p['n_theta']}x{p['n_sim']}", "peak_mib": m["peak_mib"]}
+    return {
+        "simulator": name,
+        "observations_per_s": n_obs / m["seconds"],
+        "shape": f"{p['meta_batch']}x{p['n_theta']}x{p['n_sim']}",
+        "peak_mib": m["peak_mib"],
+    }
 
 
 def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5) -> dict:
@@ -144,14 +154,16 @@ def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5
     rows = []
     _reset_peak(device)
     for i in range(warmup + steps):
-        index = torch.randint(0, len(data), (cfg["meta_batch"],), device=device,
-                              generator=generator)
+        index = torch.randint(
+            0, len(data), (cfg["meta_batch"],), device=device, generator=generator
+        )
         timed.seconds = 0.0
         _sync(device)
         start = time.perf_counter()
         psi = initial((cfg["meta_batch"],), sim.theta_dim, generator)
-        trajectory = model.unroll(timed, x_all[index], psi, cfg["steps"], cfg["n_theta"],
-                                  cfg["n_sim"], generator)
+        trajectory = model.unroll(
+            timed, x_all[index], psi, cfg["steps"], cfg["n_theta"], cfg["n_sim"], generator
+        )
         loss = meta_loss(trajectory, theta_all[index])
         _sync(device)
         middle = time.perf_counter()
@@ -166,9 +178,11 @@ def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5
     total, simulate, forward, backward = (sorted(c) for c in zip(*rows, strict=True))
     quartiles = statistics.quantiles(total, n=4)
     return {
-        "simulator": name, "steps": steps,
+        "simulator": name,
+        "steps": steps,
         "step_ms_median": 1e3 * statistics.median(total),
-        "step_ms_q1": 1e3 * quartiles[0], "step_ms_q3": 1e3 * quartiles[2],
+        "step_ms_q1": 1e3 * quartiles[0],
+        "step_ms_q3": 1e3 * quartiles[2],
         "simulate_ms": 1e3 * statistics.median(simulate),
         "forward_ms": 1e3 * statistics.median(forward),
         "backward_step_ms": 1e3 * statistics.median(backward),
@@ -176,27 +190,54 @@ def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5
     }
 
 
-def bench_evaluate(name: str, device: torch.device, problems: int = 8, inits: int = 500,
-                   t_test: int = 30, paper_problems: int = 500) -> dict[str, Any]:
+def bench_evaluate(
+    name: str,
+    device: torch.device,
+    problems: int = 8,
+    inits: int = 500,
+    t_test: int = 30,
+    paper_problems: int = 500,
+) -> dict[str, Any]:
     sim = get_simulator(name)
     settings = paper_settings(name)
     cfg = settings["train"]
     data = make_dataset(sim, problems, N_REAL, seed=3, device=str(device))
     model = build_model(sim, settings, data).to(device).eval()
     generator = make_generator(4, device)
-    run_alfi(model, sim, make_dataset(sim, 1, N_REAL, 5), 2, 4, cfg["n_theta"], cfg["n_sim"],
-             generator)  # warm-up
+    run_alfi(
+        model, sim, make_dataset(sim, 1, N_REAL, 5), 2, 4, cfg["n_theta"], cfg["n_sim"], generator
+    )  # warm-up
     with _measure(device) as m:
-        run_alfi(model, sim, data, t_test, inits, cfg["n_theta"], cfg["n_sim"], generator,
-                 chunk=settings["evaluate"]["chunk"])
+        run_alfi(
+            model,
+            sim,
+            data,
+            t_test,
+            inits,
+            cfg["n_theta"],
+            cfg["n_sim"],
+            generator,
+            chunk=settings["evaluate"]["chunk"],
+        )
     rate = problems / m["seconds"]
-    return {"simulator": name, "inits": inits, "t_test": t_test, "problems_per_s": rate,
-            "projected_minutes_500_problems": paper_problems / rate / 60,
-            "peak_mib": m["peak_mib"]}
+    return {
+        "simulator": name,
+        "inits": inits,
+        "t_test": t_test,
+        "problems_per_s": rate,
+        "projected_minutes_500_problems": paper_problems / rate / 60,
+        "peak_mib": m["peak_mib"],
+    }
 
 
-def bench_accuracy(name: str, device: torch.device, budget_s: float, evaluations: int = 10,
-                   test_problems: int = 200, n_train: int = 10000) -> list[dict[str, Any]]:
+def bench_accuracy(
+    name: str,
+    device: torch.device,
+    budget_s: float,
+    evaluations: int = 10,
+    test_problems: int = 200,
+    n_train: int = 10000,
+) -> list[dict[str, Any]]:
     """Train for ``budget_s`` seconds of wall clock, evaluating at ``evaluations`` checkpoints."""
     sim = get_simulator(name)
     settings = copy.deepcopy(paper_settings(name))
@@ -224,48 +265,90 @@ def bench_accuracy(name: str, device: torch.device, budget_s: float, evaluations
             target = budget_s * k / evaluations
             more = 20 if rate is None else max(1, int((target - trained_s) * rate))
             start = time.perf_counter()
-            result = train(sim, data, settings, "nll-exp", seed, device, checkpoint=checkpoint,
-                           stop_after=steps + more, progress=False)
+            result = train(
+                sim,
+                data,
+                settings,
+                "nll-exp",
+                seed,
+                device,
+                checkpoint=checkpoint,
+                stop_after=steps + more,
+                progress=False,
+            )
             _sync(device)
             trained_s += time.perf_counter() - start
             steps = result.steps_done
-            trajectory = run_alfi(result.model, sim, test, cfg["steps"], 20, cfg["n_theta"],
-                                  cfg["n_sim"], make_generator(seed + 3, device))
-            rows.append({"simulator": name, "quantity": quantity, "seconds": trained_s,
-                         "steps": steps, "alfi_rmse": rmse(trajectory.estimate[-1], {
-                             k: v[-1] for k, v in trajectory.derived.items()}),
-                         "mle_rmse": mle_rmse, "peak_mib": _peak_mib(device)})
+            trajectory = run_alfi(
+                result.model,
+                sim,
+                test,
+                cfg["steps"],
+                20,
+                cfg["n_theta"],
+                cfg["n_sim"],
+                make_generator(seed + 3, device),
+            )
+            rows.append(
+                {
+                    "simulator": name,
+                    "quantity": quantity,
+                    "seconds": trained_s,
+                    "steps": steps,
+                    "alfi_rmse": rmse(
+                        trajectory.estimate[-1], {k: v[-1] for k, v in trajectory.derived.items()}
+                    ),
+                    "mle_rmse": mle_rmse,
+                    "peak_mib": _peak_mib(device),
+                }
+            )
             rows[-1]["ratio"] = rows[-1]["alfi_rmse"] / mle_rmse
-            print(f"  {name}: {trained_s:7.1f} s  {steps:6d} steps  RMSE {rows[-1]['alfi_rmse']:.4f}"
-                  f"  (MLE {mle_rmse:.4f}, ratio {rows[-1]['ratio']:.2f})", flush=True)
+            print(
+                f"  {name}: {trained_s:7.1f} s  {steps:6d} steps  RMSE {rows[-1]['alfi_rmse']:.4f}"
+                f"  (MLE {mle_rmse:.4f}, ratio {rows[-1]['ratio']:.2f})",
+                flush=True,
+            )
     return rows
 
 
 def machine() -> dict[str, Any]:
     device_name = platform.processor() or platform.machine()
-    return {"machine": platform.node(), "cpu": device_name, "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+    return {
+        "machine": platform.node(),
+        "cpu": device_name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
-def run_benchmarks(out_dir: Path, device: torch.device, parts: list[str], quick: bool,
-                   budgets: dict[str, float]) -> dict[str, pd.DataFrame]:
-    info = machine() | {"device": str(device) if device.type == "cpu"
-                        else torch.cuda.get_device_name(device)}
+def run_benchmarks(
+    out_dir: Path, device: torch.device, parts: list[str], quick: bool, budgets: dict[str, float]
+) -> dict[str, pd.DataFrame]:
+    info = machine() | {
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
+    }
     names = list(PAPER)
     tables: dict[str, pd.DataFrame] = {}
     if "throughput" in parts:
         tables["throughput"] = pd.DataFrame([bench_throughput(n, device) for n in names])
     if "step" in parts:
         tables["step"] = pd.DataFrame(
-            [bench_step(n, device, steps=5 if quick else 30) for n in names])
+            [bench_step(n, device, steps=5 if quick else 30) for n in names]
+        )
     if "evaluate" in parts:
         tables["evaluate"] = pd.DataFrame(
-            [bench_evaluate(n, device, problems=2 if quick else 8) for n in names])
+            [bench_evaluate(n, device, problems=2 if quick else 8) for n in names]
+        )
     if "accuracy" in parts:
         rows = []
         for name, budget in budgets.items():
-            rows += bench_accuracy(name, device, budget, evaluations=2 if quick else 10,
-                                   test_problems=20 if quick else 200)
+            rows += bench_accuracy(
+                name,
+                device,
+                budget,
+                evaluations=2 if quick else 10,
+                test_problems=20 if quick else 200,
+            )
         tables["accuracy"] = pd.DataFrame(rows)
     for kind, frame in tables.items():
         frame = frame.assign(**info)
@@ -278,8 +361,9 @@ def _print(tables: dict[str, pd.DataFrame]) -> None:
     info_cols = ["machine", "cpu", "torch", "threads", "device"]
     first = next(iter(tables.values()))
     print("  ".join(f"{c}={first[c].iloc[0]}" for c in info_cols))
-    with pd.option_context("display.width", 160, "display.max_columns", 20,
-                           "display.float_format", "{:.4g}".format):
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format
+    ):
         for kind, frame in tables.items():
             print(f"\n## {kind}\n{frame.drop(columns=info_cols).to_string(index=False)}")
 
@@ -291,8 +375,9 @@ def _run(args: argparse.Namespace) -> None:
     parts = args.only.split(",")
     unknown = sorted(set(parts) - {"throughput", "step", "evaluate", "accuracy"})
     if unknown:
-        raise ValueError(f"unknown benchmark part(s) {unknown}; "
-                         "expected throughput, step, evaluate, accuracy")
+        raise ValueError(
+            f"unknown benchmark part(s) {unknown}; expected throughput, step, evaluate, accuracy"
+        )
     budgets = {"poisson": args.poisson_seconds, "weinberg": args.weinberg_seconds}
     if args.quick:
         budgets = {k: min(v, 10.0) for k, v in budgets.items()}
@@ -304,8 +389,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", type=Path, default=Path("results/benchmarks"))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--only", default="throughput,step,evaluate,accuracy",
-                   help="comma-separated parts")
+    p.add_argument(
+        "--only", default="throughput,step,evaluate,accuracy", help="comma-separated parts"
+    )
     p.add_argument("--poisson-seconds", type=float, default=300.0)
     p.add_argument("--weinberg-seconds", type=float, default=600.0)
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")

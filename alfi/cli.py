@@ -68,16 +68,27 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config, settings, device = _setup(args)
     parse_variant(args.variant)
-    log.info("device %s, torch %s, %d threads, CUDA_VISIBLE_DEVICES=%s", device,
-             torch.__version__, torch.get_num_threads(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    log.info(
+        "device %s, torch %s, %d threads, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s",
+        device,
+        torch.__version__,
+        torch.get_num_threads(),
+        os.environ.get("SLURM_JOB_ID"),
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     result = train(
-        simulator, data, settings, args.variant, derive_seed(config["seed"], "run", args.seed),
-        device, checkpoint=args.checkpoint, progress=not args.quiet,
+        simulator,
+        data,
+        settings,
+        args.variant,
+        derive_seed(config["seed"], "run", args.seed),
+        device,
+        checkpoint=args.checkpoint,
+        progress=not args.quiet,
     )
-    save_model(args.out, result.model, simulator, settings, args.variant, args.seed,
-               result.history)
+    save_model(args.out, result.model, simulator, settings, args.variant, args.seed, result.history)
     log.info("wrote %s after %d steps", args.out, result.steps_done)
 
 
@@ -102,16 +113,35 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     settings = state["settings"]
     data = load_dataset(args.dataset, simulator)
     ev, tr = settings["evaluate"], settings["train"]
-    seed = derive_seed(config["seed"], "evaluate", simulator.name, state["variant"],
-                       state["seed"], args.t_test)
-    trajectory = run_alfi(
-        model, simulator, data, args.t_test, ev["inits"], tr["n_theta"], tr["n_sim"],
-        make_generator(seed, device), tr["initial_log_scale"], ev["chunk"],
+    seed = derive_seed(
+        config["seed"], "evaluate", simulator.name, state["variant"], state["seed"], args.t_test
     )
-    _write_tables(args, trajectory_tables(
-        simulator, trajectory, data, method="alfi", variant=state["variant"], seed=state["seed"],
-        t_test=args.t_test, config_hash=config_hash(settings), histograms=ev["histograms"],
-    ))
+    trajectory = run_alfi(
+        model,
+        simulator,
+        data,
+        args.t_test,
+        ev["inits"],
+        tr["n_theta"],
+        tr["n_sim"],
+        make_generator(seed, device),
+        tr["initial_log_scale"],
+        ev["chunk"],
+    )
+    _write_tables(
+        args,
+        trajectory_tables(
+            simulator,
+            trajectory,
+            data,
+            method="alfi",
+            variant=state["variant"],
+            seed=state["seed"],
+            t_test=args.t_test,
+            config_hash=config_hash(settings),
+            histograms=ev["histograms"],
+        ),
+    )
 
 
 def cmd_mle(args: argparse.Namespace) -> None:
@@ -125,10 +155,20 @@ def cmd_mle(args: argparse.Namespace) -> None:
     data = load_dataset(args.dataset, simulator)
     generator = make_generator(derive_seed(config["seed"], "mle", simulator.name), device)
     trajectory = run_mle(simulator, data, generator)
-    _write_tables(args, trajectory_tables(
-        simulator, trajectory, data, method="mle", variant="exact", seed=0, t_test=0,
-        config_hash=config_hash(settings["dataset"]), histograms=settings["evaluate"]["histograms"],
-    ))
+    _write_tables(
+        args,
+        trajectory_tables(
+            simulator,
+            trajectory,
+            data,
+            method="mle",
+            variant="exact",
+            seed=0,
+            t_test=0,
+            config_hash=config_hash(settings["dataset"]),
+            histograms=settings["evaluate"]["histograms"],
+        ),
+    )
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:

@@ -11,6 +11,8 @@ import copy
 import hashlib
 import importlib
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +66,20 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     if error is not None:
         raise ConfigError(_format_error(error))
     for module in config["plugins"]:
+        # Console scripts do not put the working directory on sys.path; plugins live there.
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ConfigError(f"invalid config at 'plugins': cannot import {module!r}: {exc}") from exc
+            raise ConfigError(
+                f"invalid config at 'plugins': cannot import {module!r}: {exc}"
+            ) from exc
     for name in [*config["simulators"], *config["overrides"]]:
         if name not in available():
             raise ConfigError(
-                f"invalid config: unknown simulator {name!r}; expected one of {', '.join(available())}"
+                f"invalid config: unknown simulator {name!r}; "
+                f"expected one of {', '.join(available())}"
             )
     for name in config["variants"]:
         if name != "default" and name not in available():

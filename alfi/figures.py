@@ -197,11 +197,7 @@ def histogram_figure(
     if not problems:
         raise ValueError(f"no {variant} samples for simulator {simulator!r}")
     est = _main_rows(estimates, simulator, variant)
-    est = est[
-        (est["seed"] == shown["seed"].min())
-        & (est["t"] == est["t_test"])
-        & ~est["derived"]
-    ]
+    est = est[(est["seed"] == shown["seed"].min()) & (est["t"] == est["t_test"]) & ~est["derived"]]
     fig, axes = _figure(1, len(problems), height=2.5)
     for ax, problem in zip(axes[0], problems, strict=True):
         part = shown[shown["problem"] == problem]

@@ -97,7 +97,9 @@ def load_dataset(path: str | Path, simulator: Simulator | None = None) -> MetaDa
             theta, x = f["theta"], f["x"]
             name, seed = str(f["simulator"]), int(f["seed"])
     except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"{path} is not a meta-dataset (.npz with theta, x, simulator, seed): {exc}")
+        raise InputError(
+            f"{path} is not a meta-dataset (.npz with theta, x, simulator, seed): {exc}"
+        ) from None
     if theta.ndim != 2 or x.ndim != 3 or theta.shape[0] != x.shape[0]:
         raise InputError(
             f"{path}: expected theta (N, D) and x (N, M, X), got {theta.shape} and {x.shape}"

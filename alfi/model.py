@@ -63,7 +63,10 @@ class ALFI(nn.Module):
         self.config = config
         d, x_dim, e, h = config.theta_dim, config.observation_dim, config.encoding, config.hidden
         self.x_encoder = SetEncoder(x_dim, config.x_hidden, e)
-        self.theta_encoder = MLP(2 * e + 3 * d, [h], e)
+        # The theta-encoder reads [enc(X^r), enc(X_i), theta_i, score_i]; the real-data part is
+        # the same for every i and step, so its projection is computed once per unroll.
+        self.theta_encoder = SetEncoder(e + 3 * d, [h], e)
+        self.real_projection = nn.Linear(e, h, bias=False)
         self.pre = nn.Sequential(nn.Linear(e + 2 * d, config.recurrent), nn.ReLU())
         self.cell = nn.GRUCell(config.recurrent, config.recurrent)
         self.post = MLP(config.recurrent, [h], 2 * d)
@@ -96,31 +99,29 @@ class ALFI(nn.Module):
         """Encode raw observations ``(*, M, X)`` into ``(*, E)``."""
         return self.x_encoder((simulator.preprocess(x) - self.x_mean) / self.x_std)
 
+    def real_context(self, real_code: Tensor) -> Tensor:
+        """The real data's contribution to the theta-encoder, ``(P, E)`` to ``(P, H)``."""
+        return self.real_projection(real_code)
+
     def step(
         self,
         simulator: Simulator,
-        real_code: Tensor,
+        real_context: Tensor,
         psi: Tensor,
         state: Tensor,
         n_theta: int,
         n_sim: int,
         generator: torch.Generator,
     ) -> tuple[Tensor, Tensor]:
-        """One update: ``real_code`` ``(P, E)``, ``psi`` ``(P, 2D)``, ``state`` ``(P, R)``."""
+        """One update: ``real_context`` ``(P, H)`` (:meth:`real_context`), ``psi`` ``(P, 2D)``,
+        ``state`` ``(P, R)``."""
         with torch.no_grad():
             theta = proposal.sample(psi, n_theta, generator)  # (P, B, D)
             x = simulator.simulate(simulator.clamp(self.raw_theta(theta)), n_sim, generator)
         sim_code = self.encode(simulator, x)  # (P, B, E)
-        features = torch.cat(
-            (
-                real_code.unsqueeze(1).expand_as(sim_code),
-                sim_code,
-                theta,
-                proposal.whitened_score(psi.unsqueeze(1), theta),
-            ),
-            dim=-1,
-        )
-        summary = self.theta_encoder(features).mean(dim=1)  # (P, E)
+        score = proposal.whitened_score(psi.unsqueeze(1), theta)
+        features = torch.cat((sim_code, theta, score), dim=-1)
+        summary = self.theta_encoder(features, context=real_context)  # (P, E)
         state = self.cell(self.pre(torch.cat((summary, psi), dim=-1)), state)
         delta = self.config.clip * torch.tanh(self.post(state))
         return psi + delta, state
@@ -154,8 +155,9 @@ class ALFI(nn.Module):
     ) -> Tensor:
         """:meth:`unroll` from already encoded real data ``(P, E)``."""
         state = psi.new_zeros(psi.shape[0], self.config.recurrent)
+        context = self.real_context(real_code)
         trajectory = [psi]
         for _ in range(steps):
-            psi, state = self.step(simulator, real_code, psi, state, n_theta, n_sim, generator)
+            psi, state = self.step(simulator, context, psi, state, n_theta, n_sim, generator)
             trajectory.append(psi)
         return torch.stack(trajectory)

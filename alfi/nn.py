@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["MLP", "SetEncoder"]
 
 
 class MLP(nn.Sequential):
-    """``in_features -> hidden... -> out_features`` with ReLU between layers (none after the last)."""
+    """``in_features -> hidden... -> out_features``, ReLU between layers (none after the last)."""
 
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int) -> None:
         sizes = [in_features, *hidden, out_features]
@@ -29,18 +28,24 @@ class MLP(nn.Sequential):
 
 
 class SetEncoder(nn.Module):
-    r"""Mean of a per-element MLP over the set axis: ``(*, M, X)`` to ``(*, E)``."""
+    r"""Mean of a per-element MLP over the set axis: ``(*, M, X)`` to ``(*, E)``.
+
+    The last layer is affine, so it commutes with the mean:
+    :math:`\frac1M \sum_j (W h_j + b) = W \bar h + b`. It is applied after averaging, on ``M``
+    times fewer rows, with the same result.
+    """
 
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int) -> None:
         super().__init__()
         self.phi = MLP(in_features, hidden, out_features)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.phi(x).mean(dim=-2)
-
-
-def chunked(fn, x: Tensor, chunk: int | None) -> Tensor:
-    """Apply ``fn`` over the leading axis of ``x`` in chunks of ``chunk`` rows (all at once if None)."""
-    if chunk is None or x.shape[0] <= chunk:
-        return fn(x)
-    return torch.cat([fn(part) for part in x.split(chunk)], dim=0)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """``context`` ``(*, H)``, if given, is added to the first layer's output of every element:
+        the same as concatenating a per-set input to each element, without copying it ``M``
+        times (a linear layer on ``[c, x]`` is ``W_c c + W_x x + b``)."""
+        *body, last = self.phi
+        for i, layer in enumerate(body):
+            x = layer(x)
+            if i == 0 and context is not None:
+                x = x + context.unsqueeze(-2)
+        return last(x.mean(dim=-2))

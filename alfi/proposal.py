@@ -1,4 +1,5 @@
-r"""The Gaussian proposal :math:`q(\theta \mid \psi) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)`.
+r"""The Gaussian proposal :math:`q(\theta \mid \psi) = \mathcal{N}(\mu, \operatorname{diag}
+\sigma^2)`.
 
 Parameters :math:`\psi = (\mu, \log\sigma) \in \mathbb{R}^{2D}`, in the standardised
 :math:`\theta` space of the model. Its log-density and score are closed-form:
@@ -46,7 +47,7 @@ def sample(psi: Tensor, n: int, generator: torch.Generator) -> Tensor:
 
 
 def log_prob(psi: Tensor, theta: Tensor) -> Tensor:
-    r""":math:`\log q(\theta \mid \psi)`, ``psi`` ``(*, 2D)`` and ``theta`` ``(*, D)`` to ``(*)``."""
+    r""":math:`\log q(\theta \mid \psi)`: ``psi`` ``(*, 2D)``, ``theta`` ``(*, D)`` to ``(*)``."""
     mean, log_scale = split(psi)
     eps = (theta - mean) * torch.exp(-log_scale)
     return -(0.5 * eps**2 + log_scale + _HALF_LOG_TWO_PI).sum(-1)

@@ -38,7 +38,6 @@ from alfi.simulators import Simulator
 __all__ = ["ESTIMATE_COLUMNS", "METRIC_COLUMNS", "SAMPLE_COLUMNS", "trajectory_tables"]
 
 
-
 def _estimate_rows(names, n_params, true, estimate, sigma, t_values) -> dict[str, np.ndarray]:
     """Flatten ``estimate``/``sigma`` ``(T1, N, P)`` and ``true`` ``(N, P)`` into columns."""
     t1, n, p = estimate.shape
@@ -66,8 +65,13 @@ def trajectory_tables(
     histograms: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The ``estimates``, ``metrics`` and ``samples`` tables of one evaluated run."""
-    keys = {"simulator": simulator.name, "method": method, "variant": variant, "seed": seed,
-            "t_test": t_test}
+    keys = {
+        "simulator": simulator.name,
+        "method": method,
+        "variant": variant,
+        "seed": seed,
+        "t_test": t_test,
+    }
     t1 = trajectory.estimate.shape[0]
     t_values = np.arange(t1) if method == "alfi" else np.zeros(1, dtype=np.int64)
     names = list(simulator.parameter_names)
@@ -78,31 +82,44 @@ def trajectory_tables(
     if trajectory.derived:
         names += list(trajectory.derived)
         estimate = np.concatenate(
-            [estimate, *(v.double().numpy()[..., None] for v in trajectory.derived.values())], -1)
-        sigma = np.concatenate([sigma, np.full((*sigma.shape[:2], len(trajectory.derived)), np.nan)], -1)
-        true = np.concatenate([true, *(derived_true[k].numpy()[:, None] for k in trajectory.derived)], -1)
-    estimates = pd.DataFrame(_estimate_rows(names, simulator.theta_dim, true, estimate, sigma, t_values))
+            [estimate, *(v.double().numpy()[..., None] for v in trajectory.derived.values())], -1
+        )
+        sigma = np.concatenate(
+            [sigma, np.full((*sigma.shape[:2], len(trajectory.derived)), np.nan)], -1
+        )
+        true = np.concatenate(
+            [true, *(derived_true[k].numpy()[:, None] for k in trajectory.derived)], -1
+        )
+    estimates = pd.DataFrame(
+        _estimate_rows(names, simulator.theta_dim, true, estimate, sigma, t_values)
+    )
     estimates = estimates.assign(**keys, config_hash=config_hash)[ESTIMATE_COLUMNS]
 
     n = len(data)
     ks = ks_distance(data.x.double(), trajectory.final_x.double()).numpy()
-    metrics = pd.DataFrame({
-        "problem": np.tile(np.arange(n), 2),
-        "metric": np.repeat(["ks_distance", "simulations"], n),
-        "value": np.concatenate([ks, np.full(n, float(trajectory.simulations_per_problem))]),
-    }).assign(**keys, config_hash=config_hash)[METRIC_COLUMNS]
+    metrics = pd.DataFrame(
+        {
+            "problem": np.tile(np.arange(n), 2),
+            "metric": np.repeat(["ks_distance", "simulations"], n),
+            "value": np.concatenate([ks, np.full(n, float(trajectory.simulations_per_problem))]),
+        }
+    ).assign(**keys, config_hash=config_hash)[METRIC_COLUMNS]
 
     shown = min(histograms, n)
     frames = []
     for source, x in (("real", data.x[:shown]), ("simulated", trajectory.final_x[:shown])):
         values = x.double().numpy()  # (shown, M, X)
         s, m, dims = values.shape
-        frames.append(pd.DataFrame({
-            "problem": np.repeat(np.arange(s), m * dims),
-            "source": source,
-            "coordinate": np.tile(np.arange(dims), s * m),
-            "value": values.ravel(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "problem": np.repeat(np.arange(s), m * dims),
+                    "source": source,
+                    "coordinate": np.tile(np.arange(dims), s * m),
+                    "value": values.ravel(),
+                }
+            )
+        )
     samples = pd.concat(frames, ignore_index=True).assign(**keys)[SAMPLE_COLUMNS]
     for frame in (estimates, metrics, samples):
         frame["seed"] = frame["seed"].astype("int64")

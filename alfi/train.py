@@ -127,14 +127,19 @@ def train(
     per_epoch, total = _total_steps(settings, len(data))
     last = total if stop_after is None else min(total, stop_after)
     bar = tqdm(
-        total=total, initial=step, disable=not progress, desc=f"{simulator.name} {variant}",
-        mininterval=2.0, unit="step",
+        total=total,
+        initial=step,
+        disable=not progress,
+        desc=f"{simulator.name} {variant}",
+        mininterval=2.0,
+        unit="step",
     )
     start = time.perf_counter()
     while step < last:
         index = _batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
-        psi = proposal.initial((index.numel(),), simulator.theta_dim, generator,
-                               cfg["initial_log_scale"])
+        psi = proposal.initial(
+            (index.numel(),), simulator.theta_dim, generator, cfg["initial_log_scale"]
+        )
         trajectory = model.unroll(
             simulator, x_all[index], psi, cfg["steps"], cfg["n_theta"], cfg["n_sim"], generator
         )
@@ -152,28 +157,41 @@ def train(
         step += 1
         bar.update(1)
         if step % 50 == 0 or step == last:
-            history.append({"step": step, "loss": loss.item(),
-                            "seconds": time.perf_counter() - start})
+            history.append(
+                {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start}
+            )
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if checkpoint is not None and (step % cfg["checkpoint_every"] == 0 or step == last):
-            save_torch(checkpoint, _checkpoint(model, optimiser, generator, step, settings,
-                                               variant, seed, history))
+            save_torch(
+                checkpoint,
+                _checkpoint(model, optimiser, generator, step, settings, variant, seed, history),
+            )
     bar.close()
     return TrainResult(model=model, history=history, steps_done=step)
 
 
-def save_model(path: Path, model: ALFI, simulator: Simulator, settings: dict, variant: str,
-               seed: int, history: list[dict[str, float]]) -> None:
+def save_model(
+    path: Path,
+    model: ALFI,
+    simulator: Simulator,
+    settings: dict,
+    variant: str,
+    seed: int,
+    history: list[dict[str, float]],
+) -> None:
     """The trained model: weights, sizes, normalisation (in the weights) and its provenance."""
-    save_torch(path, {
-        "model": {k: v.cpu() for k, v in model.state_dict().items()},
-        "model_config": model.config.to_dict(),
-        "simulator": simulator.name,
-        "settings": settings,
-        "variant": variant,
-        "seed": seed,
-        "history": history,
-    })
+    save_torch(
+        path,
+        {
+            "model": {k: v.cpu() for k, v in model.state_dict().items()},
+            "model_config": model.config.to_dict(),
+            "simulator": simulator.name,
+            "settings": settings,
+            "variant": variant,
+            "seed": seed,
+            "history": history,
+        },
+    )
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ALFI, dict[str, Any]]:

@@ -24,18 +24,65 @@ def _tables(prefix: Path) -> list[str]:
 def test_chain_dataset_train_evaluate_mle_aggregate(tmp_path):
     cfg = ["--config", str(TINY), "--simulator", "weinberg"]
     for split in ("train", "test"):
-        assert main(["-q", "dataset", *cfg, "--split", split, "--out", f"{tmp_path}/{split}.npz"]) == 0
-    assert main(["-q", "train", *cfg, "--dataset", f"{tmp_path}/train.npz",
-                 "--checkpoint", f"{tmp_path}/ckpt", "--out", f"{tmp_path}/m.pt"]) == 0
-    assert main(["-q", "evaluate", "--config", str(TINY), "--model", f"{tmp_path}/m.pt",
-                 "--t-test", "6", "--dataset", f"{tmp_path}/test.npz", *_tables(tmp_path / "a")]) == 0
-    assert main(["-q", "mle", *cfg, "--dataset", f"{tmp_path}/test.npz",
-                 *_tables(tmp_path / "m")]) == 0
-    for table, columns in (("estimates", ESTIMATE_COLUMNS), ("metrics", METRIC_COLUMNS),
-                           ("samples", SAMPLE_COLUMNS)):
+        assert (
+            main(["-q", "dataset", *cfg, "--split", split, "--out", f"{tmp_path}/{split}.npz"]) == 0
+        )
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                *cfg,
+                "--dataset",
+                f"{tmp_path}/train.npz",
+                "--checkpoint",
+                f"{tmp_path}/ckpt",
+                "--out",
+                f"{tmp_path}/m.pt",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                "--config",
+                str(TINY),
+                "--model",
+                f"{tmp_path}/m.pt",
+                "--t-test",
+                "6",
+                "--dataset",
+                f"{tmp_path}/test.npz",
+                *_tables(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["-q", "mle", *cfg, "--dataset", f"{tmp_path}/test.npz", *_tables(tmp_path / "m")])
+        == 0
+    )
+    for table, columns in (
+        ("estimates", ESTIMATE_COLUMNS),
+        ("metrics", METRIC_COLUMNS),
+        ("samples", SAMPLE_COLUMNS),
+    ):
         out = tmp_path / f"{table}.parquet"
-        assert main(["aggregate", str(tmp_path / f"a_{table}.parquet"),
-                     str(tmp_path / f"m_{table}.parquet"), "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "aggregate",
+                    str(tmp_path / f"a_{table}.parquet"),
+                    str(tmp_path / f"m_{table}.parquet"),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         frame = pd.read_parquet(out)
         assert list(frame.columns) == columns
         assert set(frame["method"]) == {"alfi", "mle"}
@@ -44,7 +91,10 @@ def test_chain_dataset_train_evaluate_mle_aggregate(tmp_path):
     # 8 test problems x 7 iterations (t = 0..6) x (2 parameters + asymmetry)
     assert len(alfi) == 8 * 7 * 3 and alfi["t"].max() == 6
     assert set(alfi.parameter) == {"beam_energy", "fermi_constant", "asymmetry"}
-    assert alfi["estimate"].notna().all() and (alfi.loc[alfi.parameter != "asymmetry", "sigma"] > 0).all()
+    assert (
+        alfi["estimate"].notna().all()
+        and (alfi.loc[alfi.parameter != "asymmetry", "sigma"] > 0).all()
+    )
     mle = estimates[estimates.method == "mle"]
     assert len(mle) == 8 * 3 and (mle["t_test"] == 0).all()
 
@@ -78,8 +128,19 @@ def _bad_config(tmp_path: Path, edit) -> Path:
 def test_invalid_config_names_the_key(tmp_path, capsys, edit, message):
     path = _bad_config(tmp_path, edit)
     out = tmp_path / "d.npz"
-    code = main(["dataset", "--config", str(path), "--simulator", "poisson", "--split", "test",
-                 "--out", str(out)])
+    code = main(
+        [
+            "dataset",
+            "--config",
+            str(path),
+            "--simulator",
+            "poisson",
+            "--split",
+            "test",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
@@ -88,23 +149,97 @@ def test_invalid_config_names_the_key(tmp_path, capsys, edit, message):
 
 def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
     cfg = ["--config", str(TINY)]
-    main(["-q", "dataset", *cfg, "--simulator", "poisson", "--split", "train",
-          "--out", f"{tmp_path}/p.npz"])
+    main(
+        [
+            "-q",
+            "dataset",
+            *cfg,
+            "--simulator",
+            "poisson",
+            "--split",
+            "train",
+            "--out",
+            f"{tmp_path}/p.npz",
+        ]
+    )
     cases = [
-        (["dataset", *cfg, "--simulator", "gauss", "--split", "test", "--out", "x.npz"],
-         "unknown simulator 'gauss'"),
-        (["train", *cfg, "--simulator", "poisson", "--dataset", f"{tmp_path}/missing.npz",
-          "--out", f"{tmp_path}/m.pt"], "meta-dataset not found"),
-        (["train", *cfg, "--simulator", "weinberg", "--dataset", f"{tmp_path}/p.npz",
-          "--out", f"{tmp_path}/m.pt"], "holds 'poisson' data"),
-        (["train", *cfg, "--simulator", "poisson", "--variant", "l1-exp",
-          "--dataset", f"{tmp_path}/p.npz", "--out", f"{tmp_path}/m.pt"], "invalid variant"),
-        (["evaluate", *cfg, "--model", f"{tmp_path}/p.npz", "--t-test", "3",
-          "--dataset", f"{tmp_path}/p.npz", *_tables(tmp_path / "e")], "not a readable"),
-        (["aggregate", f"{tmp_path}/nothing.parquet", "--out", f"{tmp_path}/o.parquet"],
-         "results table not found"),
-        (["dataset", "--config", f"{tmp_path}/none.yaml", "--simulator", "poisson",
-          "--split", "test", "--out", "x.npz"], "config file not found"),
+        (
+            ["dataset", *cfg, "--simulator", "gauss", "--split", "test", "--out", "x.npz"],
+            "unknown simulator 'gauss'",
+        ),
+        (
+            [
+                "train",
+                *cfg,
+                "--simulator",
+                "poisson",
+                "--dataset",
+                f"{tmp_path}/missing.npz",
+                "--out",
+                f"{tmp_path}/m.pt",
+            ],
+            "meta-dataset not found",
+        ),
+        (
+            [
+                "train",
+                *cfg,
+                "--simulator",
+                "weinberg",
+                "--dataset",
+                f"{tmp_path}/p.npz",
+                "--out",
+                f"{tmp_path}/m.pt",
+            ],
+            "holds 'poisson' data",
+        ),
+        (
+            [
+                "train",
+                *cfg,
+                "--simulator",
+                "poisson",
+                "--variant",
+                "l1-exp",
+                "--dataset",
+                f"{tmp_path}/p.npz",
+                "--out",
+                f"{tmp_path}/m.pt",
+            ],
+            "invalid variant",
+        ),
+        (
+            [
+                "evaluate",
+                *cfg,
+                "--model",
+                f"{tmp_path}/p.npz",
+                "--t-test",
+                "3",
+                "--dataset",
+                f"{tmp_path}/p.npz",
+                *_tables(tmp_path / "e"),
+            ],
+            "not a readable",
+        ),
+        (
+            ["aggregate", f"{tmp_path}/nothing.parquet", "--out", f"{tmp_path}/o.parquet"],
+            "results table not found",
+        ),
+        (
+            [
+                "dataset",
+                "--config",
+                f"{tmp_path}/none.yaml",
+                "--simulator",
+                "poisson",
+                "--split",
+                "test",
+                "--out",
+                "x.npz",
+            ],
+            "config file not found",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -116,8 +251,19 @@ def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
 def test_corrupt_dataset_file(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    code = main(["train", "--config", str(TINY), "--simulator", "poisson", "--dataset", str(bad),
-                 "--out", f"{tmp_path}/m.pt"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(TINY),
+            "--simulator",
+            "poisson",
+            "--dataset",
+            str(bad),
+            "--out",
+            f"{tmp_path}/m.pt",
+        ]
+    )
     assert code == 2 and "is not a meta-dataset" in capsys.readouterr().err
 
 
@@ -128,6 +274,7 @@ def test_console_script_help():
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
     for step in ("dataset", "train", "evaluate", "mle", "aggregate", "figures", "tables", "bench"):
         assert step in out
-    out = subprocess.run([sys.executable, "-m", "alfi", "list"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "alfi", "list"], capture_output=True, text=True, check=True
+    ).stdout
     assert "weinberg" in out

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
+from conftest import generator
 
 from alfi import proposal
 from alfi.losses import meta_loss, partial_loss, step_weights
 from alfi.model import ALFI, ModelConfig
 from alfi.simulators import get_simulator
-from conftest import generator
 
 
 def test_log_prob_matches_torch_normal():
@@ -70,7 +70,9 @@ def test_partial_losses():
     psi = torch.tensor([[1.0, 0.0]])
     theta = torch.tensor([[3.0]])
     assert float(partial_loss("mse", psi, theta)) == pytest.approx(4.0)
-    assert float(partial_loss("nll", psi, theta)) == pytest.approx(2.0 + 0.5 * math.log(2 * math.pi))
+    assert float(partial_loss("nll", psi, theta)) == pytest.approx(
+        2.0 + 0.5 * math.log(2 * math.pi)
+    )
     trajectory = torch.stack([psi, psi, psi])  # psi_1 carries no weight
     assert float(meta_loss(trajectory, theta, "mse", "const")) == pytest.approx(8.0)
 

@@ -11,12 +11,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import generator
 from scipy import optimize, stats
 
 from alfi.simulators import available, get_simulator
 from alfi.simulators.multivariate import MIXING
 from alfi.simulators.weinberg import asymmetry, log_density, support
-from conftest import generator
 
 P_MIN = 1e-3
 
@@ -161,7 +161,10 @@ def test_mle_matches_numerical_maximisation(name):
     for k in range(5):
         start = np.array(sim.prior_moments()[0].tolist())
         result = optimize.minimize(
-            _neg_log_likelihood(sim, x[k]), start, bounds=bounds, method="L-BFGS-B",
+            _neg_log_likelihood(sim, x[k]),
+            start,
+            bounds=bounds,
+            method="L-BFGS-B",
             options={"ftol": 1e-14, "gtol": 1e-10},
         )
         np.testing.assert_allclose(sim.mle(x[k].double()).numpy(), result.x, atol=2e-4)
@@ -175,7 +178,9 @@ def test_multivariate_mle_matches_numerical_maximisation():
     nll = _neg_log_likelihood(sim, x)
     # theta2: the likelihood (theta2 + 5)^-n is decreasing on [max z3, 3], so max z3 is exact.
     result = optimize.minimize(
-        lambda t: nll([t[0], t[1], float(mle[2])]), [0.0, 0.0], method="Nelder-Mead",
+        lambda t: nll([t[0], t[1], float(mle[2])]),
+        [0.0, 0.0],
+        method="Nelder-Mead",
         options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 10_000},
     )
     np.testing.assert_allclose(mle[:2].numpy(), result.x, atol=1e-4)
@@ -190,7 +195,9 @@ def test_weinberg_mle_matches_scalar_maximisation(theta):
     a_max = sim.asymmetry_range()
     result = optimize.minimize_scalar(
         lambda a: -float(log_density(x, torch.tensor(a, dtype=torch.float64)).sum()),
-        bounds=(-a_max, a_max), method="bounded", options={"xatol": 1e-10},
+        bounds=(-a_max, a_max),
+        method="bounded",
+        options={"xatol": 1e-10},
     )
     assert abs(float(sim.mle_asymmetry(x[:, None])) - result.x) < 1e-6
 
@@ -198,3 +205,17 @@ def test_weinberg_mle_matches_scalar_maximisation(theta):
 def test_poisson_mle_all_zero_counts_is_lower_bound():
     sim = get_simulator("poisson")
     assert float(sim.mle(torch.zeros(10, 1))) == pytest.approx(0.2)
+
+
+def test_weinberg_inverse_cdf_round_trip():
+    """F(F^{-1}(u)) = u across the prior's range of a, including |a| = 2 and the truncated laws."""
+    from alfi.simulators.weinberg import inverse_cdf
+
+    a = torch.tensor(
+        [-2.41, -2.2, -2.0, -1.0, 0.0, 0.3, 1.99, 2.0, 2.01, 2.41], dtype=torch.float64
+    )
+    u = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    x = inverse_cdf(u[None, :], a[:, None])
+    for i, value in enumerate(a.tolist()):
+        cdf = torch.from_numpy(_weinberg_cdf(x[i].numpy(), value))
+        assert torch.allclose(cdf, u, atol=1e-9), value

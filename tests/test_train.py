@@ -17,8 +17,16 @@ SETTINGS = {
     "dataset": {"n_train": 200, "n_test": 50, "n_real": 100},
     "model": {"encoding": 16, "hidden": 32, "recurrent": 32, "x_hidden": [32]},
     "train": {
-        "epochs": 1, "steps": 10, "meta_batch": 16, "n_theta": 10, "n_sim": 10, "lr": 3e-3,
-        "clip": 0.5, "beta": 5.0, "grad_clip": 1.0, "initial_log_scale": 0.5,
+        "epochs": 1,
+        "steps": 10,
+        "meta_batch": 16,
+        "n_theta": 10,
+        "n_sim": 10,
+        "lr": 3e-3,
+        "clip": 0.5,
+        "beta": 5.0,
+        "grad_clip": 1.0,
+        "initial_log_scale": 0.5,
         "checkpoint_every": 4,
     },
     "evaluate": {"inits": 5, "histograms": 2, "chunk": 1024},
@@ -53,13 +61,24 @@ def test_resume_gives_identical_weights(tmp_path):
     sim = get_simulator("multivariate")
     data = make_dataset(sim, 48, 20, seed=1)
     settings = _settings(epochs=4, steps=3)  # 12 steps, checkpoints every 4
-    straight = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "a.pt",
-                     progress=False)
-    killed = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt",
-                   stop_after=8, progress=False)
+    straight = train(
+        sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "a.pt", progress=False
+    )
+    killed = train(
+        sim,
+        data,
+        settings,
+        "nll-exp",
+        7,
+        CPU,
+        checkpoint=tmp_path / "b.pt",
+        stop_after=8,
+        progress=False,
+    )
     assert killed.steps_done == 8 and load_torch(tmp_path / "b.pt")["step"] == 8
-    resumed = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt",
-                    progress=False)
+    resumed = train(
+        sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt", progress=False
+    )
     assert resumed.steps_done == straight.steps_done == 12
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -78,8 +97,9 @@ def test_same_seed_same_weights_and_different_seed_differs():
 def test_non_finite_loss_stops_with_the_step(monkeypatch):
     sim = get_simulator("poisson")
     data = make_dataset(sim, 32, 20, seed=1)
-    monkeypatch.setattr(sim, "simulate", lambda theta, n, g: torch.full((*theta.shape[:-1], n, 1),
-                                                                         float("nan")))
+    monkeypatch.setattr(
+        sim, "simulate", lambda theta, n, g: torch.full((*theta.shape[:-1], n, 1), float("nan"))
+    )
     with pytest.raises(NonFiniteLossError, match="at step 0"):
         train(sim, data, _settings(steps=2), "nll-exp", 0, CPU, progress=False)
 

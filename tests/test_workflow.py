@@ -26,7 +26,9 @@ def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.Co
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     result = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -53,8 +55,18 @@ def dry_run(*args: str, cwd: Path = ROOT) -> dict[str, int]:
 def test_dry_run_default_config():
     counts = dry_run("--config", "results=/tmp/alfi-dry-default")
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test.
-    assert counts == {"settings": 4, "dataset": 8, "train": 9, "evaluate": 18, "mle": 4,
-                      "aggregate": 3, "figures": 1, "tables": 1, "all": 1, "total": 49}
+    assert counts == {
+        "settings": 4,
+        "dataset": 8,
+        "train": 9,
+        "evaluate": 18,
+        "mle": 4,
+        "aggregate": 3,
+        "figures": 1,
+        "tables": 1,
+        "all": 1,
+        "total": 49,
+    }
 
 
 def test_dry_run_paper_config():
@@ -68,8 +80,10 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("snakefmt", path=str(Path(sys.executable).parent)) is None,
-                    reason="snakefmt is not installed (pip install -e .[dev])")
+@pytest.mark.skipif(
+    shutil.which("snakefmt", path=str(Path(sys.executable).parent)) is None,
+    reason="snakefmt is not installed (pip install -e .[dev])",
+)
 def test_snakefmt_formatted():
     snakefmt = str(Path(sys.executable).parent / "snakefmt")
     files = ["Snakefile", *map(str, (ROOT / "workflow" / "rules").glob("*.smk"))]
@@ -102,7 +116,9 @@ def test_conda_env_matches_pyproject():
         name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(.*)", spec).groups()
         return rename.get(name.lower(), name.lower()), version.replace(" ", "")
 
-    conda = dict(parse(d) for d in env if isinstance(d, str) and not d.startswith(("python", "pip")))
+    conda = dict(
+        parse(d) for d in env if isinstance(d, str) and not d.startswith(("python", "pip"))
+    )
     assert conda == dict(parse(d) for d in project)
 
 
@@ -117,8 +133,11 @@ def _copy_project(dest: Path) -> Path:
 
 
 def check_results(results: Path, simulators: list[str], t_test: list[int]) -> None:
-    for table, columns in (("estimates", ESTIMATE_COLUMNS), ("metrics", METRIC_COLUMNS),
-                           ("samples", SAMPLE_COLUMNS)):
+    for table, columns in (
+        ("estimates", ESTIMATE_COLUMNS),
+        ("metrics", METRIC_COLUMNS),
+        ("samples", SAMPLE_COLUMNS),
+    ):
         frame = pd.read_parquet(results / f"{table}.parquet")
         assert list(frame.columns) == columns
         assert set(frame.simulator) == set(simulators)
@@ -146,6 +165,11 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
 
     assert dry_run(*common, cwd=project) == {}, "a finished workflow has nothing to redo"
 
+    # `snakemake --report` embeds the captioned figures and tables.
+    snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=project)
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "weinberg_histograms.png" in html and "summary.md" in html
+
     (project / "alfi" / "figures.py").touch()
     assert dry_run(*common, cwd=project) == {"figures": 1, "all": 1, "total": 2}
     snakemake("--cores", "2", *common, cwd=project)
@@ -156,14 +180,3 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
     counts = dry_run(*common, cwd=project)
     assert counts["train"] == 1 and counts["evaluate"] == len(config["t_test"])
     assert counts["mle"] == 1 and counts["settings"] == 1
-
-
-def test_report_builds(tmp_path):
-    """`snakemake --report` over a finished tiny run embeds the captioned figures and tables."""
-    project = _copy_project(tmp_path / "project")
-    results = tmp_path / "results"
-    common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
-    snakemake("--cores", "2", *common, cwd=project)
-    snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=project)
-    html = (tmp_path / "report.html").read_text(errors="replace")
-    assert "weinberg_histograms.png" in html and "summary.md" in html

@@ -16,7 +16,9 @@ def register(cls: type[Simulator]) -> type[Simulator]:
     if len(cls.prior_low) != len(cls.parameter_names) or len(cls.prior_high) != len(
         cls.parameter_names
     ):
-        raise ValueError(f"simulator {cls.name!r}: prior bounds and parameter_names differ in length")
+        raise ValueError(
+            f"simulator {cls.name!r}: prior bounds and parameter_names differ in length"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 

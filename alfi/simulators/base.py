@@ -1,7 +1,8 @@
 r"""The simulator protocol every benchmark problem implements.
 
 A simulator is a stochastic map :math:`\theta \mapsto x \sim p(x \mid \theta)` with a uniform prior
-box :math:`\theta \in [\ell, u] \subset \mathbb{R}^D`, observations :math:`x \in \mathbb{R}^{X}` and,
+box :math:`\theta \in [\ell, u] \subset \mathbb{R}^D`, observations
+:math:`x \in \mathbb{R}^{X}` and,
 because every problem of the suite has a tractable likelihood, an exact maximum-likelihood
 estimator over the prior box used as the reference method.
 
@@ -48,7 +49,7 @@ class Simulator:
         return low, high
 
     def prior_moments(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        r"""Mean :math:`(\ell+u)/2` and standard deviation :math:`(u-\ell)/\sqrt{12}` of the prior."""
+        r"""Prior mean :math:`(\ell+u)/2` and standard deviation :math:`(u-\ell)/\sqrt{12}`."""
         low, high = self.bounds(device)
         return (low + high) / 2, (high - low) / math.sqrt(12.0)
 

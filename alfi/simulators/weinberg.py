@@ -14,7 +14,8 @@ For :math:`|a| \le 2` the polynomial is non-negative on :math:`[-1, 1]` and the 
 :math:`3 \tanh(10/9) \approx 2.41`; the polynomial then has a root :math:`r` inside
 :math:`[-1, 1]` and the law is its positive part renormalised over the support
 :math:`[r, 1]` (:math:`a > 2`) or :math:`[-1, -r]` (:math:`a < -2`), which is exactly what rejection
-sampling of the polynomial produces. Sampler, density and MLE all use that support.
+sampling of the polynomial would produce. Sampler (closed-form inverse CDF), density and MLE
+all use that support.
 
 :math:`\theta` enters only through :math:`a`, so it is not identifiable. The MLE maximises the
 likelihood over :math:`a` on the image of the prior box (a bracketing grid, then golden-section
@@ -32,7 +33,7 @@ from torch import Tensor
 from alfi.simulators import register
 from alfi.simulators.base import Simulator
 
-__all__ = ["Weinberg", "asymmetry", "support", "log_density"]
+__all__ = ["Weinberg", "asymmetry", "support", "log_density", "inverse_cdf", "sample"]
 
 Z_MASS = 90.0
 NOMINAL_FERMI = 1.0
@@ -73,28 +74,45 @@ def log_density(x: Tensor, a: Tensor) -> Tensor:
     return torch.where(inside, value, torch.full_like(value, -math.inf))
 
 
-def sample(a: Tensor, n: int, generator: torch.Generator) -> Tensor:
-    r"""Exact rejection sampling of ``n`` draws per ``a`` (shape ``(*)``), returns ``(*, n)``.
+def _cube_root(v: Tensor) -> Tensor:
+    return v.sign() * v.abs().pow(1.0 / 3.0)
 
-    Proposal: uniform on the support, envelope :math:`\max(p(\ell), p(u))` (the polynomial is
-    convex so its maximum on an interval is at an end). Acceptance is at least 0.4 on the prior.
-    Every slot draws until its first acceptance; later rounds only touch the slots still empty.
+
+def inverse_cdf(u: Tensor, a: Tensor) -> Tensor:
+    r"""The quantile function of :math:`p(x \mid a)` at ``u`` in [0, 1] (broadcast with ``a``).
+
+    With :math:`A(x) = x + a x^2/2 + x^3/3`, solve :math:`A(x) = A(\ell) + u\,(A(h) - A(\ell))`
+    on the support :math:`[\ell, h]`: a cubic, depressed by :math:`x = y - a/2` to
+    :math:`y^3 + p y + q = 0` with :math:`p = 3 - 3a^2/4`. When
+    :math:`\Delta = q^2/4 + p^3/27 \ge 0` it has one real root (Cardano). Otherwise (only for
+    :math:`|a| > 2`) it has three, :math:`y_k = 2\sqrt{-p/3}\cos(\varphi/3 - 2\pi k/3)`, and
+    :math:`A` increases on the support, which lies right of both critical points for
+    :math:`a > 2` (the largest root, :math:`k = 0`) and left of both for :math:`a < -2` (the
+    smallest, :math:`k = 2`). Float64, no iteration; terms in ``a`` alone are computed at the
+    shape of ``a``, not of the draws.
     """
+    u, a = u.double(), a.double()
     low, high = support(a)
-    poly = lambda x, a: 1.0 + x * x + a * x  # noqa: E731
-    ceiling = torch.maximum(poly(low, a), poly(high, a))
-    flat = (a.reshape(-1, 1), low.reshape(-1, 1), high.reshape(-1, 1), ceiling.reshape(-1, 1))
-    a_, low_, high_, ceil_ = (t.expand(-1, n).reshape(-1) for t in flat)
-    out = torch.empty_like(a_)
-    pending = torch.arange(a_.numel(), device=a.device)
-    while pending.numel() > 0:
-        size = pending.numel()
-        u = torch.rand((2, size), generator=generator, device=a.device, dtype=a.dtype)
-        x = low_[pending] + (high_[pending] - low_[pending]) * u[0]
-        accepted = u[1] * ceil_[pending] <= poly(x, a_[pending])
-        out[pending[accepted]] = x[accepted]
-        pending = pending[~accepted]
-    return out.reshape(*a.shape, n)
+    start = _antiderivative(low, a)
+    mass = _antiderivative(high, a) - start
+    p = 3.0 - 0.75 * a * a
+    q = (a**3 / 4.0 - 1.5 * a - 3.0 * start) - 3.0 * mass * u
+    delta = q * q / 4.0 + p**3 / 27.0
+    root = delta.clamp_min(0.0).sqrt()
+    cardano = _cube_root(-q / 2.0 + root) + _cube_root(-q / 2.0 - root)
+    negative_p = p.clamp_max(-1e-300)
+    radius = 2.0 * (-p / 3.0).clamp_min(0.0).sqrt()
+    scale = 1.5 / negative_p * (-3.0 / negative_p).sqrt()
+    shift = torch.where(a > 0, 0.0, 4.0 * math.pi / 3.0)
+    trigonometric = radius * torch.cos(torch.acos((q * scale).clamp(-1.0, 1.0)) / 3.0 - shift)
+    x = torch.where(delta >= 0, cardano, trigonometric) - a / 2.0
+    return torch.minimum(torch.maximum(x, low), high)
+
+
+def sample(a: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    r"""``n`` exact draws per ``a`` (shape ``(*)``) by inverse CDF, returns ``(*, n)``."""
+    u = torch.rand((*a.shape, n), generator=generator, device=a.device, dtype=torch.float64)
+    return inverse_cdf(u, a.unsqueeze(-1)).to(a.dtype)
 
 
 @register

@@ -33,8 +33,11 @@ wildcard_constraints:
 
 
 def code(*modules):
-    """Package modules a rule depends on, so that editing them reruns the rule (by mtime)."""
-    return [str(PACKAGE / m) for m in modules]
+    """Package modules a rule depends on, so that editing them reruns the rule (by mtime).
+
+    Modules that are not in the package (a plugin simulator's) are left out.
+    """
+    return [str(PACKAGE / m) for m in modules if (PACKAGE / m).exists()]
 
 
 def simulator_code(wildcards):

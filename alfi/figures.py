@@ -105,9 +105,12 @@ def _band(ax: Axes, values: pd.DataFrame, column: str, label: str) -> None:
     """Mean and ±1 std over problems of ``column`` along ``t``."""
     stats = values.groupby("t")[column].agg(["mean", "std"])
     ax.plot(stats.index, stats["mean"], color=COLORS["alfi"], label=label)
+    # The axis is logarithmic (errors fall by decades): where mean - std <= 0 the band is cut at
+    # a tenth of the smallest mean.
+    floor = float(stats["mean"].min()) / 10
     ax.fill_between(
         stats.index,
-        stats["mean"] - stats["std"],
+        np.maximum(stats["mean"] - stats["std"], floor),
         stats["mean"] + stats["std"],
         color=COLORS["alfi"],
         alpha=0.2,
@@ -145,9 +148,9 @@ def trajectory_figure(
     ax = axes[0, 0]
     _band(ax, alfi, "rmse", f"ALFI ({variant})")
     _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
-    ax.set_ylim(bottom=0)
+    ax.set_yscale("log")
     ax.set_xlabel("iteration t")
-    ax.set_ylabel("RMSE")
+    ax.set_ylabel("RMSE (log scale)")
     _title(ax, alfi, simulator)
     ax.legend(loc="upper right")
     return fig
@@ -241,9 +244,9 @@ def asymmetry_figure(
     ax = axes[0, 0]
     _band(ax, alfi, "error", f"ALFI ({variant})")
     _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
-    ax.set_ylim(bottom=0)
+    ax.set_yscale("log")
     ax.set_xlabel("iteration t")
-    ax.set_ylabel(f"|error| on {parameter}")
+    ax.set_ylabel(f"|error| on {parameter} (log scale)")
     _title(ax, alfi, simulator)
     ax.legend(loc="upper right")
     return fig
@@ -252,7 +255,21 @@ def asymmetry_figure(
 def ablation_figure(estimates: pd.DataFrame, t_train: int = 15) -> Figure:
     """Per simulator, final RMSE by weighting (x) and loss (colour); error bars: std over seeds."""
     table = ablation_table(estimates, t_train)
-    simulators = list(table["simulator"].unique())
+    # A simulator trained with one variant has nothing to compare: it is left out.
+    counts = table.groupby("simulator")["variant"].nunique()
+    simulators = [s for s in table["simulator"].unique() if counts[s] > 1]
+    if not simulators:
+        fig, axes = _figure()
+        axes[0, 0].text(
+            0.5,
+            0.5,
+            "no simulator trained with\nmore than one variant",
+            ha="center",
+            va="center",
+            transform=axes[0, 0].transAxes,
+        )
+        axes[0, 0].set_axis_off()
+        return fig
     ncols = min(2, len(simulators))
     nrows = math.ceil(len(simulators) / ncols)
     fig, axes = _figure(nrows, ncols, height=2.3)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from alfi import proposal
 from alfi.config import derive_seed, parse_variant
-from alfi.io import MetaDataset, load_torch, save_torch
+from alfi.io import InputError, MetaDataset, load_torch, save_torch
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.simulators import Simulator
@@ -196,7 +196,11 @@ def save_model(
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ALFI, dict[str, Any]]:
     state = load_torch(path, map_location=device)
-    model = ALFI(ModelConfig(**state["model_config"])).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model = ALFI(ModelConfig(**state["model_config"])).to(device)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{path} does not hold weights of this ALFI version: {first}") from None
     model.eval()
     return model, state

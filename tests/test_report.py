@@ -252,7 +252,7 @@ def test_figures(results, tmp_path: Path) -> None:
 def test_figure_labels(results) -> None:
     estimates, _, samples = results
     ax = figures.trajectory_figure(estimates, "poisson", t_train=15).axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "RMSE")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "RMSE (log scale)")
     assert ax.get_xlim() == (0, 30)
     assert "MLE (mean)" in ax.get_legend_handles_labels()[1]
     ax = figures.boxplot_figure(estimates, "poisson").axes[0]
@@ -262,7 +262,7 @@ def test_figure_labels(results) -> None:
     assert len(fig.axes) == 3 and fig.axes[0].get_ylabel() == "density"
     assert fig.axes[0].get_title().startswith("true [") and "inferred [" in fig.axes[0].get_title()
     ax = figures.asymmetry_figure(estimates, "weinberg").axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "|error| on asymmetry")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "|error| on asymmetry (log scale)")
     fig = figures.ablation_figure(estimates)
     assert [a.get_ylabel() for a in fig.axes] == ["final RMSE"] * 2
     ax = figures.calibration_figure(estimates).axes[0]

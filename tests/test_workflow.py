@@ -124,6 +124,7 @@ def test_conda_env_matches_pyproject():
 
 def _copy_project(dest: Path) -> Path:
     """The workflow and the package sources in a scratch folder, so edits there are harmless."""
+    dest.mkdir(parents=True)
     for item in ("Snakefile", "config.yaml", "configs", "workflow", "envs", "profiles"):
         source = ROOT / item
         copy = shutil.copytree if source.is_dir() else shutil.copy2
@@ -170,7 +171,9 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "weinberg_histograms.png" in html and "summary.md" in html
 
-    (project / "alfi" / "figures.py").touch()
+    # An edit of the plotting code (Snakemake >= 9.18 compares checksums: a bare touch is no edit).
+    with open(project / "alfi" / "figures.py", "a") as handle:
+        handle.write("\n# an edit\n")
     assert dry_run(*common, cwd=project) == {"figures": 1, "all": 1, "total": 2}
     snakemake("--cores", "2", *common, cwd=project)
 
@@ -178,5 +181,6 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
     config.setdefault("overrides", {})["weinberg"] = {"train": {"lr": 2.0e-3}}
     (project / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config))
     counts = dry_run(*common, cwd=project)
-    assert counts["train"] == 1 and counts["evaluate"] == len(config["t_test"])
-    assert counts["mle"] == 1 and counts["settings"] == 1
+    assert counts["settings"] == 1 and counts["train"] == 1
+    assert counts["evaluate"] == len(config["t_test"])
+    assert "dataset" not in counts and "mle" not in counts, "training settings redrew the data"

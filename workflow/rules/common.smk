@@ -1,4 +1,5 @@
 # Shared helpers: config validation, output paths and the lists of runs.
+import json
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -20,7 +21,7 @@ T_TEST = config["t_test"]
 TABLES = ["estimates", "metrics", "samples"]
 RES = config["resources"]
 GPU = RES["gpu"]
-PACKAGE = Path(workflow.basedir) / "alfi"
+PACKAGE = Path(workflow.main_snakefile).parent / "alfi"
 
 
 wildcard_constraints:
@@ -33,27 +34,52 @@ wildcard_constraints:
 
 
 def code(*modules):
-    """Package modules a rule depends on, so that editing them reruns the rule (by mtime).
-
-    Modules that are not in the package (a plugin simulator's) are left out.
-    """
-    return [str(PACKAGE / m) for m in modules if (PACKAGE / m).exists()]
+    """Package modules a rule depends on, so that editing them reruns the rule (by mtime)."""
+    return [str(PACKAGE / m) for m in modules]
 
 
 def simulator_code(wildcards):
-    return code("simulators/base.py", f"simulators/{wildcards.simulator}.py")
+    """A built-in simulator's module (a plugin's lives outside the package and is not tracked)."""
+    source = f"simulators/{wildcards.simulator}.py"
+    return code(
+        "simulators/base.py", *([source] if (PACKAGE / source).exists() else [])
+    )
+
+
+def canonical(value):
+    """Keys sorted at every depth: Snakemake compares params as text, and the order of keys in
+    config.yaml is no change of settings."""
+    return json.loads(json.dumps(value, sort_keys=True))
 
 
 def settings(simulator):
     """The resolved settings of one simulator, as a config file the CLI reads."""
-    return {
-        "results": RESULTS,
-        "device": config["device"],
-        "seed": config["seed"],
-        "simulators": [simulator],
-        "plugins": config["plugins"],
-        "defaults": settings_for(config, simulator),
-    }
+    return canonical(
+        {
+            "results": RESULTS,
+            "device": config["device"],
+            "seed": config["seed"],
+            "simulators": [simulator],
+            "plugins": config["plugins"],
+            "defaults": settings_for(config, simulator),
+        }
+    )
+
+
+def data_settings(wildcards):
+    """What a meta-dataset and the MLE on it depend on: the seed and the dataset sizes.
+
+    Rules that read only these take the settings file as ancient() input and these as params,
+    so new training settings do not redraw the data.
+    """
+    resolved = settings_for(config, wildcards.simulator)
+    return canonical(
+        {
+            "seed": config["seed"],
+            "dataset": resolved["dataset"],
+            "histograms": resolved["evaluate"]["histograms"],
+        }
+    )
 
 
 def runs():

@@ -16,7 +16,7 @@ rule settings:
 
 rule dataset:
     input:
-        settings=f"{RESULTS}/settings/{{simulator}}.yaml",
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}.yaml"),
         code=simulator_code,
     output:
         f"{RESULTS}/data/{{simulator}}/{{split}}.npz",
@@ -26,6 +26,8 @@ rule dataset:
         f"{RESULTS}/logs/dataset/{{simulator}}_{{split}}.benchmark.tsv"
     conda:
         "../../envs/alfi.yaml"
+    params:
+        depends_on=data_settings,
     shell:
         "alfi --quiet dataset --config {input.settings} --simulator {wildcards.simulator}"
         " --split {wildcards.split} --out {output} > {log} 2>&1"

@@ -29,7 +29,7 @@ rule evaluate:
 
 rule mle:
     input:
-        settings=f"{RESULTS}/settings/{{simulator}}.yaml",
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}.yaml"),
         dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
         code=code("evaluate.py", "results.py"),
     output:
@@ -40,6 +40,8 @@ rule mle:
         f"{RESULTS}/logs/mle/{{simulator}}.benchmark.tsv"
     conda:
         "../../envs/alfi.yaml"
+    params:
+        depends_on=data_settings,
     shell:
         "alfi --quiet mle --config {input.settings} --simulator {wildcards.simulator}"
         " --dataset {input.dataset} --estimates {output.estimates}"

@@ -49,3 +49,26 @@ rule tables:
     shell:
         "alfi tables --estimates {input.estimates} --metrics {input.metrics}"
         " --out-dir {params.out_dir} --t-train {params.t_train} > {log} 2>&1"
+
+
+rule bench:
+    """Speed, memory and time-to-accuracy benchmarks (not part of `all`: `snakemake bench`)."""
+    input:
+        code=code("bench.py", "model.py", "train.py", "evaluate.py"),
+    output:
+        **{
+            part: f"{RESULTS}/benchmarks/{part}.parquet"
+            for part in ("throughput", "step", "evaluate", "accuracy")
+        },
+    log:
+        f"{RESULTS}/logs/bench.log",
+    benchmark:
+        f"{RESULTS}/logs/bench.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
+    threads: RES["train_threads"]
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+    shell:
+        "alfi bench --device {params.device} --threads {threads}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

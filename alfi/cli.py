@@ -92,7 +92,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     log.info("wrote %s after %d steps", args.out, result.steps_done)
 
 
-def _write_tables(args: argparse.Namespace, tables: Sequence[pd.DataFrame]) -> None:
+def _write_tables(args: argparse.Namespace, simulator, trajectory, data, **keys) -> None:
+    """The estimates, metrics and samples tables of one run, to the paths the arguments name."""
+    from alfi.results import trajectory_tables
+
+    tables = trajectory_tables(simulator, trajectory, data, **keys)
     for path, frame in zip((args.estimates, args.metrics, args.samples), tables, strict=True):
         write_parquet(path, frame)
         log.info("wrote %s (%d rows)", path, len(frame))
@@ -101,7 +105,6 @@ def _write_tables(args: argparse.Namespace, tables: Sequence[pd.DataFrame]) -> N
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from alfi.data import make_generator
     from alfi.evaluate import run_alfi
-    from alfi.results import trajectory_tables
     from alfi.simulators import get_simulator
     from alfi.train import load_model
 
@@ -130,24 +133,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     _write_tables(
         args,
-        trajectory_tables(
-            simulator,
-            trajectory,
-            data,
-            method="alfi",
-            variant=state["variant"],
-            seed=state["seed"],
-            t_test=args.t_test,
-            config_hash=config_hash(settings),
-            histograms=ev["histograms"],
-        ),
+        simulator,
+        trajectory,
+        data,
+        method="alfi",
+        variant=state["variant"],
+        seed=state["seed"],
+        t_test=args.t_test,
+        config_hash=config_hash(settings),
+        histograms=ev["histograms"],
     )
 
 
 def cmd_mle(args: argparse.Namespace) -> None:
     from alfi.data import make_generator
     from alfi.evaluate import run_mle
-    from alfi.results import trajectory_tables
     from alfi.simulators import get_simulator
 
     config, settings, device = _setup(args)
@@ -157,17 +157,15 @@ def cmd_mle(args: argparse.Namespace) -> None:
     trajectory = run_mle(simulator, data, generator)
     _write_tables(
         args,
-        trajectory_tables(
-            simulator,
-            trajectory,
-            data,
-            method="mle",
-            variant="exact",
-            seed=0,
-            t_test=0,
-            config_hash=config_hash(settings["dataset"]),
-            histograms=settings["evaluate"]["histograms"],
-        ),
+        simulator,
+        trajectory,
+        data,
+        method="mle",
+        variant="exact",
+        seed=0,
+        t_test=0,
+        config_hash=config_hash(settings["dataset"]),
+        histograms=settings["evaluate"]["histograms"],
     )
 
 

@@ -43,10 +43,19 @@ class Simulator:
         return len(self.parameter_names)
 
     def bounds(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """The prior box as two tensors of shape ``(D,)``."""
-        low = torch.tensor(self.prior_low, dtype=torch.float32, device=device)
-        high = torch.tensor(self.prior_high, dtype=torch.float32, device=device)
-        return low, high
+        """The prior box as two tensors of shape ``(D,)`` (read-only, cached per device).
+
+        Cached because every unroll step clamps to the box: building the tensors anew would copy
+        from the host at every step on a GPU.
+        """
+        cache = self.__dict__.setdefault("_bounds", {})
+        key = str(torch.device(device))
+        if key not in cache:
+            cache[key] = (
+                torch.tensor(self.prior_low, dtype=torch.float32, device=device),
+                torch.tensor(self.prior_high, dtype=torch.float32, device=device),
+            )
+        return cache[key]
 
     def prior_moments(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         r"""Prior mean :math:`(\ell+u)/2` and standard deviation :math:`(u-\ell)/\sqrt{12}`."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alfi.config import parse_variant
 from alfi.io import InputError, atomic_path
 from alfi.schema import ESTIMATE_COLUMNS, KEYS, MAIN_VARIANT, METRIC_COLUMNS, SAMPLE_COLUMNS
 
@@ -194,7 +195,7 @@ def ablation_table(estimates: pd.DataFrame, t_train: int = 15) -> pd.DataFrame:
         part = final[(final["simulator"] == sim) & (final["t_test"] == t_test)]
         for variant in sorted(part["variant"].unique(), key=_variant_order):
             per_seed = part[part["variant"] == variant].groupby("seed")["rmse"].mean()
-            loss, _, weighting = variant.partition("-")
+            loss, weighting = parse_variant(variant)
             rows.append(
                 {
                     "simulator": sim,

@@ -9,6 +9,7 @@ same weights as one that never stopped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -69,10 +70,15 @@ def _total_steps(settings: dict[str, Any], n_problems: int) -> tuple[int, int]:
     return per_epoch, max(1, round(settings["train"]["epochs"] * per_epoch))
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The visiting order of epoch ``epoch``: a function of (seed, epoch), drawn once per epoch."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
+
+
 def _batch_indices(seed: int, step: int, per_epoch: int, n: int, batch: int) -> torch.Tensor:
     epoch, position = divmod(step, per_epoch)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
-    return order[position * batch : (position + 1) * batch]
+    return _epoch_order(seed, epoch, n)[position * batch : (position + 1) * batch]
 
 
 def _checkpoint(model, optimiser, generator, step, settings, variant, seed, history) -> dict:

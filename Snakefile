@@ -3,7 +3,11 @@
 # SLURM:   snakemake --profile profiles/slurm [--configfile configs/paper.yaml]
 
 
-configfile: "config.yaml"
+# A config file named with --configfile is complete by itself: config.yaml is the default, not a
+# base layer under it (--config KEY=VALUE still applies on top of either).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

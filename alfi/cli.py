@@ -16,8 +16,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from alfi.config import ConfigError, config_hash, derive_seed, load_config, settings_for
-from alfi.io import InputError, load_dataset, read_parquet, save_dataset, write_parquet
+from alfi.config import ConfigError, derive_seed, load_config, settings_for
+from alfi.io import (
+    InputError,
+    check_output,
+    load_dataset,
+    read_parquet,
+    save_dataset,
+    write_parquet,
+)
 
 __all__ = ["main"]
 
@@ -48,15 +55,35 @@ def _setup(args: argparse.Namespace) -> tuple[dict, dict | None, torch.device]:
     return config, settings, resolve_device(args.device or config["device"])
 
 
+def _outputs(*paths: Path | None) -> None:
+    """Check every output path before any work (see :func:`alfi.io.check_output`)."""
+    for path in paths:
+        if path is not None:
+            check_output(path)
+
+
 def cmd_dataset(args: argparse.Namespace) -> None:
     from alfi.data import make_dataset
+    from alfi.provenance import code_digest, source_files
     from alfi.simulators import get_simulator
 
     config, settings, device = _setup(args)
+    _outputs(args.out)
+    simulator = get_simulator(args.simulator)
     sizes = settings["dataset"]
     n = sizes["n_train"] if args.split == "train" else sizes["n_test"]
     seed = derive_seed(config["seed"], "dataset", args.simulator, args.split)
-    data = make_dataset(get_simulator(args.simulator), n, sizes["n_real"], seed, str(device))
+    record = {
+        "kind": "dataset",
+        "simulator": simulator.name,
+        "split": args.split,
+        "problems": n,
+        "n_real": sizes["n_real"],
+        "seed": seed,
+        "device": device.type,
+        "code": code_digest(source_files(simulator, "dataset")),
+    }
+    data = make_dataset(simulator, n, sizes["n_real"], seed, str(device), record)
     save_dataset(args.out, data)
     log.info("wrote %s: %d problems x %d observations", args.out, n, sizes["n_real"])
 
@@ -68,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config, settings, device = _setup(args)
     parse_variant(args.variant)
+    _outputs(args.out, args.checkpoint)
     log.info(
         "device %s, torch %s, %d threads, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s",
         device,
@@ -88,8 +116,22 @@ def cmd_train(args: argparse.Namespace) -> None:
         checkpoint=args.checkpoint,
         progress=not args.quiet,
     )
-    save_model(args.out, result.model, simulator, settings, args.variant, args.seed, result.history)
-    log.info("wrote %s after %d steps", args.out, result.steps_done)
+    save_model(
+        args.out,
+        result.model,
+        simulator,
+        settings,
+        args.variant,
+        args.seed,
+        result.history,
+        result.provenance,
+    )
+    log.info(
+        "wrote %s after %d steps (fingerprint %s)",
+        args.out,
+        result.steps_done,
+        result.provenance["fingerprint"],
+    )
 
 
 def _write_tables(args: argparse.Namespace, simulator, trajectory, data, **keys) -> None:
@@ -102,20 +144,36 @@ def _write_tables(args: argparse.Namespace, simulator, trajectory, data, **keys)
         log.info("wrote %s (%d rows)", path, len(frame))
 
 
+def _evaluation_record(kind: str, simulator, data, device, **inputs) -> dict:
+    from alfi.provenance import code_digest, source_files
+
+    return {
+        "kind": kind,
+        "simulator": simulator.name,
+        "data": data.fingerprint,
+        "device": device.type,
+        "code": code_digest(source_files(simulator, kind)),
+        **inputs,
+    }
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from alfi.data import make_generator
     from alfi.evaluate import run_alfi
+    from alfi.provenance import digest
     from alfi.simulators import get_simulator
     from alfi.train import load_model
 
     config, _, device = _setup(args)
     if args.t_test < 1:
         raise ConfigError(f"--t-test must be >= 1, got {args.t_test}")
+    _outputs(args.estimates, args.metrics, args.samples)
     model, state = load_model(args.model, device)
     simulator = get_simulator(state["simulator"])
-    settings = state["settings"]
     data = load_dataset(args.dataset, simulator)
-    ev, tr = settings["evaluate"], settings["train"]
+    # How to evaluate comes from the config; how the model simulates (B, M, the initial scale)
+    # is part of what it was trained with.
+    ev, tr = settings_for(config, simulator.name)["evaluate"], state["settings"]["train"]
     seed = derive_seed(
         config["seed"], "evaluate", simulator.name, state["variant"], state["seed"], args.t_test
     )
@@ -131,6 +189,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         tr["initial_log_scale"],
         ev["chunk"],
     )
+    record = _evaluation_record(
+        "evaluate",
+        simulator,
+        data,
+        device,
+        model=state.get("provenance", {}).get("fingerprint"),
+        evaluate=ev,
+        t_test=args.t_test,
+        seed=seed,
+    )
     _write_tables(
         args,
         simulator,
@@ -140,7 +208,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         variant=state["variant"],
         seed=state["seed"],
         t_test=args.t_test,
-        config_hash=config_hash(settings),
+        fingerprint=digest(record),
         histograms=ev["histograms"],
     )
 
@@ -148,13 +216,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_mle(args: argparse.Namespace) -> None:
     from alfi.data import make_generator
     from alfi.evaluate import run_mle
+    from alfi.provenance import digest
     from alfi.simulators import get_simulator
 
     config, settings, device = _setup(args)
+    _outputs(args.estimates, args.metrics, args.samples)
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
-    generator = make_generator(derive_seed(config["seed"], "mle", simulator.name), device)
-    trajectory = run_mle(simulator, data, generator)
+    seed = derive_seed(config["seed"], "mle", simulator.name)
+    trajectory = run_mle(simulator, data, make_generator(seed, device))
+    histograms = settings["evaluate"]["histograms"]
+    record = _evaluation_record("mle", simulator, data, device, seed=seed, histograms=histograms)
     _write_tables(
         args,
         simulator,
@@ -164,12 +236,13 @@ def cmd_mle(args: argparse.Namespace) -> None:
         variant="exact",
         seed=0,
         t_test=0,
-        config_hash=config_hash(settings["dataset"]),
-        histograms=settings["evaluate"]["histograms"],
+        fingerprint=digest(record),
+        histograms=histograms,
     )
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    _outputs(args.out)
     frames = [read_parquet(path) for path in args.inputs]
     if not frames:
         raise InputError("aggregate needs at least one input table")
@@ -255,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except (ConfigError, InputError, NonFiniteLossError, ValueError, RuntimeError) as exc:
         print(f"alfi {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system refusal the checks above did not foresee
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"alfi {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return 0
 

@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ __all__ = [
     "load_config",
     "validate_config",
     "settings_for",
+    "stage_settings",
+    "import_plugin",
     "parse_variant",
     "derive_seed",
-    "config_hash",
 ]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
@@ -65,16 +67,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(_format_error(error))
+    results = str(config["results"]).strip()
+    if not results or Path(results).resolve() == Path(Path(results).resolve().anchor):
+        raise ConfigError(
+            f"invalid config at 'results': {config['results']!r} is the filesystem root or "
+            "empty; expected a folder for the outputs, such as 'results'"
+        )
     for module in config["plugins"]:
-        # Console scripts do not put the working directory on sys.path; plugins live there.
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(
-                f"invalid config at 'plugins': cannot import {module!r}: {exc}"
-            ) from exc
+        import_plugin(module)
     for name in [*config["simulators"], *config["overrides"]]:
         if name not in available():
             raise ConfigError(
@@ -85,6 +85,44 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if name != "default" and name not in available():
             raise ConfigError(f"invalid config at 'variants': unknown simulator {name!r}")
     return config
+
+
+def import_plugin(module: str) -> None:
+    """Import a plugin module (from the working directory or ``sys.path``).
+
+    Any failure is one :class:`ConfigError` line naming the module, the file and line where it
+    failed and why (a syntax error, a name error, a simulator that shadows another, …).
+    """
+    # Console scripts do not put the working directory on sys.path; plugins live there.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module or module.startswith(f"{exc.name}."):
+            raise ConfigError(
+                f"invalid config at 'plugins': no module {module!r} in {os.getcwd()} or on sys.path"
+            ) from None
+        raise ConfigError(_plugin_failure(module, exc)) from None
+    except Exception as exc:  # a plugin is user code: any error it raises is reported
+        raise ConfigError(_plugin_failure(module, exc)) from None
+
+
+def _plugin_failure(module: str, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{exc.filename}, line {exc.lineno}"
+        what = f"SyntaxError: {exc.msg}"
+    else:
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename
+        ]
+        # The plugin's own line (where it called what failed) rather than ours, if it shows.
+        own = module.replace(".", os.sep)
+        mine = [f for f in frames if f.filename.endswith((f"{own}.py", f"{own}/__init__.py"))]
+        frame = (mine or frames or [None])[-1]
+        where = f"{frame.filename}, line {frame.lineno}" if frame else "?"
+        what = f"{type(exc).__name__}: {exc}"
+    return f"invalid config at 'plugins': cannot import {module!r} ({where}): {what}"
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -113,6 +151,35 @@ def settings_for(config: dict[str, Any], simulator: str) -> dict[str, Any]:
     return _merge(config["defaults"], config["overrides"].get(simulator, {}))
 
 
+#: Per workflow stage, what its outputs depend on besides code and input files.
+STAGES = ("data", "train", "evaluate")
+
+
+def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[str, Any]:
+    """The settings one workflow stage of ``simulator`` depends on, and nothing else.
+
+    ``data`` (meta-datasets and the MLE): the root seed, device, dataset sizes and how many
+    problems keep their samples; ``train``: the root seed, device, model and training settings
+    except how often checkpoints are written (no effect on the result); ``evaluate``: the root
+    seed, device and evaluation settings. A setting changes a stage's outputs only through these,
+    which is what lets the workflow rerun exactly the jobs a change concerns.
+    """
+    resolved = settings_for(config, simulator)
+    common = {"seed": config["seed"], "device": config["device"]}
+    if stage == "data":
+        return {
+            **common,
+            "dataset": resolved["dataset"],
+            "histograms": resolved["evaluate"]["histograms"],
+        }
+    if stage == "train":
+        train = {k: v for k, v in resolved["train"].items() if k != "checkpoint_every"}
+        return {**common, "model": resolved["model"], "train": train}
+    if stage == "evaluate":
+        return {**common, "evaluate": resolved["evaluate"]}
+    raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+
+
 def variants_for(config: dict[str, Any], simulator: str) -> list[str]:
     """Variants (``loss-weighting``) trained for ``simulator``."""
     return list(config["variants"].get(simulator, config["variants"].get("default", ["nll-exp"])))
@@ -135,8 +202,3 @@ def derive_seed(root: int, *keys: object) -> int:
     """A 63-bit seed derived from ``root`` and labels, stable across runs and machines."""
     digest = hashlib.sha256(json.dumps([root, *map(str, keys)]).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def config_hash(obj: Any) -> str:
-    """Short, stable hash of a JSON-able object (the settings a result came from)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from alfi.io import MetaDataset
 from alfi.simulators import Simulator
 
-__all__ = ["resolve_device", "make_generator", "make_dataset"]
+__all__ = ["SimulatorError", "resolve_device", "make_generator", "check_simulation", "make_dataset"]
+
+
+class SimulatorError(RuntimeError):
+    """A simulator returned observations of the wrong shape or non-finite values."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -27,15 +33,43 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return generator
 
 
+def check_simulation(simulator: Simulator, theta: torch.Tensor, x: torch.Tensor, n: int) -> None:
+    """Raise :class:`SimulatorError` unless ``x`` is finite with shape ``(*theta[:-1], n, X)``.
+
+    The message names the simulator and, for non-finite values, the first offending ``theta``.
+    """
+    expected = (*theta.shape[:-1], n, simulator.observation_dim)
+    if not isinstance(x, torch.Tensor) or tuple(x.shape) != expected:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise SimulatorError(
+            f"simulator {simulator.name!r} returned observations of shape {got} for theta of "
+            f"shape {tuple(theta.shape)} and n={n}; expected {expected}"
+        )
+    finite = torch.isfinite(x).flatten(len(expected) - 2).all(-1)  # (*,)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero()[0]
+        count = int((~finite).sum())
+        raise SimulatorError(
+            f"simulator {simulator.name!r} returned non-finite observations for {count} of "
+            f"{finite.numel()} parameters, e.g. theta = {theta[tuple(bad)].tolist()}"
+        )
+
+
 def make_dataset(
-    simulator: Simulator, n_problems: int, n_real: int, seed: int, device: str = "cpu"
+    simulator: Simulator,
+    n_problems: int,
+    n_real: int,
+    seed: int,
+    device: str = "cpu",
+    provenance: dict[str, Any] | None = None,
 ) -> MetaDataset:
     r"""Draw ``n_problems`` :math:`\theta^* \sim` prior and ``n_real`` observations of each.
 
     The draws are made on ``device`` and returned on the CPU; the same seed on the same device
-    gives the same dataset.
+    gives the same dataset. The simulator's output is checked (:func:`check_simulation`).
     """
     generator = make_generator(seed, device)
     theta = simulator.sample_prior((n_problems,), generator)
     x = simulator.simulate(theta, n_real, generator)
-    return MetaDataset(simulator.name, theta.cpu(), x.float().cpu(), seed)
+    check_simulation(simulator, theta, x, n_real)
+    return MetaDataset(simulator.name, theta.cpu(), x.float().cpu(), seed, provenance or {})

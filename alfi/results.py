@@ -15,7 +15,8 @@ derived         True for derived quantities (left out of the RMSE over parameter
 true            the value that generated the problem
 estimate        mean over inits of the proposal mean (ALFI) / the MLE, raw units
 sigma           std of the mixture of the K final proposals (NaN for the MLE and derived rows)
-config_hash     hash of the settings the run used
+fingerprint     digest of everything the row depends on (model, data, settings, code;
+                see :mod:`alfi.provenance`)
 ==============  ==========================================================================
 
 ``metrics`` — one row per (…, problem, t_test, metric): ``ks_distance`` (real observations vs as
@@ -61,7 +62,7 @@ def trajectory_tables(
     variant: str,
     seed: int,
     t_test: int,
-    config_hash: str,
+    fingerprint: str,
     histograms: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The ``estimates``, ``metrics`` and ``samples`` tables of one evaluated run."""
@@ -93,7 +94,7 @@ def trajectory_tables(
     estimates = pd.DataFrame(
         _estimate_rows(names, simulator.theta_dim, true, estimate, sigma, t_values)
     )
-    estimates = estimates.assign(**keys, config_hash=config_hash)[ESTIMATE_COLUMNS]
+    estimates = estimates.assign(**keys, fingerprint=fingerprint)[ESTIMATE_COLUMNS]
 
     n = len(data)
     ks = ks_distance(data.x.double(), trajectory.final_x.double()).numpy()
@@ -103,7 +104,7 @@ def trajectory_tables(
             "metric": np.repeat(["ks_distance", "simulations"], n),
             "value": np.concatenate([ks, np.full(n, float(trajectory.simulations_per_problem))]),
         }
-    ).assign(**keys, config_hash=config_hash)[METRIC_COLUMNS]
+    ).assign(**keys, fingerprint=fingerprint)[METRIC_COLUMNS]
 
     shown = min(histograms, n)
     frames = []

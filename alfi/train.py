@@ -5,6 +5,13 @@ initial proposal mean is drawn afresh from the prior at every visit (Appendix A)
 resumable: a checkpoint holds weights, optimiser, the simulation RNG state and the step, and the
 epoch order is a function of (seed, epoch), so a run restarted from its checkpoint ends with the
 same weights as one that never stopped.
+
+A checkpoint is resumed only if it was made from the same inputs: its provenance record
+(:func:`training_record`: simulator, variant, seed, model and training settings, the data's
+content digest, device type and the training code) must have the fingerprint the current run
+would write. Any other checkpoint, or one that cannot be read (a job killed mid-write, say), is
+set aside beside it (``NAME.set-aside-TIME``) with one log line saying why, and training starts
+afresh.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +30,22 @@ from tqdm.auto import tqdm
 
 from alfi import proposal
 from alfi.config import derive_seed, parse_variant
+from alfi.data import check_simulation
 from alfi.io import InputError, MetaDataset, load_torch, save_torch
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
+from alfi.provenance import code_digest, differences, digest, source_files
 from alfi.simulators import Simulator
 
-__all__ = ["NonFiniteLossError", "TrainResult", "build_model", "train", "load_model"]
+__all__ = [
+    "NonFiniteLossError",
+    "TrainResult",
+    "build_model",
+    "training_record",
+    "train",
+    "save_model",
+    "load_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +59,7 @@ class TrainResult:
     model: ALFI
     history: list[dict[str, float]] = field(default_factory=list)
     steps_done: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def observation_statistics(simulator: Simulator, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -81,6 +100,77 @@ def _batch_indices(seed: int, step: int, per_epoch: int, n: int, batch: int) -> 
     return _epoch_order(seed, epoch, n)[position * batch : (position + 1) * batch]
 
 
+def training_record(
+    simulator: Simulator,
+    data: MetaDataset,
+    settings: dict[str, Any],
+    variant: str,
+    seed: int,
+    device: torch.device | str,
+) -> dict[str, Any]:
+    """What a trained model depends on: its provenance record (see :mod:`alfi.provenance`).
+
+    How often checkpoints are written is left out: it does not change the weights.
+    """
+    train = {k: v for k, v in settings["train"].items() if k != "checkpoint_every"}
+    return {
+        "kind": "train",
+        "simulator": simulator.name,
+        "variant": variant,
+        "seed": seed,
+        "settings": {"model": settings["model"], "train": train},
+        "data": data.fingerprint,
+        "device": torch.device(device).type,
+        "code": code_digest(source_files(simulator, "train")),
+    }
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    aside = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    log.warning("set aside checkpoint %s as %s: %s; training starts afresh", path, aside, reason)
+
+
+def _resumable(checkpoint: Path | None, record: dict, device: torch.device) -> dict | None:
+    """The checkpoint's state if it was made from ``record``'s inputs; else set it aside."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return None
+    path = Path(checkpoint)
+    try:
+        state = load_torch(path, map_location=device)
+    except InputError as exc:
+        _set_aside(path, f"unreadable ({exc})")
+        return None
+    provenance = state.get("provenance") if isinstance(state, dict) else None
+    if not provenance:
+        _set_aside(path, "it records no provenance (written by an older alfi)")
+        return None
+    if provenance.get("fingerprint") != digest(record):
+        change = differences(provenance.get("record", {}), record)
+        _set_aside(path, f"it was made from other inputs ({change})")
+        return None
+    return state
+
+
+def _diagnose_non_finite(
+    simulator: Simulator, means: torch.Tensor, n_sim: int, seed: int, step: int, variant: str
+) -> NonFiniteLossError:
+    """Why the loss is not finite: a simulator returning NaN/inf on the visited proposal means
+    ``(T + 1, P, D)`` (raw units), or (if it does not) the optimisation itself."""
+    dim = simulator.theta_dim
+    visited = simulator.clamp(means.detach().reshape(-1, dim))
+    generator = torch.Generator(device=visited.device).manual_seed(derive_seed(seed, step))
+    try:
+        check_simulation(simulator, visited, simulator.simulate(visited, n_sim, generator), n_sim)
+    except RuntimeError as exc:
+        return NonFiniteLossError(f"meta-loss is not finite at step {step}: {exc}")
+    return NonFiniteLossError(
+        f"meta-loss is not finite at step {step} ({simulator.name}, {variant}) although the "
+        "simulator returns finite data on the visited parameters; lower train.lr or set "
+        "train.grad_clip"
+    )
+
+
 def _checkpoint(model, optimiser, generator, step, settings, variant, seed, history) -> dict:
     return {
         "model": model.state_dict(),
@@ -112,7 +202,11 @@ def train(
     after a checkpoint); used to test resumption.
     """
     loss_kind, weighting = parse_variant(variant)
+    if len(data) == 0:
+        raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
     cfg = settings["train"]
+    record = training_record(simulator, data, settings, variant, seed, device)
+    provenance = {"fingerprint": digest(record), "record": record}
     with torch.random.fork_rng(devices=[]):  # weights drawn from the run's seed, not global state
         torch.manual_seed(derive_seed(seed, "init", simulator.name, variant))
         model = build_model(simulator, settings, data).to(device)
@@ -120,8 +214,8 @@ def train(
     generator = torch.Generator(device=device)
     generator.manual_seed(derive_seed(seed, "train", simulator.name, variant))
     step, history = 0, []
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = load_torch(checkpoint, map_location=device)
+    state = _resumable(checkpoint, record, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         generator.set_state(state["generator"].cpu())
@@ -151,9 +245,13 @@ def train(
         )
         loss = meta_loss(trajectory, theta_all[index], loss_kind, weighting, cfg["beta"])
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"meta-loss is {loss.item()} at step {step} ({simulator.name}, {variant}); "
-                "lower train.lr or set train.grad_clip"
+            raise _diagnose_non_finite(
+                simulator,
+                model.raw_theta(trajectory[..., : simulator.theta_dim]),
+                cfg["n_sim"],
+                seed,
+                step,
+                variant,
             )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -168,12 +266,10 @@ def train(
             )
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if checkpoint is not None and (step % cfg["checkpoint_every"] == 0 or step == last):
-            save_torch(
-                checkpoint,
-                _checkpoint(model, optimiser, generator, step, settings, variant, seed, history),
-            )
+            state = _checkpoint(model, optimiser, generator, step, settings, variant, seed, history)
+            save_torch(checkpoint, {**state, "provenance": provenance})
     bar.close()
-    return TrainResult(model=model, history=history, steps_done=step)
+    return TrainResult(model=model, history=history, steps_done=step, provenance=provenance)
 
 
 def save_model(
@@ -184,6 +280,7 @@ def save_model(
     variant: str,
     seed: int,
     history: list[dict[str, float]],
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     """The trained model: weights, sizes, normalisation (in the weights) and its provenance."""
     save_torch(
@@ -196,6 +293,7 @@ def save_model(
             "variant": variant,
             "seed": seed,
             "history": history,
+            "provenance": provenance or {},
         },
     )
 

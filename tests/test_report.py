@@ -43,7 +43,7 @@ def make_results(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
                 "variant": variant,
                 "seed": run_seed,
                 "t_test": t_test,
-                "config_hash": "abc",
+                "fingerprint": "abc",
             }
             ts = np.arange(t_test + 1)
             quality = 1.0 if variant == "nll-exp" else 1.5
@@ -105,7 +105,7 @@ def make_results(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     frames = [pd.concat(f, ignore_index=True) for f in (est, met, smp)]
     for frame in frames:
         frame[["seed", "t_test"]] = frame[["seed", "t_test"]].astype("int64")
-    return frames[0], frames[1], frames[2].drop(columns="config_hash")
+    return frames[0], frames[1], frames[2].drop(columns="fingerprint")
 
 
 @pytest.fixture(scope="module")

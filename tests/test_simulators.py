@@ -1,7 +1,9 @@
 """Each simulator against its law, and each MLE against the truth and a generic optimiser.
 
 Statistical checks use fixed seeds. Moment checks allow 4 standard errors (a false alarm rate of
-6e-5 per check under the law); goodness-of-fit checks require a p-value above 1e-3.
+6e-5 per check under the law); goodness-of-fit checks require a p-value above 1e-3. Exactness
+checks (every simulator through :func:`alfi.testing.check_simulator`, the KKT conditions of the
+linear-regression MLE, the Weinberg level set) are deterministic, with rounding tolerances.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import torch
 from conftest import generator
 from scipy import optimize, stats
 
-from alfi.simulators import available, get_simulator
+from alfi.simulators import Simulator, available, get_simulator
+from alfi.simulators.linear_regression import LinearRegression
 from alfi.simulators.multivariate import MIXING
 from alfi.simulators.weinberg import asymmetry, log_density, support
+from alfi.testing import check_simulator
 
 P_MIN = 1e-3
 
@@ -219,3 +223,195 @@ def test_weinberg_inverse_cdf_round_trip():
     for i, value in enumerate(a.tolist()):
         cdf = torch.from_numpy(_weinberg_cdf(x[i].numpy(), value))
         assert torch.allclose(cdf, u, atol=1e-9), value
+
+
+# --- The reusable checker on every built-in simulator, and its power on a broken MLE. ---
+
+
+@pytest.mark.parametrize("name", ["poisson", "linear_regression", "multivariate", "weinberg"])
+def test_check_simulator_passes_on_builtin(name):
+    report = check_simulator(get_simulator(name), seed=0)
+    assert "MLE optimality" in report.passed
+    # An exact MLE is never beaten: the optimiser's gain is rounding (< 1e-12), except Poisson's
+    # clamp to the float32 bound 0.2f = 0.2 + 3e-9: a loss <= n e^0.2 3e-9 = 1.1e-7 at n = 30.
+    assert report.max_gap < 2e-7
+    assert report.binding > 0, "no problem where the box binds: the check lost its hard cases"
+    if name == "weinberg":
+        assert "MLE arguments" in report.skipped  # only a(theta) is identified
+    else:
+        assert "MLE arguments" in report.passed
+
+
+class _ClippedLeastSquares(LinearRegression):
+    """The former estimator: offset clipped without refitting the slope (not the box MLE)."""
+
+    def mle(self, x: torch.Tensor) -> torch.Tensor:
+        u, y = x[..., 0], x[..., 2]
+        du = u - u.mean(-1, keepdim=True)
+        slope = ((du * y).sum(-1) / (du * du).sum(-1)).clamp_min(0.0)
+        offset = y.mean(-1) - slope * u.mean(-1)
+        return self.clamp(torch.stack((slope.atan(), offset), -1))
+
+
+def test_check_simulator_rejects_an_inexact_mle():
+    with pytest.raises(AssertionError, match="MLE log-likelihood .* found by L-BFGS-B"):
+        check_simulator(_ClippedLeastSquares(), seed=0)
+
+
+class _GaussianMean(Simulator):
+    """The README's plugin: no log_likelihood."""
+
+    name = "gaussian_mean_test"
+    parameter_names = ("mean",)
+    prior_low, prior_high = (-5.0,), (5.0,)
+
+    def simulate(self, theta, n, generator):
+        noise = torch.randn((*theta.shape[:-1], n, 1), generator=generator, device=theta.device)
+        return theta.unsqueeze(-2) + noise
+
+    def mle(self, x):
+        return self.clamp(x.mean(dim=-2))
+
+
+def test_check_simulator_without_log_likelihood_checks_the_rest():
+    report = check_simulator(_GaussianMean())
+    assert {"shapes", "prior box", "same seed same draws", "MLE in box"} <= set(report.passed)
+    assert report.skipped == {"MLE optimality": "no log_likelihood"}
+
+    class Unbatched(_GaussianMean):
+        def mle(self, x):
+            return self.clamp(x.reshape(-1, x.shape[-2]).mean(-1, keepdim=True))
+
+    with pytest.raises(AssertionError, match=r"mle\(\(2, 3, n, X\)\) shape"):
+        check_simulator(Unbatched())
+
+
+# --- Linear regression: the exact box-constrained least squares. ---
+
+
+def _line(u, y, dtype):
+    u, y = torch.as_tensor(u, dtype=dtype), torch.as_tensor(y, dtype=dtype)
+    return torch.stack((u, torch.ones_like(u), y), -1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_linear_regression_mle_issue_example(dtype):
+    """u = .2..1, y = 1.5 + 0.5 u: the offset binds at 1 and the slope is refitted on c = 1."""
+    sim = get_simulator("linear_regression")
+    u = torch.tensor([0.2, 0.4, 0.6, 0.8, 1.0], dtype=torch.float64)
+    x = _line(u, 1.5 + 0.5 * u, dtype)
+    mle = sim.mle(x)
+    assert mle.dtype == dtype
+    # On c = 1: b = sum u (y - 1) / sum u^2 = 0.5 * 3 / 2.2 + 0.5 = 13/11.
+    expected = torch.tensor([math.atan(13 / 11), 1.0], dtype=dtype)
+    assert torch.allclose(mle, expected, atol=1e-6)
+    assert float(sim.log_likelihood(mle.double(), x.double())) == pytest.approx(-4.4454, abs=1e-4)
+    # The former estimator: (0.4636, 1.0) at log-likelihood -55.6.
+    old = _ClippedLeastSquares().mle(x.double())
+    assert float(sim.log_likelihood(old, x.double())) == pytest.approx(-55.58, abs=0.01)
+
+
+def test_linear_regression_mle_satisfies_kkt():
+    """KKT conditions of min S(b, c) s.t. b >= 0, |c| <= 1, sufficient as S is convex.
+
+    dS/db = -2 sum u r is 0 where b > 0 and >= 0 where b = 0; dS/dc = -2 sum r is 0 inside,
+    >= 0 at c = -1 and <= 0 at c = 1. Lines with slope in [-3, 3] and offset in [-2, 2] make
+    every constraint bind in a good share of the 4000 problems.
+    """
+    sim = get_simulator("linear_regression")
+    g = generator(11)
+    shape = (4000, 1)
+    n = torch.randint(2, 12, (4000,), generator=g)
+    b, c = 6 * torch.rand(shape, generator=g) - 3, 4 * torch.rand(shape, generator=g) - 2
+    u = (2 * torch.rand((4000, 12), generator=g) - 1).double()
+    y = b * u + c + 0.3 * torch.randn((4000, 12), generator=g)
+    # Ragged sizes by repetition: duplicating the first row of each problem n..12 times.
+    keep = torch.arange(12) < n[:, None]
+    u, y = torch.where(keep, u, u[:, :1]), torch.where(keep, y, y[:, :1])
+    slope_angle, offset = sim.mle(_line(u, y, torch.float64)).unbind(-1)
+    slope = slope_angle.tan()
+    r = y - slope[:, None] * u - offset[:, None]
+    grad_b, grad_c = -2 * (u * r).sum(-1), -2 * r.sum(-1)
+    tol = 1e-9 * (1 + (y * y).sum(-1))
+    on_b = slope == 0
+    on_low, on_high = offset == -1, offset == 1
+    assert (grad_b[~on_b].abs() <= tol[~on_b]).all()
+    assert (grad_b[on_b] >= -tol[on_b]).all()
+    inside = ~(on_low | on_high)
+    assert (grad_c[inside].abs() <= tol[inside]).all()
+    assert (grad_c[on_low] >= -tol[on_low]).all() and (grad_c[on_high] <= tol[on_high]).all()
+    assert on_b.sum() > 200 and on_low.sum() > 200 and on_high.sum() > 200
+    assert (on_b & (on_low | on_high)).sum() > 50  # corners
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("u0", [0.0, 0.3, -0.7])
+def test_linear_regression_mle_degenerate_design(u0, dtype):
+    """All u equal: only b u0 + c is identified; the MLE is finite, in the box and optimal."""
+    sim = get_simulator("linear_regression")
+    y = torch.tensor([[0.1, 0.5, 0.4], [2.5, 2.7, 2.6], [-3.0, -2.0, -2.5]], dtype=torch.float64)
+    x = _line(torch.full_like(y, u0), y, dtype)
+    mle = sim.mle(x)
+    assert torch.isfinite(mle).all()
+    low, high = (b.to(dtype) for b in sim.bounds())
+    assert ((mle >= low) & (mle <= high)).all()
+    fitted = mle[:, 0].double().tan() * u0 + mle[:, 1].double()
+    # The best reachable level of b u0 + c: [-1, 1] for u0 = 0, else [-1, inf) or (-inf, 1].
+    top, bottom = (1.0 if u0 <= 0 else math.inf), (-1.0 if u0 >= 0 else -math.inf)
+    target = y.mean(-1).clamp(bottom, top)
+    assert torch.allclose(fitted, target, atol=1e-5)
+
+
+# --- Weinberg: the level-set point is exact and nearest to the prior centre. ---
+
+
+def _weinberg_grid() -> torch.Tensor:
+    a_max = get_simulator("weinberg").asymmetry_range()
+    near_zero = torch.tensor([1e-6, 3e-7, 1e-8, 1e-10, 1e-12], dtype=torch.float64)
+    fine = torch.linspace(-a_max, a_max, 20_001, dtype=torch.float64)
+    return torch.cat((fine, near_zero, -near_zero, torch.zeros(1, dtype=torch.float64)))
+
+
+def test_weinberg_theta_on_level_set_is_exact():
+    sim = get_simulator("weinberg")
+    a = _weinberg_grid()
+    theta = sim.theta_on_level_set(a)
+    assert theta.dtype == torch.float64
+    low, high = (b.double() for b in sim.bounds())
+    assert ((theta >= low) & (theta <= high)).all()
+    # Exact to rounding: the former grid search missed by up to 5e-4 near a = 0.
+    assert (asymmetry(theta) - a).abs().max() < 1e-12
+    assert theta[-1].tolist() == [45.0, 1.0]  # a = 0: the prior centre
+
+
+def test_weinberg_theta_on_level_set_is_nearest():
+    """Brute force: among 200001 energies with G = a / s(E) in [0.5, 1.5], none is closer.
+
+    The returned point is feasible (previous test), so it cannot beat the true minimum; being
+    no farther than the best grid point bounds its excess by the grid's resolution.
+    """
+    sim = get_simulator("weinberg")
+    a = _weinberg_grid()[::50]
+    theta = sim.theta_on_level_set(a)
+    energy = torch.linspace(40.0, 50.0, 200_001, dtype=torch.float64)
+    s = asymmetry(torch.stack((energy, torch.ones_like(energy)), -1))
+    distances = []
+    for chunk in a.split(64):
+        fermi = chunk[:, None] / s
+        d = 12 * (((energy - 45) / 10) ** 2 + (fermi - 1) ** 2)
+        distances.append(torch.where((fermi >= 0.5) & (fermi <= 1.5), d, math.inf).amin(-1))
+    brute = torch.cat(distances)
+    found = 12 * (((theta[:, 0] - 45) / 10) ** 2 + (theta[:, 1] - 1) ** 2)
+    finite = torch.isfinite(brute)
+    assert finite.sum() > 350
+    assert (found[finite] <= brute[finite] + 1e-12).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["linear_regression", "weinberg"])
+def test_exact_mle_on_cuda_matches_cpu(name):
+    sim = get_simulator(name)
+    x = sim.simulate(sim.sample_prior((64,), generator(12)), 20, generator(13)).double()
+    # Same algorithm; reductions differ in order, so Weinberg's golden section may end apart by
+    # the flatness of the likelihood at rounding level (~1e-7 in a).
+    assert torch.allclose(sim.mle(x.cuda()).cpu(), sim.mle(x), atol=1e-6)

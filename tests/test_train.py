@@ -1,15 +1,17 @@
-"""Meta-training: it learns, it resumes exactly, it refuses to go on with a non-finite loss."""
+"""Meta-training: it learns, it resumes exactly and only from a checkpoint of the same inputs,
+it refuses to go on with a non-finite loss and says whose fault it is."""
 
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 import torch
 
 from alfi.data import make_dataset, make_generator
 from alfi.evaluate import run_alfi, run_mle
-from alfi.io import load_torch
+from alfi.io import MetaDataset, load_torch, save_torch
 from alfi.simulators import get_simulator
 from alfi.train import NonFiniteLossError, load_model, save_model, train
 
@@ -100,17 +102,125 @@ def test_non_finite_loss_stops_with_the_step(monkeypatch):
     monkeypatch.setattr(
         sim, "simulate", lambda theta, n, g: torch.full((*theta.shape[:-1], n, 1), float("nan"))
     )
-    with pytest.raises(NonFiniteLossError, match="at step 0"):
+    with pytest.raises(NonFiniteLossError, match="at step 0") as error:
         train(sim, data, _settings(steps=2), "nll-exp", 0, CPU, progress=False)
+    assert "simulator 'poisson' returned non-finite observations" in str(error.value)
+
+
+def test_non_finite_loss_with_a_sound_simulator_blames_the_optimisation(monkeypatch):
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 32, 20, seed=1)
+    monkeypatch.setattr("alfi.train.meta_loss", lambda *args: torch.tensor(float("inf")))
+    with pytest.raises(NonFiniteLossError, match="lower train.lr"):
+        train(sim, data, _settings(steps=2), "nll-exp", 0, CPU, progress=False)
+
+
+def test_empty_meta_dataset_is_refused():
+    sim = get_simulator("poisson")
+    empty = MetaDataset("poisson", torch.zeros(0, 1), torch.zeros(0, 5, 1), 0)
+    with pytest.raises(ValueError, match="holds no problems"):
+        train(sim, empty, _settings(steps=2), "nll-exp", 0, CPU, progress=False)
+
+
+def _other_data(sim):
+    return make_dataset(sim, 48, 20, seed=99)
+
+
+def _wider(settings):
+    settings["model"]["hidden"] = 8
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda s, d, v, seed: (_settings(epochs=4, steps=3, lr=1e-2), d, v, seed), "train.lr"),
+        (lambda s, d, v, seed: (s, d, "mse-last", seed), "variant"),
+        (lambda s, d, v, seed: (s, d, v, seed + 1), "seed"),
+        (lambda s, d, v, seed: (_wider(s), d, v, seed), "model.hidden"),
+        (lambda s, d, v, seed: (s, _other_data(get_simulator("multivariate")), v, seed), "data"),
+    ],
+    ids=["lr", "variant", "seed", "width", "data"],
+)
+def test_checkpoint_of_other_inputs_is_set_aside(tmp_path, caplog, change, reason):
+    sim = get_simulator("multivariate")
+    data = make_dataset(sim, 48, 20, seed=1)
+    settings = _settings(epochs=4, steps=3)
+    checkpoint = tmp_path / "run.ckpt"
+    # A finished run's checkpoint stays; the changed run must not resume from it.
+    train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=checkpoint, progress=False)
+    new_settings, new_data, new_variant, new_seed = change(
+        copy.deepcopy(settings), data, "nll-exp", 7
+    )
+    with caplog.at_level(logging.WARNING, logger="alfi.train"):
+        changed = train(
+            sim, new_data, new_settings, new_variant, new_seed, CPU, checkpoint=checkpoint,
+            progress=False,
+        )  # fmt: skip
+    (line,) = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert "made from other inputs" in line and reason in line
+    assert len(list(tmp_path.glob("run.ckpt.set-aside-*"))) == 1
+    fresh = train(sim, new_data, new_settings, new_variant, new_seed, CPU, progress=False)
+    a, b = changed.model.state_dict(), fresh.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "the changed run did not start afresh"
+    assert load_torch(checkpoint)["provenance"]["fingerprint"] == fresh.provenance["fingerprint"]
+
+
+def test_checkpoint_every_is_no_change_of_inputs(tmp_path, caplog):
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 48, 20, seed=1)
+    checkpoint = tmp_path / "run.ckpt"
+    train(sim, data, _settings(epochs=1, steps=2), "nll-exp", 0, CPU, checkpoint=checkpoint,
+          stop_after=2, progress=False)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="alfi.train"):
+        train(sim, data, _settings(epochs=1, steps=2, checkpoint_every=1), "nll-exp", 0, CPU,
+              checkpoint=checkpoint, progress=False)  # fmt: skip
+    assert any("resumed from" in r.getMessage() for r in caplog.records)
+    assert not any("set aside" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no_provenance"])
+def test_unreadable_or_old_checkpoint_is_set_aside(tmp_path, caplog, damage):
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 32, 20, seed=1)
+    settings = _settings(steps=2)
+    checkpoint = tmp_path / "run.ckpt"
+    train(sim, data, settings, "nll-exp", 0, CPU, checkpoint=checkpoint, progress=False)
+    if damage == "truncated":  # a job killed while writing without the atomic rename
+        checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    else:  # written by a version of alfi without provenance
+        state = load_torch(checkpoint)
+        del state["provenance"]
+        save_torch(checkpoint, state)
+    # A temporary file left by a writer killed before its rename goes at the next write.
+    stale = tmp_path / ".run.ckpt.abc123.tmp"
+    stale.write_bytes(b"partial")
+    with caplog.at_level(logging.WARNING, logger="alfi.train"):
+        result = train(sim, data, settings, "nll-exp", 0, CPU, checkpoint=checkpoint,
+                       progress=False)  # fmt: skip
+    assert result.steps_done == 2
+    assert any("set aside" in r.getMessage() for r in caplog.records)
+    assert load_torch(checkpoint)["step"] == 2 and not stale.exists()
 
 
 def test_saved_model_round_trip(tmp_path):
     sim = get_simulator("weinberg")
     data = make_dataset(sim, 16, 20, seed=1)
     result = train(sim, data, _settings(steps=2), "nll-last", 0, CPU, progress=False)
-    save_model(tmp_path / "m.pt", result.model, sim, SETTINGS, "nll-last", 0, result.history)
+    save_model(
+        tmp_path / "m.pt",
+        result.model,
+        sim,
+        SETTINGS,
+        "nll-last",
+        0,
+        result.history,
+        result.provenance,
+    )
     model, state = load_model(tmp_path / "m.pt")
     assert state["simulator"] == "weinberg" and state["variant"] == "nll-last"
+    record = state["provenance"]["record"]
+    assert record["data"] == data.fingerprint and record["settings"]["train"]["steps"] == 2
     for key, value in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
     assert model.x_std.shape == (1,) and model.theta_mean.tolist() == pytest.approx([45.0, 1.0])

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from alfi.config import STAGES, load_config, settings_for, stage_settings
 from alfi.schema import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def test_dry_run_default_config():
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test.
     assert counts == {
         "settings": 4,
+        "stage_settings": 12,
         "dataset": 8,
         "train": 9,
         "evaluate": 18,
@@ -65,14 +67,42 @@ def test_dry_run_default_config():
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 49,
+        "total": 61,
     }
 
 
 def test_dry_run_paper_config():
     counts = dry_run("--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p")
     # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test.
-    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["total"] == 238
+    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["total"] == 250
+
+
+@pytest.mark.parametrize(
+    "config_file", ["config.yaml", *sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))]
+)
+def test_a_config_file_is_complete_by_itself(config_file, tmp_path):
+    """What --configfile names is what runs: config.yaml is no base layer under it. The settings
+    every job reads equal those the CLI reads from the same file."""
+    path = ROOT / config_file if config_file == "config.yaml" else ROOT / "configs" / config_file
+    expected = load_config(path)
+    results = tmp_path / "results"
+    targets = [
+        str(results / "settings" / s / f"{name}.yaml")
+        for s in expected["simulators"]
+        for name in ("config", *STAGES)
+    ]
+    named = [] if config_file == "config.yaml" else ["--configfile", str(path)]
+    snakemake(*targets, "--cores", "1", *named, "--config", f"results={results}")
+    for simulator in expected["simulators"]:
+        folder = results / "settings" / simulator
+        written = load_config(folder / "config.yaml")
+        assert written["defaults"] == settings_for(expected, simulator)
+        assert (written["seed"], written["device"]) == (expected["seed"], expected["device"])
+        for stage in STAGES:
+            stamp = yaml.safe_load((folder / f"{stage}.yaml").read_text())
+            assert stamp == stage_settings(expected, simulator, stage)
+    if config_file == "paper.yaml":  # once inherited config.yaml's laptop overrides (20 epochs)
+        assert settings_for(expected, "linear_regression")["train"]["epochs"] == 300
 
 
 def test_lint_is_clean():
@@ -154,22 +184,49 @@ def check_results(results: Path, simulators: list[str], t_test: list[int]) -> No
     assert len(pngs) >= 2 * len(simulators) + 2 and all(p.stat().st_size > 1000 for p in pngs)
 
 
+def _edit_config(project: Path, edit) -> dict:
+    path = project / "configs" / "tiny.yaml"
+    config = yaml.safe_load(path.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config))
+    return config
+
+
+def _downstream(**jobs: int) -> dict[str, int]:
+    """Dry-run counts of a change whose jobs are ``jobs``, plus the aggregation and reports."""
+    counts = {**jobs, "aggregate": 3, "figures": 1, "tables": 1, "all": 1}
+    return {**counts, "total": sum(counts.values())}
+
+
 def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
+    """One run of the tiny config with a plugin simulator, then each kind of change reruns the
+    jobs that depend on it, all of them in one invocation, and nothing else."""
+    from test_plugin import readme_example
+
     project = _copy_project(tmp_path / "project")
+    (project / "my_simulators.py").write_text(readme_example())
+    config = _edit_config(
+        project,
+        lambda c: c.update(
+            plugins=["my_simulators"], simulators=[*c["simulators"], "gaussian_mean"]
+        ),
+    )
     results = tmp_path / "results"
     common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
     snakemake("--cores", "2", *common, cwd=project)
-    config = yaml.safe_load((project / "configs" / "tiny.yaml").read_text())
     check_results(results, config["simulators"], config["t_test"])
     for log in (results / "logs" / "train").glob("*.log"):
         assert "device cpu" in log.read_text()
 
     assert dry_run(*common, cwd=project) == {}, "a finished workflow has nothing to redo"
 
-    # `snakemake --report` embeds the captioned figures and tables.
+    # The documented extra targets: the captioned report and the benchmark.
     snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=project)
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "weinberg_histograms.png" in html and "summary.md" in html
+    snakemake("bench", "--cores", "2", *common, cwd=project)
+    for part in config["bench"]["parts"]:
+        assert len(pd.read_parquet(results / "benchmarks" / f"{part}.parquet")) > 0
 
     # An edit of the plotting code (Snakemake >= 9.18 compares checksums: a bare touch is no edit).
     with open(project / "alfi" / "figures.py", "a") as handle:
@@ -177,10 +234,48 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
     assert dry_run(*common, cwd=project) == {"figures": 1, "all": 1, "total": 2}
     snakemake("--cores", "2", *common, cwd=project)
 
-    # New training settings for Weinberg only: its chain reruns, Poisson's does not.
-    config.setdefault("overrides", {})["weinberg"] = {"train": {"lr": 2.0e-3}}
-    (project / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config))
+    # How often checkpoints are written changes no result: only the settings files follow it.
+    _edit_config(project, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
+    n = len(config["simulators"])
+    assert dry_run(*common, cwd=project) == {"settings": n, "total": n}
+    snakemake("--cores", "2", *common, cwd=project)
+
+    # Training settings of Weinberg only: its training onwards, not its data, not the others.
+    _edit_config(
+        project, lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}})
+    )
+    t = len(config["t_test"])
+    assert dry_run(*common, cwd=project) == _downstream(
+        settings=1, stage_settings=1, train=1, evaluate=t
+    )
+
+    # Evaluation settings of Poisson only: its evaluations (2 variants), no training.
+    _edit_config(project, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
+    assert dry_run(*common, cwd=project) == _downstream(
+        settings=2, stage_settings=2, train=1, evaluate=t + 2 * t
+    )
+    snakemake("--cores", "2", *common, cwd=project)
+
+    # Dataset settings: the data are redrawn and everything downstream reruns in this one
+    # invocation (no second run needed), and the model records the new data.
+    _edit_config(project, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
+    assert dry_run(*common, cwd=project) == _downstream(
+        settings=1, stage_settings=1, dataset=2, mle=1, train=1, evaluate=t
+    )
+    snakemake("--cores", "2", *common, cwd=project)
+    assert dry_run(*common, cwd=project) == {}
+    from alfi.io import load_dataset, load_torch
+
+    data = load_dataset(results / "data" / "weinberg" / "train.npz")
+    model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
+    assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint
+
+    # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
+    with open(project / "my_simulators.py", "a") as handle:
+        handle.write("\nNOISE = 1.0\n")
+    assert dry_run(*common, cwd=project) == _downstream(dataset=2, mle=1, train=1, evaluate=t)
+
+    # The root seed: every random draw, so every job but the full settings files' content.
+    _edit_config(project, lambda c: c.update(seed=1))
     counts = dry_run(*common, cwd=project)
-    assert counts["settings"] == 1 and counts["train"] == 1
-    assert counts["evaluate"] == len(config["t_test"])
-    assert "dataset" not in counts and "mle" not in counts, "training settings redrew the data"
+    assert counts["dataset"] == 2 * n and counts["train"] == n + 1 and counts["mle"] == n

@@ -9,8 +9,16 @@ __all__ = ["Simulator", "register", "get_simulator", "available"]
 _REGISTRY: dict[str, type[Simulator]] = {}
 
 
-def register(cls: type[Simulator]) -> type[Simulator]:
-    """Class decorator making a simulator available by its ``name``."""
+def register(cls: type[Simulator] | None = None, *, replace: bool = False):
+    """Class decorator making a simulator available by its ``name``.
+
+    A name already taken by another class is an error, so that a plugin cannot silently shadow a
+    built-in simulator (or another plugin's). To replace one on purpose, say so:
+    ``@register(replace=True)``. Registering the same class again (a module re-imported) is
+    harmless.
+    """
+    if cls is None:
+        return lambda c: register(c, replace=replace)
     if not cls.name:
         raise ValueError(f"simulator class {cls.__name__} has no 'name' attribute")
     if len(cls.prior_low) != len(cls.parameter_names) or len(cls.prior_high) != len(
@@ -19,8 +27,19 @@ def register(cls: type[Simulator]) -> type[Simulator]:
         raise ValueError(
             f"simulator {cls.name!r}: prior bounds and parameter_names differ in length"
         )
+    taken = _REGISTRY.get(cls.name)
+    if taken is not None and not replace and _qualified(taken) != _qualified(cls):
+        raise ValueError(
+            f"simulator name {cls.name!r} of {_qualified(cls)} is already taken by "
+            f"{_qualified(taken)}; choose another name, or replace it on purpose with "
+            "@register(replace=True)"
+        )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def available() -> list[str]:

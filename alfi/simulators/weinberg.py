@@ -20,7 +20,13 @@ all use that support.
 :math:`\theta` enters only through :math:`a`, so it is not identifiable. The MLE maximises the
 likelihood over :math:`a` on the image of the prior box (a bracketing grid, then golden-section
 search to :math:`10^{-9}`), and reports as :math:`\hat\theta` the point of the level set
-:math:`a(\theta) = \hat a` nearest to the prior centre in standardised coordinates.
+:math:`a(\theta) = \hat a` nearest to the prior centre in standardised coordinates. That point
+is exact: the level set is :math:`G_f = \hat a / s(E)` with
+:math:`s(E) = 2\tanh(10\,(2E - M_Z)/M_Z)/G_f^{\rm nom}`, which inverts in closed form,
+:math:`E = M_Z/2 + (M_Z/20)\operatorname{atanh}(s\,G_f^{\rm nom}/2)`, so the energies where
+:math:`G_f` stays in its prior interval form an interval known exactly; the search over
+:math:`E` (grid, then golden section) stays inside it, so :math:`a(\hat\theta) = \hat a` to
+rounding. :math:`\hat a = 0` gives the prior centre :math:`(M_Z/2, 1)`.
 """
 
 from __future__ import annotations
@@ -123,9 +129,10 @@ class Weinberg(Simulator):
     prior_low = (40.0, 0.5)
     prior_high = (50.0, 1.5)
 
-    #: Grid sizes of the MLE: bracketing grid on a, level-set grid on the beam energy.
+    #: Grid sizes of the MLE: bracketing grid on a, level-set grid on the beam energy (inside the
+    #: exact feasible interval, where the distance to the centre was found unimodal numerically).
     mle_grid: int = 201
-    level_set_grid: int = 2001
+    level_set_grid: int = 33
     golden_iterations: int = 60
 
     def asymmetry_range(self) -> float:
@@ -165,28 +172,82 @@ class Weinberg(Simulator):
             high = torch.where(move_up, high, right)
         return (low + high) / 2
 
+    def level_set_energies(self, a: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Exact interval of beam energies on the level set :math:`a(\theta) = a` in the box.
+
+        With :math:`s(E) = 2 \tanh(10\,(2E - M_Z)/M_Z) / G_f^{\rm nom}`, increasing and odd about
+        :math:`M_Z/2`, the level set is :math:`G_f = a / s(E)`, and :math:`G_f \in [g_\ell, g_h]`
+        holds iff :math:`s(E)` lies between :math:`a/g_h` and :math:`a/g_\ell`. Inverting
+        :math:`s` in closed form, :math:`E(s) = M_Z/2 + (M_Z/20)\,\operatorname{atanh}(s
+        G_f^{\rm nom}/2)`, gives the interval between :math:`E(a/g_h)` and :math:`E(a/g_\ell)`,
+        intersected with the energy bounds (a single point when :math:`a = 0`, or when :math:`|a|`
+        exceeds the prior's range, where it is the nearest energy bound).
+
+        ``a`` of shape ``(*)`` (float64) to the interval's ends, each of shape ``(*)``.
+        """
+        (e_low, g_low), (e_high, g_high) = self.prior_low, self.prior_high
+
+        def energy(slope: Tensor) -> Tensor:
+            half = (slope * NOMINAL_FERMI / 2.0).clamp(-1.0, 1.0)  # atanh(+-1) = +-inf, clamped
+            return (Z_MASS / 2.0 + Z_MASS / 20.0 * torch.atanh(half)).clamp(e_low, e_high)
+
+        first, second = energy(a / g_high), energy(a / g_low)
+        return torch.minimum(first, second), torch.maximum(first, second)
+
+    def _fermi_on_level_set(self, energy: Tensor, a: Tensor) -> Tensor:
+        r""":math:`G_f = a / s(E)`, ``energy`` ``(*, K)`` and ``a`` ``(*, 1)``, clamped to the box.
+
+        :math:`s(E)` is computed as :func:`asymmetry` computes it, so that
+        :math:`a(E, G_f) = a` holds to rounding; where :math:`s(E) = 0` (only when :math:`a` rounds
+        to 0) any :math:`G_f` is on the level set and the prior centre is returned.
+        """
+        slope = asymmetry(torch.stack((energy, torch.ones_like(energy)), -1))
+        zero = slope == 0
+        fermi = a / torch.where(zero, torch.ones_like(slope), slope)
+        centre = (self.prior_low[1] + self.prior_high[1]) / 2.0
+        fermi = torch.where(zero, torch.full_like(fermi, centre), fermi)
+        return fermi.clamp(self.prior_low[1], self.prior_high[1])
+
+    def _level_set_distance(self, energy: Tensor, a: Tensor) -> Tensor:
+        """Squared standardised distance to the prior centre along the level set, ``(*, K)``."""
+        (e_low, g_low), (e_high, g_high) = self.prior_low, self.prior_high
+        fermi = self._fermi_on_level_set(energy, a)
+        # Standardised by the prior's sd (high - low) / sqrt(12), in float64.
+        e_term = (energy - (e_low + e_high) / 2.0) / (e_high - e_low)
+        g_term = (fermi - (g_low + g_high) / 2.0) / (g_high - g_low)
+        return 12.0 * (e_term**2 + g_term**2)
+
     def theta_on_level_set(self, a: Tensor) -> Tensor:
         r"""The :math:`\theta` with :math:`a(\theta) = a` nearest the prior centre (standardised).
 
-        ``a`` of shape ``(*)`` to ``theta`` of shape ``(*, 2)``.
+        Searches the beam energy only inside the exact feasible interval of
+        :meth:`level_set_energies`, with :math:`G_f = a / s(E)`, so every candidate lies on the
+        level set and :math:`a(\hat\theta) = a` to floating-point precision: a grid of
+        :attr:`level_set_grid` energies, then golden-section search between the neighbours of the
+        best grid point. ``a = 0`` gives the prior centre :math:`(M_Z/2, 1)`.
+
+        ``a`` of shape ``(*)`` to ``theta`` of shape ``(*, 2)`` (float64).
         """
-        low, high = self.bounds(a.device)
-        mean, std = (m.double() for m in self.prior_moments(a.device))
-        energy = torch.linspace(
-            float(low[0]), float(high[0]), self.level_set_grid, dtype=torch.float64, device=a.device
-        )
-        slope = 2.0 * torch.tanh((2.0 * energy - Z_MASS) / Z_MASS * 10.0) / NOMINAL_FERMI
-        a_ = a.double().unsqueeze(-1)
-        safe = torch.where(slope.abs() > 1e-12, slope, torch.ones_like(slope))
-        fermi = torch.where(slope.abs() > 1e-12, a_ / safe, mean[1].expand_as(a_ / safe))
-        fermi = fermi.clamp(float(low[1]), float(high[1]))
-        residual = (slope * fermi - a_).abs()
-        distance = ((energy - mean[0]) / std[0]) ** 2 + ((fermi - mean[1]) / std[1]) ** 2
-        # Exact solutions first (residual ~ 0), nearest among them; else the closest in a.
-        score = torch.where(residual < 1e-9, distance, 1e6 + residual)
-        best = score.argmin(-1, keepdim=True)
-        chosen_energy = energy.expand_as(fermi).gather(-1, best)
-        return torch.cat((chosen_energy, fermi.gather(-1, best)), -1)
+        a = a.double()
+        low, high = (v.unsqueeze(-1) for v in self.level_set_energies(a))
+        a = a.unsqueeze(-1)
+        steps = torch.linspace(0.0, 1.0, self.level_set_grid, dtype=torch.float64, device=a.device)
+        grid = low + (high - low) * steps
+        best = self._level_set_distance(grid, a).argmin(-1, keepdim=True)
+        left = grid.gather(-1, (best - 1).clamp_min(0))
+        right = grid.gather(-1, (best + 1).clamp_max(self.level_set_grid - 1))
+        for _ in range(self.golden_iterations):
+            inner = torch.cat(
+                (right - _INV_PHI * (right - left), left + _INV_PHI * (right - left)), -1
+            )
+            values = self._level_set_distance(inner, a)
+            move_up = values[..., 1:] < values[..., :1]
+            left = torch.where(move_up, inner[..., :1], left)
+            right = torch.where(move_up, right, inner[..., 1:])
+        # The refined point, unless the grid point is closer (only at a kink of the clamp).
+        energies = torch.cat(((left + right) / 2.0, grid.gather(-1, best)), -1)
+        energy = energies.gather(-1, self._level_set_distance(energies, a).argmin(-1, keepdim=True))
+        return torch.cat((energy, self._fermi_on_level_set(energy, a)), -1)
 
     def mle(self, x: Tensor) -> Tensor:
         return self.theta_on_level_set(self.mle_asymmetry(x)).to(x.dtype)

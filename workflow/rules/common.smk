@@ -4,7 +4,16 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from alfi.config import SCHEMA_PATH, settings_for, validate_config, variants_for
+from alfi.config import (
+    SCHEMA_PATH,
+    STAGES,
+    settings_for,
+    stage_settings,
+    validate_config,
+    variants_for,
+)
+from alfi.provenance import source_files
+from alfi.simulators import get_simulator
 
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).
@@ -28,6 +37,7 @@ wildcard_constraints:
     simulator="[a-z][a-z0-9_]*",
     variant="(mse|nll)-(last|const|exp)",
     seed=r"\d+",
+    stage="|".join(STAGES),
     t_test=r"\d+",
     split="train|test",
     table="estimates|metrics|samples",
@@ -38,12 +48,32 @@ def code(*modules):
     return [str(PACKAGE / m) for m in modules]
 
 
-def simulator_code(wildcards):
-    """A built-in simulator's module (a plugin's lives outside the package and is not tracked)."""
-    source = f"simulators/{wildcards.simulator}.py"
-    return code(
-        "simulators/base.py", *([source] if (PACKAGE / source).exists() else [])
-    )
+def stage_code(stage):
+    """Input function: the code a stage's output depends on (alfi.provenance.STAGE_MODULES) and
+    the simulator's source files, a plugin's included wherever it lives."""
+
+    def files(wildcards):
+        import alfi
+
+        package = Path(alfi.__file__).parent
+        paths = source_files(get_simulator(wildcards.simulator), stage)
+        # Package files as this workflow's folder holds them; a plugin's as it is.
+        return [
+            (
+                str(PACKAGE / p.relative_to(package))
+                if p.is_relative_to(package)
+                else str(p)
+            )
+            for p in paths
+        ]
+
+    return files
+
+
+def stage_file(stage):
+    """The settings stamp of one stage: rewritten, and so rerunning what reads it, exactly when
+    the settings that stage depends on change (see alfi.config.stage_settings)."""
+    return f"{RESULTS}/settings/{{simulator}}/{stage}.yaml"
 
 
 def canonical(value):
@@ -53,7 +83,9 @@ def canonical(value):
 
 
 def settings(simulator):
-    """The resolved settings of one simulator, as a config file the CLI reads."""
+    """The resolved settings of one simulator, as a config file the CLI reads. Rules read it as
+    ancient() input: what they depend on is in their stage's settings stamp (stage_file).
+    """
     return canonical(
         {
             "results": RESULTS,
@@ -62,22 +94,6 @@ def settings(simulator):
             "simulators": [simulator],
             "plugins": config["plugins"],
             "defaults": settings_for(config, simulator),
-        }
-    )
-
-
-def data_settings(wildcards):
-    """What a meta-dataset and the MLE on it depend on: the seed and the dataset sizes.
-
-    Rules that read only these take the settings file as ancient() input and these as params,
-    so new training settings do not redraw the data.
-    """
-    resolved = settings_for(config, wildcards.simulator)
-    return canonical(
-        {
-            "seed": config["seed"],
-            "dataset": resolved["dataset"],
-            "histograms": resolved["evaluate"]["histograms"],
         }
     )
 

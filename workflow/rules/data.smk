@@ -1,6 +1,6 @@
 rule settings:
     output:
-        f"{RESULTS}/settings/{{simulator}}.yaml",
+        f"{RESULTS}/settings/{{simulator}}/config.yaml",
     log:
         f"{RESULTS}/logs/settings/{{simulator}}.log",
     benchmark:
@@ -14,10 +14,29 @@ rule settings:
         "../scripts/write_settings.py"
 
 
+rule stage_settings:
+    output:
+        f"{RESULTS}/settings/{{simulator}}/{{stage}}.yaml",
+    log:
+        f"{RESULTS}/logs/settings/{{simulator}}_{{stage}}.log",
+    benchmark:
+        f"{RESULTS}/logs/settings/{{simulator}}_{{stage}}.benchmark.tsv"
+    localrule: True
+    conda:
+        "../../envs/alfi.yaml"
+    params:
+        settings=lambda wildcards: canonical(
+            stage_settings(config, wildcards.simulator, wildcards.stage)
+        ),
+    script:
+        "../scripts/write_settings.py"
+
+
 rule dataset:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}.yaml"),
-        code=simulator_code,
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("data"),
+        code=stage_code("dataset"),
     output:
         f"{RESULTS}/data/{{simulator}}/{{split}}.npz",
     log:
@@ -26,8 +45,6 @@ rule dataset:
         f"{RESULTS}/logs/dataset/{{simulator}}_{{split}}.benchmark.tsv"
     conda:
         "../../envs/alfi.yaml"
-    params:
-        depends_on=data_settings,
     shell:
         "alfi --quiet dataset --config {input.settings} --simulator {wildcards.simulator}"
         " --split {wildcards.split} --out {output} > {log} 2>&1"

@@ -1,9 +1,10 @@
 rule evaluate:
     input:
-        settings=f"{RESULTS}/settings/{{simulator}}.yaml",
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("evaluate"),
         model=f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",
         dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
-        code=code("evaluate.py", "results.py"),
+        code=stage_code("evaluate"),
     output:
         **{
             t: f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{t}.parquet"
@@ -29,9 +30,10 @@ rule evaluate:
 
 rule mle:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}.yaml"),
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("data"),
         dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
-        code=code("evaluate.py", "results.py"),
+        code=stage_code("mle"),
     output:
         **{t: f"{RESULTS}/runs/{{simulator}}/mle/{t}.parquet" for t in TABLES},
     log:
@@ -40,8 +42,6 @@ rule mle:
         f"{RESULTS}/logs/mle/{{simulator}}.benchmark.tsv"
     conda:
         "../../envs/alfi.yaml"
-    params:
-        depends_on=data_settings,
     shell:
         "alfi --quiet mle --config {input.settings} --simulator {wildcards.simulator}"
         " --dataset {input.dataset} --estimates {output.estimates}"

@@ -58,7 +58,7 @@ rule bench:
     output:
         **{
             part: f"{RESULTS}/benchmarks/{part}.parquet"
-            for part in ("throughput", "step", "evaluate", "accuracy")
+            for part in config["bench"]["parts"]
         },
     log:
         f"{RESULTS}/logs/bench.log",
@@ -69,6 +69,13 @@ rule bench:
     threads: RES["train_threads"]
     params:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
+        device=config["device"],
+        parts=",".join(config["bench"]["parts"]),
+        quick="--quick" if config["bench"]["quick"] else "",
+        poisson_seconds=config["bench"]["poisson_seconds"],
+        weinberg_seconds=config["bench"]["weinberg_seconds"],
     shell:
-        "alfi bench --device {params.device} --threads {threads}"
+        "alfi bench --device {params.device} --threads {threads} --only {params.parts}"
+        " --poisson-seconds {params.poisson_seconds}"
+        " --weinberg-seconds {params.weinberg_seconds} {params.quick}"
         " --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,8 +1,9 @@
 rule train:
     input:
-        settings=f"{RESULTS}/settings/{{simulator}}.yaml",
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("train"),
         dataset=f"{RESULTS}/data/{{simulator}}/train.npz",
-        code=code("model.py", "nn.py", "proposal.py", "losses.py", "train.py"),
+        code=stage_code("train"),
     output:
         f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",
     log:

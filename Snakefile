@@ -3,6 +3,15 @@
 # SLURM:   snakemake --profile profiles/slurm [--configfile configs/paper.yaml]
 
 
+from snakemake.utils import min_version
+
+# Checksum-based rerun decisions (a touched but unchanged file reruns nothing) need 9.18.
+min_version("9.18")
+
+
+report: "workflow/report/workflow.rst"
+
+
 # A config file named with --configfile is complete by itself: config.yaml is the default, not a
 # base layer under it (--config KEY=VALUE still applies on top of either).
 if not workflow.overwrite_configfiles:

@@ -36,7 +36,7 @@ from alfi.proposal import initial
 from alfi.simulators import Simulator, get_simulator
 from alfi.train import build_model, train
 
-__all__ = ["PAPER", "add_command", "run_benchmarks"]
+__all__ = ["PAPER", "run_benchmarks", "run_from_args"]
 
 #: Appendix B hyper-parameters: (T, meta-batch, B, M, clip, lr), and 500 real observations.
 PAPER = {
@@ -368,7 +368,8 @@ def _print(tables: dict[str, pd.DataFrame]) -> None:
             print(f"\n## {kind}\n{frame.drop(columns=info_cols).to_string(index=False)}")
 
 
-def _run(args: argparse.Namespace) -> None:
+def run_from_args(args: argparse.Namespace) -> None:
+    """``alfi bench``: the arguments as :func:`alfi.cli.build_parser` defines them."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -382,17 +383,3 @@ def _run(args: argparse.Namespace) -> None:
     if args.quick:
         budgets = {k: min(v, 10.0) for k, v in budgets.items()}
     _print(run_benchmarks(args.out_dir, device, parts, args.quick, budgets))
-
-
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("bench", help="measure speed, memory and time to accuracy")
-    p.add_argument("--out-dir", type=Path, default=Path("results/benchmarks"))
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument(
-        "--only", default="throughput,step,evaluate,accuracy", help="comma-separated parts"
-    )
-    p.add_argument("--poisson-seconds", type=float, default=300.0)
-    p.add_argument("--weinberg-seconds", type=float, default=600.0)
-    p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    p.set_defaults(run=_run)

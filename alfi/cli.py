@@ -12,9 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from alfi.config import ConfigError, derive_seed, load_config, settings_for
 from alfi.io import (
@@ -40,6 +43,8 @@ def _common(parser: argparse.ArgumentParser, simulator: bool = True) -> None:
 
 
 def _setup(args: argparse.Namespace) -> tuple[dict, dict | None, torch.device]:
+    import torch
+
     from alfi.data import resolve_device
     from alfi.simulators import get_simulator
 
@@ -89,6 +94,8 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
     from alfi.config import parse_variant
     from alfi.simulators import get_simulator
     from alfi.train import save_model, train
@@ -308,11 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=cmd_aggregate)
 
-    from alfi import bench, report
+    from alfi import report
 
     report.add_commands(sub)
-    bench.add_command(sub)
+    _add_bench(sub)
     return parser
+
+
+def _run_bench(args: argparse.Namespace) -> None:
+    from alfi.bench import run_from_args
+
+    run_from_args(args)
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="measure speed, memory and time to accuracy")
+    p.add_argument("--out-dir", type=Path, default=Path("results/benchmarks"))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--only", default="throughput,step,evaluate,accuracy", help="comma-separated parts"
+    )
+    p.add_argument("--poisson-seconds", type=float, default=300.0)
+    p.add_argument("--weinberg-seconds", type=float, default=600.0)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    p.set_defaults(run=_run_bench)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

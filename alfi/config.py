@@ -20,8 +20,6 @@ from typing import Any
 import jsonschema
 import yaml
 
-from alfi.simulators import available
-
 __all__ = [
     "ConfigError",
     "SCHEMA_PATH",
@@ -61,6 +59,8 @@ def _format_error(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate (and fill defaults into) a copy of ``config``; raise :class:`ConfigError`."""
+    from alfi.simulators import available  # torch: only once a config is validated
+
     config = copy.deepcopy(config)
     schema = json.loads(SCHEMA_PATH.read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
@@ -187,7 +187,7 @@ def variants_for(config: dict[str, Any], simulator: str) -> list[str]:
 
 def parse_variant(variant: str) -> tuple[str, str]:
     """``"nll-exp"`` into ``("nll", "exp")``, with a clear error otherwise."""
-    from alfi.losses import LOSSES, WEIGHTINGS
+    from alfi.columns import LOSSES, WEIGHTINGS
 
     loss, _, weighting = variant.partition("-")
     if loss not in LOSSES or weighting not in WEIGHTINGS:

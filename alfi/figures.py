@@ -1,15 +1,16 @@
 """Figures from the Parquet results (Agg canvas, seaborn style); no model is ever run.
 
 Every ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (not registered with
-pyplot, so nothing leaks) that :func:`save_figure` writes as PNG (dpi 200) and PDF. RMSE is the
-per-problem ``sqrt(mean_d (estimate_d - true_d)^2)`` of :func:`alfi.tables.problem_rmse`.
+pyplot, so nothing leaks) that :func:`save_figure` writes as PNG (dpi 200) and PDF. The numbers
+drawn come from :mod:`alfi.metrics` (RMSE is its per-problem
+``sqrt(mean_d (estimate_d - true_d)^2)``, coverage its Gaussian central intervals); here they are
+only drawn.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -18,21 +19,22 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from alfi.columns import LOSSES, MAIN_VARIANT, WEIGHTINGS
 from alfi.io import atomic_path
-from alfi.tables import (
-    LOSSES,
-    MAIN_VARIANT,
-    WEIGHTINGS,
+from alfi.metrics import (
     ablation_table,
+    along_t,
     check_estimates,
+    coverage,
     derived_error,
     final_rmse,
+    main_rows,
     problem_rmse,
+    select,
 )
 
 __all__ = [
     "PANEL",
-    "LEVELS",
     "set_style",
     "save_figure",
     "trajectory_figure",
@@ -40,13 +42,11 @@ __all__ = [
     "histogram_figure",
     "asymmetry_figure",
     "ablation_figure",
-    "coverage",
     "calibration_figure",
     "write_figures",
 ]
 
 PANEL = (3.5, 2.6)  # inches: one single-column panel
-LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 COLORS = {"alfi": "#0173b2", "mle": "#d55e00", "real": "#949494", "train": "#555555"}
 LOSS_COLORS = {"mse": "#de8f05", "nll": "#0173b2"}
 
@@ -91,19 +91,9 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def _main_rows(frame: pd.DataFrame, simulator: str, variant: str) -> pd.DataFrame:
-    """ALFI ``variant`` rows of ``simulator`` at its largest ``t_test`` (seeds pooled)."""
-    rows = frame[
-        (frame["simulator"] == simulator)
-        & (frame["method"] == "alfi")
-        & (frame["variant"] == variant)
-    ]
-    return rows[rows["t_test"] == rows["t_test"].max()] if len(rows) else rows
-
-
 def _band(ax: Axes, values: pd.DataFrame, column: str, label: str) -> None:
-    """Mean and ±1 std over problems of ``column`` along ``t``."""
-    stats = values.groupby("t")[column].agg(["mean", "std"])
+    """Mean and ±1 std over problems of ``column`` along ``t`` (:func:`alfi.metrics.along_t`)."""
+    stats = along_t(values, column)
     ax.plot(stats.index, stats["mean"], color=COLORS["alfi"], label=label)
     # The axis is logarithmic (errors fall by decades): where mean - std <= 0 the band is cut at
     # a tenth of the smallest mean.
@@ -137,29 +127,36 @@ def _reference_lines(ax: Axes, mle_mean: float, t_train: int) -> None:
     )
 
 
-def trajectory_figure(
-    estimates: pd.DataFrame, simulator: str, t_train: int = 15, variant: str = MAIN_VARIANT
+def _iteration_figure(
+    values: pd.DataFrame, column: str, simulator: str, t_train: int, variant: str, ylabel: str
 ) -> Figure:
-    """Mean ±1 std over test problems of the per-problem RMSE along the ALFI iterations."""
-    rmse = problem_rmse(estimates[estimates["simulator"] == simulator])
-    alfi = _main_rows(rmse, simulator, variant)
-    mle = rmse.loc[rmse["method"] == "mle", "rmse"]
+    """``column`` of the main ALFI rows along ``t`` (mean ±1 std), the MLE's mean as a line."""
+    alfi = main_rows(values, simulator, variant)
+    mle = values.loc[values["method"] == "mle", column]
     fig, axes = _figure()
     ax = axes[0, 0]
-    _band(ax, alfi, "rmse", f"ALFI ({variant})")
+    _band(ax, alfi, column, f"ALFI ({variant})")
     _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
     ax.set_yscale("log")
     ax.set_xlabel("iteration t")
-    ax.set_ylabel("RMSE (log scale)")
+    ax.set_ylabel(ylabel)
     _title(ax, alfi, simulator)
     ax.legend(loc="upper right")
     return fig
 
 
+def trajectory_figure(
+    estimates: pd.DataFrame, simulator: str, t_train: int = 15, variant: str = MAIN_VARIANT
+) -> Figure:
+    """Mean ±1 std over test problems of the per-problem RMSE along the ALFI iterations."""
+    rmse = problem_rmse(estimates[estimates["simulator"] == simulator])
+    return _iteration_figure(rmse, "rmse", simulator, t_train, variant, "RMSE (log scale)")
+
+
 def boxplot_figure(estimates: pd.DataFrame, simulator: str, variant: str = MAIN_VARIANT) -> Figure:
     """Box plots of the final per-problem RMSE: ALFI at each ``t_test``, and the MLE."""
     final = final_rmse(estimates[estimates["simulator"] == simulator])
-    alfi = final[(final["method"] == "alfi") & (final["variant"] == variant)]
+    alfi = select(final, method="alfi", variant=variant)
     groups = {f"ALFI\nT={t}": alfi[alfi["t_test"] == t] for t in sorted(alfi["t_test"].unique())}
     groups["MLE"] = final[final["method"] == "mle"]
     kept = {k: g["rmse"].dropna().to_numpy() for k, g in groups.items() if len(g)}
@@ -194,12 +191,12 @@ def histogram_figure(
     coordinate: int = 0,
 ) -> Figure:
     """Real vs simulated observations of up to ``n_problems`` problems (one seed: the smallest)."""
-    shown = _main_rows(samples, simulator, variant)
+    shown = main_rows(samples, simulator, variant)
     shown = shown[(shown["seed"] == shown["seed"].min()) & (shown["coordinate"] == coordinate)]
     problems = sorted(shown["problem"].unique())[:n_problems]
     if not problems:
         raise ValueError(f"no {variant} samples for simulator {simulator!r}")
-    est = _main_rows(estimates, simulator, variant)
+    est = main_rows(estimates, simulator, variant)
     est = est[(est["seed"] == shown["seed"].min()) & (est["t"] == est["t_test"]) & ~est["derived"]]
     fig, axes = _figure(1, len(problems), height=2.5)
     for ax, problem in zip(axes[0], problems, strict=True):
@@ -236,20 +233,10 @@ def asymmetry_figure(
 ) -> Figure:
     """Mean ±1 std over problems of ``|estimate - true|`` of a derived quantity along ``t``."""
     error = derived_error(estimates[estimates["simulator"] == simulator], parameter)
-    alfi = _main_rows(error, simulator, variant)
-    if alfi.empty:
+    if main_rows(error, simulator, variant).empty:
         raise ValueError(f"no {parameter!r} rows for {variant} on simulator {simulator!r}")
-    mle = error.loc[error["method"] == "mle", "error"]
-    fig, axes = _figure()
-    ax = axes[0, 0]
-    _band(ax, alfi, "error", f"ALFI ({variant})")
-    _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration t")
-    ax.set_ylabel(f"|error| on {parameter} (log scale)")
-    _title(ax, alfi, simulator)
-    ax.legend(loc="upper right")
-    return fig
+    ylabel = f"|error| on {parameter} (log scale)"
+    return _iteration_figure(error, "error", simulator, t_train, variant, ylabel)
 
 
 def ablation_figure(estimates: pd.DataFrame, t_train: int = 15) -> Figure:
@@ -304,37 +291,6 @@ def ablation_figure(estimates: pd.DataFrame, t_train: int = 15) -> Figure:
     return fig
 
 
-def coverage(
-    estimates: pd.DataFrame, variant: str = MAIN_VARIANT, levels: tuple[float, ...] = LEVELS
-) -> pd.DataFrame:
-    """Fraction of true parameters inside ``estimate ± z_{(1+level)/2} sigma`` (final proposal).
-
-    Main ``variant``, each simulator's largest ``t_test``, rows with a finite positive sigma.
-    Columns ``simulator, level, coverage, n``. The interval is a Gaussian approximation of the
-    final proposal mixture.
-    """
-    rows = []
-    for sim in sorted(estimates["simulator"].unique()):
-        part = _main_rows(estimates, sim, variant)
-        part = part[
-            (part["t"] == part["t_test"]) & np.isfinite(part["sigma"]) & (part["sigma"] > 0)
-        ]
-        if part.empty:
-            continue
-        z = ((part["estimate"] - part["true"]).abs() / part["sigma"]).to_numpy()
-        for level in levels:
-            quantile = NormalDist().inv_cdf((1 + level) / 2)
-            rows.append(
-                {
-                    "simulator": sim,
-                    "level": level,
-                    "coverage": float(np.mean(z <= quantile)),
-                    "n": len(z),
-                }
-            )
-    return pd.DataFrame(rows, columns=["simulator", "level", "coverage", "n"])
-
-
 def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
     """Empirical vs nominal coverage of the final proposal's central intervals, per simulator."""
     table = coverage(estimates, variant)
@@ -375,7 +331,7 @@ def write_figures(
     check_estimates(estimates, variant)
     out_dir = Path(out_dir)
     figures: dict[str, Figure] = {}
-    alfi = estimates[(estimates["method"] == "alfi") & (estimates["variant"] == variant)]
+    alfi = select(estimates, method="alfi", variant=variant)
     for sim in sorted(alfi["simulator"].unique()):
         figures[f"{sim}_trajectory"] = trajectory_figure(estimates, sim, t_train, variant)
         figures[f"{sim}_boxplot"] = boxplot_figure(estimates, sim, variant)

@@ -20,11 +20,9 @@ import torch
 from torch import Tensor
 
 from alfi import proposal
+from alfi.columns import LOSSES, WEIGHTINGS
 
 __all__ = ["LOSSES", "WEIGHTINGS", "step_weights", "partial_loss", "meta_loss"]
-
-LOSSES = ("mse", "nll")
-WEIGHTINGS = ("last", "const", "exp")
 
 
 def step_weights(

@@ -54,8 +54,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "alfi.model",
         "alfi.evaluate",
         "alfi.results",
+        "alfi.columns",
     ),
-    "mle": ("alfi.data", "alfi.evaluate", "alfi.results"),
+    "mle": ("alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
 }
 
 

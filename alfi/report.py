@@ -1,7 +1,8 @@
 """Report sub-commands: ``alfi figures`` and ``alfi tables`` from the aggregated Parquet results.
 
-They only read ``estimates``/``metrics``/``samples`` tables (see :mod:`alfi.results`); the
-figures live in :mod:`alfi.figures`, the numbers and table writers in :mod:`alfi.tables`.
+They only read ``estimates``/``metrics``/``samples`` tables (see :mod:`alfi.results`): the
+numbers come from :mod:`alfi.metrics`, the figures from :mod:`alfi.figures`, the table text from
+:mod:`alfi.tables`. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -10,18 +11,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from alfi.columns import ESTIMATE_COLUMNS, MAIN_VARIANT, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.io import read_parquet
-from alfi.tables import (
-    ESTIMATE_COLUMNS,
-    MAIN_VARIANT,
-    METRIC_COLUMNS,
-    SAMPLE_COLUMNS,
-    ablation_table,
-    format_ablation,
-    format_summary,
-    summary_table,
-    write_table,
-)
+from alfi.metrics import ablation_table, summary_table
+from alfi.tables import format_ablation, format_summary, write_table
 
 __all__ = ["add_commands", "cmd_figures", "cmd_tables", "write_tables"]
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.evaluate import Trajectory, ks_distance
 from alfi.io import MetaDataset
-from alfi.schema import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.simulators import Simulator
 
 __all__ = ["ESTIMATE_COLUMNS", "METRIC_COLUMNS", "SAMPLE_COLUMNS", "trajectory_tables"]

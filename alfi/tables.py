@@ -1,214 +1,30 @@
-"""Summary numbers and tables (Markdown, LaTeX) from the Parquet results; no model is ever run.
+"""Summary and ablation tables as text: Markdown and LaTeX (booktabs), formatted by pandas.
 
-Per-problem RMSE at iteration ``t`` is ``sqrt(mean_d (estimate_d - true_d)^2)`` over the
-simulator's own parameters (derived quantities such as the Weinberg ``asymmetry`` are left out),
-i.e. the paper's ``||theta* - E[theta]||_2 / sqrt(D)``. The *final* RMSE is the one at
-``t == t_test`` (``t == t_test == 0`` for the MLE). Seeds are pooled unless said otherwise.
+The numbers come from :mod:`alfi.metrics`; here they become cells (3 significant digits,
+``mean ± std``, NaN as an en dash) and files. Markdown goes through :meth:`DataFrame.to_markdown`
+(tabulate, ``pipe`` format), the LaTeX ``tabular`` through :meth:`Styler.to_latex` (jinja2); the
+cells, headers and caption are escaped here, so that ``±``, ``–`` and ``>`` come out as math.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from alfi.config import parse_variant
-from alfi.io import InputError, atomic_path
-from alfi.schema import ESTIMATE_COLUMNS, KEYS, MAIN_VARIANT, METRIC_COLUMNS, SAMPLE_COLUMNS
+from alfi.io import atomic_path
+from alfi.metrics import variant_order
 
 __all__ = [
-    "MAIN_VARIANT",
-    "LOSSES",
-    "WEIGHTINGS",
-    "KEYS",
-    "ESTIMATE_COLUMNS",
-    "METRIC_COLUMNS",
-    "SAMPLE_COLUMNS",
-    "check_estimates",
-    "problem_rmse",
-    "final_rmse",
-    "derived_error",
-    "ablation_t_test",
-    "summary_table",
-    "ablation_table",
+    "SUMMARY_HEADERS",
     "format_summary",
     "format_ablation",
     "to_markdown",
     "to_latex",
     "write_table",
 ]
-
-from alfi.losses import LOSSES, WEIGHTINGS  # noqa: E402
-
-
-def check_estimates(estimates: pd.DataFrame, variant: str | None = None) -> None:
-    """Raise :class:`InputError` if ``estimates`` is empty or holds no ALFI (``variant``) rows."""
-    if estimates.empty:
-        raise InputError("the estimates table is empty")
-    alfi = estimates["method"] == "alfi"
-    if not alfi.any():
-        raise InputError("the estimates table holds no ALFI rows (method == 'alfi')")
-    if variant is not None and not (estimates.loc[alfi, "variant"] == variant).any():
-        present = sorted(estimates.loc[alfi, "variant"].unique())
-        raise InputError(f"no ALFI rows for variant {variant!r}; present: {present}")
-
-
-def problem_rmse(estimates: pd.DataFrame) -> pd.DataFrame:
-    """Per-problem RMSE at every iteration: columns ``KEYS + ['t', 'rmse']``.
-
-    A problem with any NaN estimate gets a NaN RMSE (aggregates below then skip it).
-    """
-    core = estimates.loc[~estimates["derived"], [*KEYS, "t"]]
-    squared = (estimates["estimate"] - estimates["true"]).loc[core.index] ** 2
-    grouped = core.assign(sq=squared, bad=squared.isna()).groupby([*KEYS, "t"], sort=True)
-    mean = grouped["sq"].mean().where(~grouped["bad"].any())
-    return np.sqrt(mean).rename("rmse").reset_index()
-
-
-def final_rmse(estimates: pd.DataFrame) -> pd.DataFrame:
-    """Per-problem RMSE at the last iteration (``t == t_test``)."""
-    return problem_rmse(estimates[estimates["t"] == estimates["t_test"]])
-
-
-def derived_error(estimates: pd.DataFrame, parameter: str = "asymmetry") -> pd.DataFrame:
-    """``|estimate - true|`` of a derived quantity: columns ``KEYS + ['t', 'error']``."""
-    rows = estimates[estimates["parameter"] == parameter]
-    error = (rows["estimate"] - rows["true"]).abs()
-    return rows[[*KEYS, "t"]].assign(error=error).reset_index(drop=True)
-
-
-def _stats(values: pd.Series) -> tuple[float, float, float]:
-    """Mean, median and inter-quartile range (NaN-skipping; all NaN when empty)."""
-    if values.notna().sum() == 0:
-        return np.nan, np.nan, np.nan
-    q25, q75 = values.quantile([0.25, 0.75])
-    return float(values.mean()), float(values.median()), float(q75 - q25)
-
-
-def _metric_mean(metrics: pd.DataFrame, metric: str, **where: object) -> float:
-    mask = metrics["metric"] == metric
-    for column, value in where.items():
-        mask &= metrics[column] == value
-    return float(metrics.loc[mask, "value"].mean()) if mask.any() else np.nan
-
-
-def summary_table(
-    estimates: pd.DataFrame,
-    metrics: pd.DataFrame,
-    t_train: int = 15,
-    variant: str = MAIN_VARIANT,
-) -> pd.DataFrame:
-    """One row per simulator x ``t_test`` of the ALFI ``variant``, next to the MLE.
-
-    Columns: ``alfi_mean/median/iqr`` and ``mle_mean/median/iqr`` of the final RMSE, ``ratio``
-    (ALFI mean / MLE mean), ``alfi_calls``/``mle_calls`` (mean ``simulations`` per problem; 0 for
-    an MLE without that metric), ``alfi_ks``/``mle_ks`` (mean KS distance), ``alfi_asym``/
-    ``mle_asym`` (mean |error| on ``asymmetry``; NaN where there is none) and ``extrapolated``
-    (``t_test > t_train``).
-    """
-    check_estimates(estimates, variant)
-    final = final_rmse(estimates)
-    asym = derived_error(estimates)
-    asym = asym[asym["t"] == asym["t_test"]]
-    is_alfi = (final["method"] == "alfi") & (final["variant"] == variant)
-    rows = []
-    for (sim, t_test), group in final[is_alfi].groupby(["simulator", "t_test"]):
-        mle = final[(final["method"] == "mle") & (final["simulator"] == sim)]
-        alfi_stats, mle_stats = _stats(group["rmse"]), _stats(mle["rmse"])
-        a_asym = asym[
-            (asym["simulator"] == sim)
-            & (asym["method"] == "alfi")
-            & (asym["variant"] == variant)
-            & (asym["t_test"] == t_test)
-        ]
-        m_asym = asym[(asym["simulator"] == sim) & (asym["method"] == "mle")]
-        mle_calls = _metric_mean(metrics, "simulations", simulator=sim, method="mle")
-        rows.append(
-            {
-                "simulator": sim,
-                "t_test": int(t_test),
-                "extrapolated": bool(t_test > t_train),
-                "alfi_mean": alfi_stats[0],
-                "alfi_median": alfi_stats[1],
-                "alfi_iqr": alfi_stats[2],
-                "mle_mean": mle_stats[0],
-                "mle_median": mle_stats[1],
-                "mle_iqr": mle_stats[2],
-                "ratio": alfi_stats[0] / mle_stats[0] if mle_stats[0] else np.nan,
-                "alfi_calls": _metric_mean(
-                    metrics,
-                    "simulations",
-                    simulator=sim,
-                    method="alfi",
-                    variant=variant,
-                    t_test=t_test,
-                ),
-                "mle_calls": 0.0 if np.isnan(mle_calls) and not mle.empty else mle_calls,
-                "alfi_ks": _metric_mean(
-                    metrics,
-                    "ks_distance",
-                    simulator=sim,
-                    method="alfi",
-                    variant=variant,
-                    t_test=t_test,
-                ),
-                "mle_ks": _metric_mean(metrics, "ks_distance", simulator=sim, method="mle"),
-                "alfi_asym": float(a_asym["error"].mean()) if len(a_asym) else np.nan,
-                "mle_asym": float(m_asym["error"].mean()) if len(m_asym) else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def ablation_t_test(estimates: pd.DataFrame, simulator: str, t_train: int = 15) -> int:
-    """The ``t_test`` an ablation uses: ``t_train`` if the simulator has it, else the smallest."""
-    rows = estimates[(estimates["simulator"] == simulator) & (estimates["method"] == "alfi")]
-    available = sorted(int(t) for t in rows["t_test"].unique())
-    if not available:
-        raise InputError(f"no ALFI rows for simulator {simulator!r}")
-    return t_train if t_train in available else available[0]
-
-
-def _variant_order(variant: str) -> tuple[int, int, str]:
-    loss, _, weighting = variant.partition("-")
-    return (
-        LOSSES.index(loss) if loss in LOSSES else len(LOSSES),
-        WEIGHTINGS.index(weighting) if weighting in WEIGHTINGS else len(WEIGHTINGS),
-        variant,
-    )
-
-
-def ablation_table(estimates: pd.DataFrame, t_train: int = 15) -> pd.DataFrame:
-    """Simulator x ALFI variant: final RMSE mean over seeds of the per-seed mean, and its std.
-
-    Columns ``simulator, variant, loss, weighting, t_test, mean, std, n_seeds`` (std with
-    ``ddof=1``; NaN for a single seed). ``t_test`` is chosen by :func:`ablation_t_test`.
-    """
-    check_estimates(estimates)
-    final = final_rmse(estimates[estimates["method"] == "alfi"])
-    rows = []
-    for sim in sorted(final["simulator"].unique()):
-        t_test = ablation_t_test(estimates, sim, t_train)
-        part = final[(final["simulator"] == sim) & (final["t_test"] == t_test)]
-        for variant in sorted(part["variant"].unique(), key=_variant_order):
-            per_seed = part[part["variant"] == variant].groupby("seed")["rmse"].mean()
-            loss, weighting = parse_variant(variant)
-            rows.append(
-                {
-                    "simulator": sim,
-                    "variant": variant,
-                    "loss": loss,
-                    "weighting": weighting,
-                    "t_test": t_test,
-                    "mean": float(per_seed.mean()),
-                    "std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
-                    "n_seeds": int(len(per_seed)),
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 def _fmt(value: object) -> str:
@@ -266,7 +82,7 @@ def format_ablation(ablation: pd.DataFrame) -> pd.DataFrame:
     """Simulator rows x variant columns of ``mean ± std`` strings, plus the ``T_test`` used."""
     cells = [_pm(m, s) for m, s in zip(ablation["mean"], ablation["std"], strict=True)]
     wide = ablation.assign(cell=cells).pivot(index="simulator", columns="variant", values="cell")
-    wide = wide[sorted(wide.columns, key=_variant_order)].fillna("–")
+    wide = wide[sorted(wide.columns, key=variant_order)].fillna("–")
     t_test = ablation.groupby("simulator")["t_test"].first().map(_fmt)
     return (
         wide.assign(T_test=t_test)[["T_test", *wide.columns]]
@@ -276,17 +92,12 @@ def format_ablation(ablation: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub Markdown table of a string frame (first column left-, others right-aligned)."""
-    cells = [[str(c) for c in frame.columns], *frame.astype(str).to_numpy().tolist()]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(frame.columns))]
-    rule = [":" + "-" * (w - 1) if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)]
+    """A GitHub Markdown (pipe) table of a string frame: first column left-, others right-aligned.
 
-    def line(row: Sequence[str]) -> str:
-        pairs = enumerate(zip(row, widths, strict=True))
-        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
-        return "| " + " | ".join(padded) + " |"
-
-    return "\n".join([line(cells[0]), line(rule), *(line(r) for r in cells[1:])]) + "\n"
+    Cells are written as they are (no number parsing, so ``"1.50"`` stays ``1.50``).
+    """
+    align = ["left", *["right"] * (len(frame.columns) - 1)]
+    return frame.to_markdown(index=False, colalign=align, disable_numparse=True) + "\n"
 
 
 _LATEX = {
@@ -309,31 +120,18 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(frame: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs ``tabular`` (in a ``table`` with ``caption`` if given) of a string frame."""
-    spec = "l" + "r" * (len(frame.columns) - 1)
-    body = [
-        " & ".join(_latex_escape(str(c)) for c in row) + r" \\"
-        for row in frame.astype(str).to_numpy().tolist()
-    ]
-    lines = [
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        " & ".join(_latex_escape(str(c)) for c in frame.columns) + r" \\",
-        r"\midrule",
-        *body,
-        r"\bottomrule",
-        r"\end{tabular}",
-    ]
-    if caption:
-        lines = [
-            r"\begin{table}[t]",
-            r"\centering",
-            r"\small",
-            *lines,
-            rf"\caption{{{_latex_escape(caption)}}}",
-            r"\end{table}",
-        ]
-    return "\n".join(lines) + "\n"
+    """A booktabs ``tabular`` of a string frame, in a ``table`` with ``caption`` below if given."""
+    styler = (
+        frame.style.hide(axis="index")
+        .format(lambda cell: _latex_escape(str(cell)))
+        .format_index(lambda name: _latex_escape(str(name)), axis="columns")
+    )
+    tabular = styler.to_latex(column_format="l" + "r" * (len(frame.columns) - 1), hrules=True)
+    if not caption:
+        return tabular
+    head = [r"\begin{table}[t]", r"\centering", r"\small"]
+    tail = [rf"\caption{{{_latex_escape(caption)}}}", r"\end{table}"]
+    return "\n".join([*head, tabular.rstrip("\n"), *tail]) + "\n"
 
 
 def write_table(frame: pd.DataFrame, stem: Path, caption: str = "") -> list[Path]:

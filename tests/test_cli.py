@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from alfi.cli import main
-from alfi.results import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
+from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"

@@ -55,3 +55,14 @@ def test_readme_simulator_plugin_end_to_end(tmp_path, monkeypatch):
     mle = pd.read_parquet("estimates.parquet")
     # The MLE of a Gaussian mean with unit noise and 20 observations: error sd 1/sqrt(20).
     assert (mle.estimate - mle.true).abs().max() < 5 / 20**0.5
+
+
+def test_readme_check_simulator_snippet():
+    """The README's "Check a simulator" snippet, on its own example class."""
+    namespace: dict = {}
+    exec(compile(readme_example().replace("@register\n", ""), "README", "exec"), namespace)
+    text = (ROOT / "README.md").read_text()
+    snippet = re.search(r"```python\n(from alfi.testing import check_simulator.*?)```", text, re.S)
+    assert snippet, "README.md lost its check_simulator snippet"
+    exec(snippet[1], namespace)
+    assert namespace["report"].passed

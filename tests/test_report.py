@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from alfi import figures, report, tables
+from alfi import metrics as alfi_metrics
 from alfi.io import InputError, write_parquet
 
 PARAMETERS = {"poisson": ["log_rate"], "weinberg": ["beam_energy", "fermi_constant"]}
@@ -125,7 +126,7 @@ def _direct_final(estimates: pd.DataFrame) -> pd.DataFrame:
 
 def test_summary_matches_direct_computation(results) -> None:
     estimates, metrics, _ = results
-    summary = tables.summary_table(estimates, metrics, t_train=15).set_index(
+    summary = alfi_metrics.summary_table(estimates, metrics, t_train=15).set_index(
         ["simulator", "t_test"]
     )
     assert sorted(summary.index) == [(s, t) for s in ("poisson", "weinberg") for t in T_TESTS]
@@ -167,7 +168,9 @@ def test_summary_matches_direct_computation(results) -> None:
 @pytest.mark.parametrize(("t_train", "t_used"), [(15, 15), (30, 30), (20, 15)])
 def test_ablation_matches_direct_computation(results, t_train: int, t_used: int) -> None:
     estimates = results[0]
-    ablation = tables.ablation_table(estimates, t_train=t_train).set_index(["simulator", "variant"])
+    ablation = alfi_metrics.ablation_table(estimates, t_train=t_train).set_index(
+        ["simulator", "variant"]
+    )
     final = _direct_final(estimates[estimates["method"] == "alfi"])
     for sim in PARAMETERS:
         for variant in VARIANTS:
@@ -187,7 +190,7 @@ def test_ablation_matches_direct_computation(results, t_train: int, t_used: int)
 
 def test_coverage_matches_direct_computation(results) -> None:
     estimates = results[0]
-    cov = figures.coverage(estimates).set_index(["simulator", "level"])
+    cov = alfi_metrics.coverage(estimates).set_index(["simulator", "level"])
     rows = estimates[
         (estimates["simulator"] == "poisson")
         & (estimates["variant"] == "nll-exp")
@@ -218,13 +221,25 @@ def test_table_files(results, tmp_path: Path) -> None:
 def test_markdown_and_latex_formatters() -> None:
     frame = pd.DataFrame({"name": ["a_b", "c"], "value": ["1.5", "10 & 2"]})
     assert tables.to_markdown(frame).splitlines() == [
-        "| name |  value |",
-        "| :--- | -----: |",
-        "| a_b  |    1.5 |",
-        "| c    | 10 & 2 |",
+        "| name   |   value |",
+        "|:-------|--------:|",
+        "| a_b    |     1.5 |",
+        "| c      |  10 & 2 |",
     ]
-    assert r"a\_b & 1.5 \\" in tables.to_latex(frame)
-    assert r"10 \& 2" in tables.to_latex(frame)
+    assert tables.to_latex(frame).splitlines() == [
+        r"\begin{tabular}{lr}",
+        r"\toprule",
+        r"name & value \\",
+        r"\midrule",
+        r"a\_b & 1.5 \\",
+        r"c & 10 \& 2 \\",
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    wrapped = tables.to_latex(pd.DataFrame({"x > y": ["1 ± 2", "–"]}), "a_b").splitlines()
+    assert wrapped[:3] == [r"\begin{table}[t]", r"\centering", r"\small"]
+    assert wrapped[7:9] == [r"1 $\pm$ 2 \\", r"-- \\"] and wrapped[5] == r"x $>$ y \\"
+    assert wrapped[-2:] == [r"\caption{a\_b}", r"\end{table}"]
 
 
 def test_figures(results, tmp_path: Path) -> None:
@@ -283,19 +298,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _tables_argv(paths: dict[str, Path], out_dir: Path) -> list[str]:
+    inputs = [f"--{name}={paths[name]}" for name in ("estimates", "metrics")]
+    return ["tables", *inputs, "--out-dir", str(out_dir)]
+
+
 def test_cli_commands(results, tmp_path: Path) -> None:
     paths = _write_inputs(results, tmp_path)
-    args = _parse(
-        [
-            "tables",
-            "--estimates",
-            str(paths["estimates"]),
-            "--metrics",
-            str(paths["metrics"]),
-            "--out-dir",
-            str(tmp_path / "t"),
-        ]
-    )
+    args = _parse(_tables_argv(paths, tmp_path / "t"))
     assert args.t_train == 15
     args.run(args)
     assert (tmp_path / "t" / "summary.tex").stat().st_size > 0
@@ -323,23 +333,13 @@ def test_cli_commands(results, tmp_path: Path) -> None:
 def test_bad_inputs(results, tmp_path: Path) -> None:
     estimates, metrics, samples = results
     paths = _write_inputs((estimates.drop(columns="sigma"), metrics, samples), tmp_path)
-    args = _parse(
-        [
-            "tables",
-            "--estimates",
-            str(paths["estimates"]),
-            "--metrics",
-            str(paths["metrics"]),
-            "--out-dir",
-            str(tmp_path / "t"),
-        ]
-    )
+    args = _parse(_tables_argv(paths, tmp_path / "t"))
     with pytest.raises(InputError, match="missing columns \\['sigma'\\]"):
         args.run(args)
     with pytest.raises(InputError, match="empty"):
-        tables.summary_table(estimates.iloc[:0], metrics)
+        alfi_metrics.summary_table(estimates.iloc[:0], metrics)
     with pytest.raises(InputError, match="no ALFI rows"):
-        tables.ablation_table(estimates[estimates["method"] == "mle"])
+        alfi_metrics.ablation_table(estimates[estimates["method"] == "mle"])
     with pytest.raises(InputError, match="variant 'nll-const'"):
         figures.write_figures(estimates, samples, tmp_path, variant="nll-const")
     assert not (tmp_path / "t").exists()

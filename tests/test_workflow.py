@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.config import STAGES, load_config, settings_for, stage_settings
-from alfi.schema import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

@@ -12,6 +12,7 @@ from alfi.config import (
     validate_config,
     variants_for,
 )
+from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.provenance import source_files
 from alfi.simulators import get_simulator
 
@@ -35,7 +36,9 @@ PACKAGE = Path(workflow.main_snakefile).parent / "alfi"
 
 wildcard_constraints:
     simulator="[a-z][a-z0-9_]*",
-    variant="(mse|nll)-(last|const|exp)",
+    variant="|".join(
+        f"{loss}-{weighting}" for loss in LOSSES for weighting in WEIGHTINGS
+    ),
     seed=r"\d+",
     stage="|".join(STAGES),
     t_test=r"\d+",
@@ -118,15 +121,25 @@ def run_tables(table):
     return alfi + mle
 
 
-FIGURE_KINDS = ["trajectory", "boxplot"]
+def figures_by_kind():
+    """Figure kind (which names its report caption) to the figure files of that kind."""
+    kinds = {
+        kind: [f"{s}_{kind}" for s in SIMULATORS] for kind in ("trajectory", "boxplot")
+    }
+    if "weinberg" in SIMULATORS:
+        kinds |= {
+            "histograms": ["weinberg_histograms"],
+            "asymmetry": ["weinberg_asymmetry"],
+        }
+    kinds |= {"ablation": ["ablation"], "calibration": ["calibration"]}
+    return {
+        kind: [f"{RESULTS}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+        for kind, names in kinds.items()
+    }
 
 
 def figure_files():
-    names = [f"{s}_{k}" for s in SIMULATORS for k in FIGURE_KINDS]
-    if "weinberg" in SIMULATORS:
-        names += ["weinberg_histograms", "weinberg_asymmetry"]
-    names += ["ablation", "calibration"]
-    return [f"{RESULTS}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+    return [f for files in figures_by_kind().values() for f in files]
 
 
 def table_files():

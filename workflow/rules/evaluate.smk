@@ -2,7 +2,7 @@ rule evaluate:
     input:
         settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
         stage=stage_file("evaluate"),
-        model=f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",
+        model=rules.train.output[0],
         dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
         code=stage_code("evaluate"),
     output:

@@ -3,14 +3,18 @@ T_TRAIN = config["defaults"]["train"]["steps"]
 
 rule figures:
     input:
-        estimates=f"{RESULTS}/estimates.parquet",
-        metrics=f"{RESULTS}/metrics.parquet",
-        samples=f"{RESULTS}/samples.parquet",
-        code=code("figures.py", "report.py"),
+        **{t: expand(rules.aggregate.output[0], table=t) for t in TABLES},
+        code=code("figures.py", "metrics.py", "columns.py", "report.py"),
     output:
         [
-            report(f, caption="../report/figures.rst", category="Figures")
-            for f in figure_files()
+            report(
+                f,
+                caption=f"../report/figure_{kind}.rst",
+                category="Figures",
+                subcategory=kind,
+            )
+            for kind, files in figures_by_kind().items()
+            for f in files
         ],
     log:
         f"{RESULTS}/logs/figures.log",
@@ -29,9 +33,11 @@ rule figures:
 
 rule tables:
     input:
-        estimates=f"{RESULTS}/estimates.parquet",
-        metrics=f"{RESULTS}/metrics.parquet",
-        code=code("tables.py", "report.py"),
+        **{
+            t: expand(rules.aggregate.output[0], table=t)
+            for t in ("estimates", "metrics")
+        },
+        code=code("tables.py", "metrics.py", "columns.py", "report.py"),
     output:
         [
             report(f, caption="../report/tables.rst", category="Tables")

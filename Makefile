@@ -1,0 +1,32 @@
+# The README's two commands, each doing its own set-up on a fresh machine:
+#   make run    the main job (the default, laptop-sized workflow)
+#   make test   the test suite
+# The environment (.venv) is made on first use and remade when pyproject.toml changes. Without a
+# CUDA device the pinned CPU build of torch goes in first (an unpinned torch pulls a multi-GB
+# CUDA build); with one, pip picks a CUDA build within pyproject's range.
+
+VENV ?= .venv
+PYTHON ?= python3
+CPU_TORCH ?= torch==2.13.0
+READY := $(VENV)/.ready
+
+.PHONY: run test env clean-results
+
+run: $(READY)
+	$(VENV)/bin/snakemake --cores all
+
+test: $(READY)
+	$(VENV)/bin/python -m pytest
+
+env: $(READY)
+
+$(READY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1; then \
+		$(VENV)/bin/python -m pip install -q "$(CPU_TORCH)"; fi
+	$(VENV)/bin/python -m pip install -q -e ".[workflow,dev]"
+	touch $@
+
+clean-results:
+	rm -rf results

@@ -1,0 +1,165 @@
+"""alfi.metrics against hand computations; the results readers import no torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import alfi
+from alfi import columns, metrics
+from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS
+from alfi.io import InputError
+
+ROOT = Path(alfi.__file__).resolve().parents[1]
+RUN = {"simulator": "toy", "method": "alfi", "variant": "nll-exp", "seed": 0, "fingerprint": "f"}
+
+
+def _estimates(rows: list[dict]) -> pd.DataFrame:
+    """An estimates table: each row ``RUN`` updated by a dict (``t`` defaults to ``t_test``)."""
+    full = []
+    for row in rows:
+        merged = {**RUN, "problem": 0, "t_test": 2, "derived": False, "sigma": np.nan, **row}
+        full.append({"t": merged["t_test"], **merged})
+    return pd.DataFrame(full)[ESTIMATE_COLUMNS]
+
+
+def test_readers_import_no_torch() -> None:
+    code = (
+        "import sys; import alfi.columns, alfi.metrics, alfi.tables, alfi.figures, alfi.report,"
+        " alfi.io; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_variant_vocabulary_matches_training() -> None:
+    from alfi.config import ConfigError, parse_variant
+    from alfi.losses import LOSSES, WEIGHTINGS
+
+    assert (columns.LOSSES, columns.WEIGHTINGS) == (LOSSES, WEIGHTINGS)
+    for loss in LOSSES:
+        for weighting in WEIGHTINGS:
+            variant = f"{loss}-{weighting}"
+            assert metrics.split_variant(variant) == parse_variant(variant) == (loss, weighting)
+    for bad in ("nll", "nll-", "abc-exp", "nll-exp-x"):
+        with pytest.raises(ConfigError) as config_error:
+            parse_variant(bad)
+        with pytest.raises(InputError, match="invalid variant") as input_error:
+            metrics.split_variant(bad)
+        assert str(input_error.value) == str(config_error.value)
+
+
+def test_variant_order() -> None:
+    variants = ["nll-exp", "zzz-last", "mse-const", "nll-last", "mse-last"]
+    ordered = sorted(variants, key=metrics.variant_order)
+    assert ordered == ["mse-last", "mse-const", "nll-last", "nll-exp", "zzz-last"]
+
+
+def test_select_keeps_order() -> None:
+    frame = pd.DataFrame({"a": [1, 2, 1, 1], "b": ["x", "x", "y", "x"], "v": [0, 1, 2, 3]})
+    assert metrics.select(frame, a=1, b="x")["v"].tolist() == [0, 3]
+    assert metrics.select(frame)["v"].tolist() == [0, 1, 2, 3]
+
+
+def test_problem_rmse_leaves_out_derived_rows() -> None:
+    estimates = _estimates(
+        [
+            # problem 0: errors (3, 4) on the parameters, 100 on a derived quantity
+            {"parameter": "a", "true": 1.0, "estimate": 4.0},
+            {"parameter": "b", "true": 0.0, "estimate": -4.0},
+            {"parameter": "c", "true": 0.0, "estimate": 100.0, "derived": True},
+            # problem 1: one NaN estimate makes its RMSE NaN; at t = 1 it is fine
+            {"problem": 1, "parameter": "a", "true": 0.0, "estimate": np.nan},
+            {"problem": 1, "parameter": "b", "true": 0.0, "estimate": 1.0},
+            {"problem": 1, "t": 1, "parameter": "a", "true": 0.0, "estimate": 1.0},
+            {"problem": 1, "t": 1, "parameter": "b", "true": 0.0, "estimate": 3.0},
+        ]
+    )
+    rmse = metrics.problem_rmse(estimates).set_index(["problem", "t"])["rmse"]
+    assert rmse[(0, 2)] == pytest.approx(np.sqrt((9 + 16) / 2))
+    assert np.isnan(rmse[(1, 2)])
+    assert rmse[(1, 1)] == pytest.approx(np.sqrt((1 + 9) / 2))
+    final = metrics.final_rmse(estimates)
+    assert final["t"].tolist() == [2, 2] and final["problem"].tolist() == [0, 1]
+    error = metrics.derived_error(estimates, "c")
+    assert error["error"].tolist() == [100.0] and list(error.columns) == [
+        *columns.KEYS,
+        "t",
+        "error",
+    ]
+
+
+def test_describe_and_metric_mean() -> None:
+    assert metrics.describe(pd.Series([4.0, 1.0, np.nan, 3.0, 2.0])) == (2.5, 2.5, 1.5)
+    assert all(np.isnan(v) for v in metrics.describe(pd.Series([np.nan])))
+    table = pd.DataFrame(
+        [
+            {**RUN, "problem": p, "t_test": 2, "metric": m, "value": v}
+            for p, m, v in [(0, "ks_distance", 0.1), (1, "ks_distance", 0.3), (0, "simulations", 8)]
+        ]
+    )[METRIC_COLUMNS]
+    assert metrics.metric_mean(table, "ks_distance", simulator="toy") == pytest.approx(0.2)
+    assert metrics.metric_mean(table, "simulations", problem=0) == 8.0
+    assert np.isnan(metrics.metric_mean(table, "ks_distance", method="mle"))
+
+
+def test_along_t() -> None:
+    values = pd.DataFrame({"t": [0, 0, 1, 1, 1], "rmse": [1.0, 3.0, 1.0, 2.0, 3.0]})
+    stats = metrics.along_t(values, "rmse")
+    assert stats.index.tolist() == [0, 1]
+    assert stats["mean"].tolist() == [2.0, 2.0]
+    assert stats["std"].tolist() == pytest.approx([np.sqrt(2.0), 1.0])  # ddof=1
+
+
+def test_coverage_by_hand() -> None:
+    # |estimate - true| / sigma = 0.1, 0.5, 1.0, 2.0 on the counted rows.
+    counted = [
+        {"problem": p, "parameter": "a", "true": 0.0, "estimate": e * s, "sigma": s}
+        for p, (e, s) in enumerate([(0.1, 1.0), (-0.5, 2.0), (1.0, 0.5), (-2.0, 1.0)])
+    ]
+    left_out = [
+        {"parameter": "b", "true": 0.0, "estimate": 0.0, "sigma": np.nan},  # no sigma
+        {"parameter": "b", "true": 0.0, "estimate": 0.0, "sigma": 0.0},  # zero sigma
+        {"parameter": "c", "true": 0.0, "estimate": 9.0, "derived": True},  # derived: NaN sigma
+        {"parameter": "a", "true": 0.0, "estimate": 9.0, "sigma": 1.0, "t": 1},  # not final
+        {"parameter": "a", "true": 0.0, "estimate": 9.0, "sigma": 1.0, "t_test": 1},  # smaller T
+        {"parameter": "a", "true": 0.0, "estimate": 9.0, "sigma": 1.0, "variant": "mse-last"},
+        {"parameter": "a", "true": 0.0, "estimate": 0.0, "method": "mle", "t_test": 0},
+    ]
+    table = metrics.coverage(_estimates(counted + left_out), levels=(0.5, 0.95, 0.99))
+    # z = Phi^-1((1 + level) / 2) = 0.674, 1.960, 2.576
+    assert table["coverage"].tolist() == [0.5, 0.75, 1.0]
+    assert table["n"].tolist() == [4, 4, 4] and set(table["simulator"]) == {"toy"}
+    assert metrics.coverage(_estimates(left_out[:3])).empty
+
+
+def test_summary_and_ablation_columns() -> None:
+    estimates = _estimates(
+        [
+            {"parameter": "a", "true": 0.0, "estimate": 2.0},
+            {"parameter": "a", "true": 0.0, "estimate": 4.0, "seed": 1},
+            {"parameter": "a", "true": 0.0, "estimate": 1.0, "method": "mle", "t_test": 0},
+        ]
+    )
+    empty = pd.DataFrame(columns=METRIC_COLUMNS)
+    summary = metrics.summary_table(estimates, empty, t_train=1)
+    assert list(summary.columns) == metrics.SUMMARY_COLUMNS and len(summary) == 1
+    row = summary.iloc[0]
+    assert (row["alfi_mean"], row["mle_mean"], row["ratio"]) == (3.0, 1.0, 3.0)
+    assert row["mle_calls"] == 0.0 and np.isnan(row["alfi_calls"]) and row["extrapolated"]
+    ablation = metrics.ablation_table(estimates, t_train=1).iloc[0]
+    assert (ablation["t_test"], ablation["mean"], ablation["n_seeds"]) == (2, 3.0, 2)
+    assert ablation["std"] == pytest.approx(np.sqrt(2.0))
+    assert (ablation["loss"], ablation["weighting"]) == ("nll", "exp")

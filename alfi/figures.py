@@ -22,12 +22,14 @@ from matplotlib.figure import Figure
 from alfi.columns import LOSSES, MAIN_VARIANT, WEIGHTINGS
 from alfi.io import atomic_path
 from alfi.metrics import (
+    Horizon,
     ablation_table,
     along_t,
     check_estimates,
     coverage,
     derived_error,
     final_rmse,
+    horizon,
     main_rows,
     problem_rmse,
     select,
@@ -239,7 +241,7 @@ def asymmetry_figure(
     return _iteration_figure(error, "error", simulator, t_train, variant, ylabel)
 
 
-def ablation_figure(estimates: pd.DataFrame, t_train: int = 15) -> Figure:
+def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
     """Per simulator, final RMSE by weighting (x) and loss (colour); error bars: std over seeds."""
     table = ablation_table(estimates, t_train)
     # A simulator trained with one variant has nothing to compare: it is left out.
@@ -324,7 +326,7 @@ def write_figures(
     estimates: pd.DataFrame,
     samples: pd.DataFrame,
     out_dir: Path,
-    t_train: int = 15,
+    t_train: Horizon = 15,
     variant: str = MAIN_VARIANT,
 ) -> list[Path]:
     """Every figure for every simulator present under ``out_dir``; returns the written paths."""
@@ -333,13 +335,14 @@ def write_figures(
     figures: dict[str, Figure] = {}
     alfi = select(estimates, method="alfi", variant=variant)
     for sim in sorted(alfi["simulator"].unique()):
-        figures[f"{sim}_trajectory"] = trajectory_figure(estimates, sim, t_train, variant)
+        t_sim = horizon(t_train, sim)
+        figures[f"{sim}_trajectory"] = trajectory_figure(estimates, sim, t_sim, variant)
         figures[f"{sim}_boxplot"] = boxplot_figure(estimates, sim, variant)
         if sim == "weinberg":
             if (samples["simulator"] == sim).any():
                 figures[f"{sim}_histograms"] = histogram_figure(estimates, samples, sim, variant)
             if (alfi["parameter"] == "asymmetry").any():
-                figures[f"{sim}_asymmetry"] = asymmetry_figure(estimates, sim, t_train, variant)
+                figures[f"{sim}_asymmetry"] = asymmetry_figure(estimates, sim, t_sim, variant)
     figures["ablation"] = ablation_figure(estimates, t_train)
     if not coverage(estimates, variant).empty:
         figures["calibration"] = calibration_figure(estimates, variant)

@@ -18,6 +18,7 @@ rows such as the Weinberg ``asymmetry`` are left out), and at iteration :math:`t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from statistics import NormalDist
 
 import numpy as np
@@ -27,6 +28,8 @@ from alfi.columns import KEYS, LOSSES, MAIN_VARIANT, WEIGHTINGS
 from alfi.io import InputError
 
 __all__ = [
+    "Horizon",
+    "horizon",
     "LEVELS",
     "SUMMARY_COLUMNS",
     "select",
@@ -141,10 +144,26 @@ def _side(
     }
 
 
+#: The training horizon T_train: one for every simulator, or per simulator.
+Horizon = int | Mapping[str, int]
+
+
+def horizon(t_train: Horizon, simulator: str) -> int:
+    """``simulator``'s training horizon from ``t_train`` (an int, or a simulator-to-int map)."""
+    if isinstance(t_train, int):
+        return t_train
+    try:
+        return int(t_train[simulator])
+    except KeyError:
+        raise InputError(
+            f"no training horizon for simulator {simulator!r}; have {sorted(t_train)}"
+        ) from None
+
+
 def summary_table(
     estimates: pd.DataFrame,
     metrics: pd.DataFrame,
-    t_train: int = 15,
+    t_train: Horizon = 15,
     variant: str = MAIN_VARIANT,
 ) -> pd.DataFrame:
     """One row per simulator x ``t_test`` of the ALFI ``variant``, next to the MLE.
@@ -174,7 +193,7 @@ def summary_table(
             {
                 "simulator": sim,
                 "t_test": int(t_test),
-                "extrapolated": bool(t_test > t_train),
+                "extrapolated": bool(t_test > horizon(t_train, sim)),
                 "ratio": ratio,
                 **alfi,
                 **mle,
@@ -219,16 +238,18 @@ def split_variant(variant: str) -> tuple[str, str]:
     return LOSSES[loss], WEIGHTINGS[weighting]
 
 
-def ablation_t_test(estimates: pd.DataFrame, simulator: str, t_train: int = 15) -> int:
-    """The ``t_test`` an ablation uses: ``t_train`` if the simulator has it, else the smallest."""
+def ablation_t_test(estimates: pd.DataFrame, simulator: str, t_train: Horizon = 15) -> int:
+    """The ``t_test`` an ablation uses: the simulator's training horizon if it was run, else the
+    smallest ``t_test``."""
     rows = select(estimates, simulator=simulator, method="alfi")
     available = sorted(int(t) for t in rows["t_test"].unique())
     if not available:
         raise InputError(f"no ALFI rows for simulator {simulator!r}")
-    return t_train if t_train in available else available[0]
+    t = horizon(t_train, simulator)
+    return t if t in available else available[0]
 
 
-def ablation_table(estimates: pd.DataFrame, t_train: int = 15) -> pd.DataFrame:
+def ablation_table(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFrame:
     r"""Simulator x ALFI variant: the final RMSE's mean over seeds of the per-seed mean, and std.
 
     With :math:`\bar r_s` the mean final RMSE over the problems of seed :math:`s`: ``mean`` is

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alfi.columns import ESTIMATE_COLUMNS, MAIN_VARIANT, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.io import read_parquet
-from alfi.metrics import ablation_table, summary_table
+from alfi.metrics import Horizon, ablation_table, summary_table
 from alfi.tables import format_ablation, format_summary, write_table
 
 __all__ = ["add_commands", "cmd_figures", "cmd_tables", "write_tables"]
@@ -29,8 +29,8 @@ SUMMARY_CAPTION = (
 )
 ABLATION_CAPTION = (
     "Final per-problem RMSE of each ALFI variant (loss-weighting): mean over seeds of the "
-    "per-seed mean over test problems, ± its standard deviation over seeds, at T_test = {t_train}"
-    " (or the smallest T_test run when that one is absent)."
+    "per-seed mean over test problems, ± its standard deviation over seeds, at T_test = T_train "
+    "({t_train}; or the smallest T_test run when that one is absent)."
 )
 
 
@@ -38,7 +38,7 @@ def write_tables(
     estimates_path: Path,
     metrics_path: Path,
     out_dir: Path,
-    t_train: int = 15,
+    t_train: Horizon = 15,
     variant: str = MAIN_VARIANT,
 ) -> list[Path]:
     """Read the tables and write ``summary`` and ``ablation`` (``.md``, ``.tex``) to ``out_dir``."""
@@ -49,8 +49,30 @@ def write_tables(
     out_dir = Path(out_dir)
     return [
         *write_table(summary, out_dir / "summary", SUMMARY_CAPTION.format(variant=variant)),
-        *write_table(ablation, out_dir / "ablation", ABLATION_CAPTION.format(t_train=t_train)),
+        *write_table(
+            ablation, out_dir / "ablation", ABLATION_CAPTION.format(t_train=_describe(t_train))
+        ),
     ]
+
+
+def _describe(t_train: Horizon) -> str:
+    if isinstance(t_train, int):
+        return str(t_train)
+    return ", ".join(f"{name} {t}" for name, t in sorted(t_train.items()))
+
+
+def parse_horizon(text: str) -> Horizon:
+    """``--t-train``: ``15`` for every simulator, or ``poisson=15,weinberg=10``."""
+    try:
+        if "=" not in text:
+            return int(text)
+        pairs = (item.split("=", 1) for item in text.split(","))
+        return {name.strip(): int(value) for name, value in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid training horizon {text!r}; expected an integer such as 15 or "
+            "SIMULATOR=STEPS pairs such as poisson=15,weinberg=10"
+        ) from None
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -74,12 +96,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     for table in ("estimates", "metrics", "samples"):
         p.add_argument(f"--{table}", required=True, type=Path, help=f"{table} Parquet table")
     p.add_argument("--out-dir", required=True, type=Path, help="where the figures go")
-    p.add_argument("--t-train", type=int, default=15, help="training horizon (default 15)")
+    p.add_argument(
+        "--t-train",
+        type=parse_horizon,
+        default=15,
+        help="training horizon: 15, or per simulator poisson=15,weinberg=10 (default 15)",
+    )
     p.set_defaults(run=cmd_figures)
 
     p = subparsers.add_parser("tables", help="summary and ablation tables (Markdown, LaTeX)")
     for table in ("estimates", "metrics"):
         p.add_argument(f"--{table}", required=True, type=Path, help=f"{table} Parquet table")
     p.add_argument("--out-dir", required=True, type=Path, help="where the tables go")
-    p.add_argument("--t-train", type=int, default=15, help="training horizon (default 15)")
+    p.add_argument(
+        "--t-train",
+        type=parse_horizon,
+        default=15,
+        help="training horizon: 15, or per simulator poisson=15,weinberg=10 (default 15)",
+    )
     p.set_defaults(run=cmd_tables)

@@ -163,3 +163,38 @@ def test_summary_and_ablation_columns() -> None:
     assert (ablation["t_test"], ablation["mean"], ablation["n_seeds"]) == (2, 3.0, 2)
     assert ablation["std"] == pytest.approx(np.sqrt(2.0))
     assert (ablation["loss"], ablation["weighting"]) == ("nll", "exp")
+
+
+def test_training_horizon_per_simulator() -> None:
+    """``t_train`` may differ per simulator (config overrides of train.steps): a run is
+    extrapolated only beyond its own simulator's horizon."""
+    rows = [
+        {"simulator": s, "parameter": "a", "true": 0.0, "estimate": 1.0, "t_test": t, "t": t}
+        for s in ("p", "q")
+        for t in (2, 4)
+    ]
+    mle = [{"simulator": s, "parameter": "a", "true": 0.0, "estimate": 1.0, "method": "mle",
+            "t_test": 0, "t": 0} for s in ("p", "q")]  # fmt: skip
+    estimates = _estimates(rows + mle)
+    empty = pd.DataFrame(columns=METRIC_COLUMNS)
+    summary = metrics.summary_table(estimates, empty, t_train={"p": 2, "q": 4})
+    flags = {(r.simulator, r.t_test): r.extrapolated for r in summary.itertuples()}
+    assert flags == {("p", 2): False, ("p", 4): True, ("q", 2): False, ("q", 4): False}
+    ablation = metrics.ablation_table(estimates, t_train={"p": 2, "q": 4})
+    assert dict(zip(ablation["simulator"], ablation["t_test"], strict=True)) == {"p": 2, "q": 4}
+    with pytest.raises(InputError, match="no training horizon for simulator 'q'"):
+        metrics.summary_table(estimates, empty, t_train={"p": 2})
+
+
+def test_parse_horizon() -> None:
+    import argparse
+
+    from alfi.report import parse_horizon
+
+    assert parse_horizon("15") == 15
+    assert parse_horizon("poisson=15, weinberg=10".replace(" ", "")) == {
+        "poisson": 15,
+        "weinberg": 10,
+    }
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid training horizon 'p=x'"):
+        parse_horizon("p=x")

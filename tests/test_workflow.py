@@ -227,6 +227,10 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
     snakemake("bench", "--cores", "2", *common, cwd=project)
     for part in config["bench"]["parts"]:
         assert len(pd.read_parquet(results / "benchmarks" / f"{part}.parquet")) > 0
+    snakemake("readme_figures", "--cores", "1", *common, cwd=project)
+    for name in ("poisson_trajectory", "poisson_boxplot", "weinberg_histograms"):
+        copy = project / "docs" / "figures" / f"{name}.png"
+        assert copy.read_bytes() == (results / "figures" / f"{name}.png").read_bytes()
 
     # An edit of the plotting code (Snakemake >= 9.18 compares checksums: a bare touch is no edit).
     with open(project / "alfi" / "figures.py", "a") as handle:

@@ -138,6 +138,18 @@ def figures_by_kind():
     }
 
 
+def readme_figures():
+    """The figures the README shows, of the simulators this config runs."""
+    shown = [
+        "poisson_trajectory",
+        "poisson_boxplot",
+        "linear_regression_trajectory",
+        "weinberg_histograms",
+    ]
+    made = {Path(f).stem for f in figure_files()}
+    return [f"{RESULTS}/figures/{n}.png" for n in shown if n in made]
+
+
 def figure_files():
     return [f for files in figures_by_kind().values() for f in files]
 

@@ -1,4 +1,7 @@
-T_TRAIN = config["defaults"]["train"]["steps"]
+# Each simulator's training horizon (overrides included), as `alfi figures --t-train` reads it.
+T_TRAIN = ",".join(
+    f"{s}={settings_for(config, s)['train']['steps']}" for s in SIMULATORS
+)
 
 
 rule figures:
@@ -85,3 +88,24 @@ rule bench:
         " --poisson-seconds {params.poisson_seconds}"
         " --weinberg-seconds {params.weinberg_seconds} {params.quick}"
         " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule readme_figures:
+    """Refresh the figures the README shows from the results (not part of `all`):
+    `snakemake --cores all readme_figures`, so they never drift from the README's numbers.
+    """
+    input:
+        readme_figures(),
+    output:
+        [f"docs/figures/{Path(f).name}" for f in readme_figures()],
+    log:
+        f"{RESULTS}/logs/readme_figures.log",
+    benchmark:
+        f"{RESULTS}/logs/readme_figures.benchmark.tsv"
+    localrule: True
+    conda:
+        "../../envs/alfi.yaml"
+    params:
+        folder=lambda wildcards, output: Path(output[0]).parent,
+    shell:
+        "cp {input} {params.folder}/ > {log} 2>&1"

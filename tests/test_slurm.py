@@ -1,4 +1,5 @@
-"""The tiny workflow through a real SLURM cluster (workflow/scripts/slurm_cluster.sh start).
+"""The tiny workflow through a real SLURM cluster (workflow/scripts/slurm_cluster.sh start):
+the whole DAG with a GPU request, a training job requeued mid-run, and a failed job's log.
 
 Skipped, with the reason shown, where no cluster answers; with ALFI_REQUIRE_SLURM=1 (as in CI)
 a missing cluster is a failure instead.
@@ -10,10 +11,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
-from test_workflow import _copy_project, check_results, snakemake
+from test_workflow import SNAKEMAKE, _copy_project, check_results, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -63,3 +68,167 @@ def test_tiny_workflow_through_slurm(cluster, tmp_path):
     text = log.read_text()
     assert re.search(r"SLURM_JOB_ID=\d+", text), "the train job did not run under SLURM"
     assert "CUDA_VISIBLE_DEVICES=0" in text, "the train job was not given the requested GPU"
+
+
+def _weinberg_with_data(project: Path, results: Path, **train) -> list[str]:
+    """The tiny config, Weinberg only, with these training settings, as configs/test.yaml, and
+    its training set made locally (a SLURM job would add half a minute of status polling).
+    Returns the arguments that select this config."""
+    config = yaml.safe_load((project / "configs" / "tiny.yaml").read_text())
+    config["simulators"] = ["weinberg"]
+    overrides = config.setdefault("overrides", {}).setdefault("weinberg", {})
+    overrides.setdefault("train", {}).update(train)
+    (project / "configs" / "test.yaml").write_text(yaml.safe_dump(config))
+    args = ["--configfile", "configs/test.yaml", "--config", f"results={results}"]
+    snakemake(str(results / "data" / "weinberg" / "train.npz"), "--cores", "1", *args, cwd=project)
+    return args
+
+
+def _slurm_jobs(prefix: str) -> list[dict[str, str]]:
+    """The jobs of a run with this job-name prefix (names <prefix>_<run uuid>): id, name,
+    comment (rule_<rule>_wildcards_<wildcards>) and state."""
+    out = subprocess.run(
+        ["squeue", "-h", "--states=all", "-o", "%i|%j|%k|%T"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = ("id", "name", "comment", "state")
+    jobs = [dict(zip(fields, line.split("|", 3), strict=True)) for line in out.splitlines()]
+    return [job for job in jobs if job["name"].startswith(f"{prefix}_")]
+
+
+def _start_snakemake(project: Path, log: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [SNAKEMAKE, *args], cwd=project, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_requeued_training_resumes_and_matches_an_uninterrupted_run(cluster, tmp_path):
+    project = _copy_project(tmp_path / "project")
+    results = tmp_path / "results"
+    # 1000 steps of ~10 ms, a checkpoint after each: long enough to requeue the job mid-run.
+    config = _weinberg_with_data(project, results, epochs=500, checkpoint_every=1)
+    model = results / "models" / "weinberg" / "nll-exp" / "seed0.pt"
+    checkpoint = results / "checkpoints" / "weinberg" / "nll-exp" / "seed0.ckpt"
+    prefix = f"alfirequeue{os.getpid()}"
+    log = tmp_path / "snakemake.log"
+    run = _start_snakemake(
+        project,
+        log,
+        str(model),
+        "--executor",
+        "slurm",
+        "--profile",
+        "profiles/slurm",
+        "--jobs",
+        "2",
+        "--slurm-jobname-prefix",
+        prefix,
+        "--slurm-keep-successful-logs",
+        *config,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists():
+            assert run.poll() is None, f"snakemake ended before a checkpoint:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no checkpoint after 120 s:\n{log.read_text()}"
+            time.sleep(0.2)
+        (job,) = [j for j in _slurm_jobs(prefix) if j["comment"].startswith("rule_train_")]
+        requeue = subprocess.run(["scontrol", "requeue", job["id"]], capture_output=True, text=True)
+        assert requeue.returncode == 0, f"scontrol requeue {job}: {requeue.stderr}"
+
+        # Meanwhile the same training, uninterrupted, outside SLURM.
+        reference = tmp_path / "reference"
+        alfi = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "alfi"),
+                "train",
+                "--config",
+                str(results / "settings" / "weinberg" / "config.yaml"),
+                "--simulator",
+                "weinberg",
+                "--variant",
+                "nll-exp",
+                "--seed",
+                "0",
+                "--threads",
+                "1",
+                "--dataset",
+                str(results / "data" / "weinberg" / "train.npz"),
+                "--checkpoint",
+                str(reference / "seed0.ckpt"),
+                "--out",
+                str(reference / "seed0.pt"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert alfi.returncode == 0, alfi.stderr
+        assert run.wait(timeout=180) == 0, f"the workflow failed:\n{log.read_text()}"
+    finally:
+        if run.poll() is None:
+            run.terminate()  # snakemake cancels its SLURM jobs
+            run.wait(timeout=60)
+
+    show = subprocess.run(
+        ["scontrol", "show", "job", job["id"]], capture_output=True, text=True
+    ).stdout
+    assert "Restarts=1" in show and "JobState=COMPLETED" in show, show
+    # The SLURM log (appended to, not truncated, on requeue) holds both runs.
+    (slurm_log,) = (project / ".snakemake" / "slurm_logs" / "rule_train").rglob(f"{job['id']}.log")
+    assert "DUE TO JOB REQUEUE" in slurm_log.read_text()
+    text = (results / "logs" / "train" / "weinberg_nll-exp_seed0.log").read_text()
+    assert f"SLURM_JOB_ID={job['id']}" in text
+    resumed = re.search(rf"resumed from {re.escape(str(checkpoint))} at step (\d+)", text)
+    assert resumed, f"the requeued job did not resume from its checkpoint:\n{text}"
+    assert 0 < int(resumed[1]) < 1000, (
+        "the job was requeued before its first or after its last step"
+    )
+
+    weights, expected = _weights(model), _weights(reference / "seed0.pt")
+    assert weights.keys() == expected.keys()
+    different = [name for name in weights if not torch.equal(weights[name], expected[name])]
+    assert not different, f"weights differ from the uninterrupted run's: {different}"
+
+
+def test_failed_job_keeps_its_slurm_log(cluster, tmp_path):
+    project = _copy_project(tmp_path / "project")
+    results = tmp_path / "results"
+    config = _weinberg_with_data(project, results, lr=1.0e30)  # a NaN meta-loss at step 1
+    logs = project / ".snakemake" / "slurm_logs"
+    # A failed job's log from weeks ago: the plugin's default deletes logs older than 10 days.
+    old = logs / "rule_train" / "weinberg_nll-exp_0" / "1.log"
+    old.parent.mkdir(parents=True)
+    old.write_text("an old failure\n")
+    month_ago = time.time() - 30 * 86400
+    os.utime(old, (month_ago, month_ago))
+    result = snakemake(
+        str(results / "models" / "weinberg" / "nll-exp" / "seed0.pt"),
+        "--executor",
+        "slurm",
+        "--profile",
+        "profiles/slurm",
+        "--jobs",
+        "1",
+        *config,
+        cwd=project,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    train_log = results / "logs" / "train" / "weinberg_nll-exp_seed0.log"
+    assert "meta-loss is not finite at step 1" in train_log.read_text()
+
+    (failed,) = [log for log in logs.rglob("*.log") if log != old]
+    assert failed.parent == old.parent, f"not the train job's SLURM log: {failed}"
+    text = failed.read_text()
+    assert "Error in rule train" in text and str(train_log) in text, text
+    assert str(failed) in output, "snakemake did not point at the failed job's SLURM log"
+    assert old.exists(), "a failed job's SLURM log was deleted for its age"

@@ -62,6 +62,10 @@ SlurmctldHost=${NODE}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job (scontrol requeue, preemption) may start again only once the
+# credential of its killed run has expired: cred_expire + 1 s, 121 s by default.
+# 10 s keeps the requeue test short; a single node needs no longer lifetime.
+AuthInfo=cred_expire=10
 CryptoType=crypto/munge
 MpiDefault=none
 # No mail on CI machines (default MailProg does not exist -> log noise).
@@ -81,6 +85,14 @@ JobAcctGatherType=jobacct_gather/none
 # No slurmdbd: sacct does not work, so the Snakemake profile polls squeue.
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+# A requeued job waits for a scheduling pass once its begin time has passed:
+# the periodic one runs every 60 s by default (backfill: 30 s, and only after a
+# state change); every 5 s here, so a requeued job restarts within ~15 s.
+SchedulerParameters=sched_interval=5,bf_interval=5
+# Batch jobs are requeueable only if submitted with --requeue, as on sites
+# that set JobRequeue=0 (the default is 1): the requeue test then checks that
+# profiles/slurm asks for it (slurm-requeue), not this cluster's default.
+JobRequeue=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=${def_mem}

@@ -158,6 +158,11 @@ def _diagnose_non_finite(
     """Why the loss is not finite: a simulator returning NaN/inf on the visited proposal means
     ``(T + 1, P, D)`` (raw units), or (if it does not) the optimisation itself."""
     dim = simulator.theta_dim
+    if not bool(means.isfinite().all()):
+        return NonFiniteLossError(
+            f"meta-loss is not finite at step {step} ({simulator.name}, {variant}): the proposal "
+            "became non-finite (the weights diverged); lower train.lr or set train.grad_clip"
+        )
     visited = simulator.clamp(means.detach().reshape(-1, dim))
     generator = torch.Generator(device=visited.device).manual_seed(derive_seed(seed, step))
     try:
@@ -169,6 +174,41 @@ def _diagnose_non_finite(
         "simulator returns finite data on the visited parameters; lower train.lr or set "
         "train.grad_clip"
     )
+
+
+class _NonFiniteParameters(Exception):
+    pass
+
+
+class _FiniteGuard:
+    """``simulator`` that raises :class:`_NonFiniteParameters` when handed non-finite θ."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._simulator, name)
+
+    def simulate(self, theta: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        if not bool(theta.isfinite().all()):
+            raise _NonFiniteParameters
+        return self._simulator.simulate(theta, n, generator)
+
+
+def _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step) -> bool:
+    """After a simulator error in the unroll: did the proposal hand it non-finite parameters?
+    Replays the unroll (no gradients, its own random stream) with every θ checked; only on this
+    failure path, so training itself pays no synchronisation for it."""
+    generator = torch.Generator(device=psi.device).manual_seed(derive_seed(seed, "replay", step))
+    try:
+        with torch.no_grad():
+            model.unroll(_FiniteGuard(simulator), x_real, psi, cfg["steps"], cfg["n_theta"],
+                         cfg["n_sim"], generator)  # fmt: skip
+    except _NonFiniteParameters:
+        return True
+    except RuntimeError:
+        return False
+    return False
 
 
 def _checkpoint(model, optimiser, generator, step, settings, variant, seed, history) -> dict:
@@ -240,9 +280,18 @@ def train(
         psi = proposal.initial(
             (index.numel(),), simulator.theta_dim, generator, cfg["initial_log_scale"]
         )
-        trajectory = model.unroll(
-            simulator, x_all[index], psi, cfg["steps"], cfg["n_theta"], cfg["n_sim"], generator
-        )
+        try:
+            trajectory = model.unroll(
+                simulator, x_all[index], psi, cfg["steps"], cfg["n_theta"], cfg["n_sim"], generator
+            )
+        except RuntimeError as exc:
+            if not _proposal_diverged(model, simulator, x_all[index], psi, cfg, seed, step):
+                raise
+            raise NonFiniteLossError(
+                f"the proposal became non-finite at step {step} ({simulator.name}, {variant}): "
+                f"the weights diverged, and the simulator refused the parameters ({exc}); lower "
+                "train.lr or set train.grad_clip"
+            ) from None
         loss = meta_loss(trajectory, theta_all[index], loss_kind, weighting, cfg["beta"])
         if not torch.isfinite(loss):
             raise _diagnose_non_finite(

@@ -115,6 +115,16 @@ def test_non_finite_loss_with_a_sound_simulator_blames_the_optimisation(monkeypa
         train(sim, data, _settings(steps=2), "nll-exp", 0, CPU, progress=False)
 
 
+def test_diverging_weights_are_named_not_the_simulator_error():
+    """A huge learning rate makes the weights non-finite; torch.poisson then refuses the NaN rate
+    with an error of its own, which must not be what the user reads."""
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 32, 20, seed=1)
+    with pytest.raises(NonFiniteLossError, match="proposal became non-finite at step 1"):
+        train(sim, data, _settings(steps=2, lr=1e30, grad_clip=None), "nll-exp", 0, CPU,
+              progress=False)  # fmt: skip
+
+
 def test_empty_meta_dataset_is_refused():
     sim = get_simulator("poisson")
     empty = MetaDataset("poisson", torch.zeros(0, 1), torch.zeros(0, 5, 1), 0)

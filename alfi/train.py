@@ -155,24 +155,27 @@ def _resumable(checkpoint: Path | None, record: dict, device: torch.device) -> d
 def _diagnose_non_finite(
     simulator: Simulator, means: torch.Tensor, n_sim: int, seed: int, step: int, variant: str
 ) -> NonFiniteLossError:
-    """Why the loss is not finite: a simulator returning NaN/inf on the visited proposal means
-    ``(T + 1, P, D)`` (raw units), or (if it does not) the optimisation itself."""
+    """Why the loss is not finite, from the proposal means visited ``(T + 1, P, D)`` (raw units):
+    the simulator returning NaN/inf at finite ones; else the proposal itself diverging; else
+    (neither) the optimisation."""
     dim = simulator.theta_dim
-    if not bool(means.isfinite().all()):
-        return NonFiniteLossError(
-            f"meta-loss is not finite at step {step} ({simulator.name}, {variant}): the proposal "
-            "became non-finite (the weights diverged); lower train.lr or set train.grad_clip"
-        )
-    visited = simulator.clamp(means.detach().reshape(-1, dim))
+    visited = means.detach().reshape(-1, dim)
+    finite = visited.isfinite().all(-1)
+    points = simulator.clamp(visited[finite])
     generator = torch.Generator(device=visited.device).manual_seed(derive_seed(seed, step))
     try:
-        check_simulation(simulator, visited, simulator.simulate(visited, n_sim, generator), n_sim)
+        check_simulation(simulator, points, simulator.simulate(points, n_sim, generator), n_sim)
     except RuntimeError as exc:
         return NonFiniteLossError(f"meta-loss is not finite at step {step}: {exc}")
+    where = f"meta-loss is not finite at step {step} ({simulator.name}, {variant})"
+    if not bool(finite.all()):
+        return NonFiniteLossError(
+            f"{where}: the proposal became non-finite (the weights diverged) although the "
+            "simulator returns finite data; lower train.lr or set train.grad_clip"
+        )
     return NonFiniteLossError(
-        f"meta-loss is not finite at step {step} ({simulator.name}, {variant}) although the "
-        "simulator returns finite data on the visited parameters; lower train.lr or set "
-        "train.grad_clip"
+        f"{where} although the simulator returns finite data on the visited parameters; lower "
+        "train.lr or set train.grad_clip"
     )
 
 

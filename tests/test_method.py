@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from conftest import generator
 
 from alfi import proposal
 from alfi.losses import meta_loss, partial_loss, step_weights
@@ -14,7 +13,7 @@ from alfi.model import ALFI, ModelConfig
 from alfi.simulators import get_simulator
 
 
-def test_log_prob_matches_torch_normal():
+def test_log_prob_matches_torch_normal(generator):
     psi = torch.randn(4, 6, generator=generator(0))
     theta = torch.randn(4, 3, generator=generator(1))
     mean, log_scale = proposal.split(psi)
@@ -22,14 +21,14 @@ def test_log_prob_matches_torch_normal():
     assert torch.allclose(proposal.log_prob(psi, theta), expected, atol=1e-5)
 
 
-def test_score_matches_autograd():
+def test_score_matches_autograd(generator):
     psi = torch.randn(5, 4, dtype=torch.float64, generator=generator(2)).requires_grad_()
     theta = torch.randn(5, 2, dtype=torch.float64, generator=generator(3))
     (grad,) = torch.autograd.grad(proposal.log_prob(psi, theta).sum(), psi)
     assert torch.allclose(proposal.score(psi, theta), grad, atol=1e-12)
 
 
-def test_whitened_score_is_score_times_inverse_root_fisher():
+def test_whitened_score_is_score_times_inverse_root_fisher(generator):
     psi = torch.randn(5, 4, dtype=torch.float64, generator=generator(4))
     theta = torch.randn(5, 2, dtype=torch.float64, generator=generator(5))
     _, log_scale = proposal.split(psi)
@@ -39,7 +38,7 @@ def test_whitened_score_is_score_times_inverse_root_fisher():
     )
 
 
-def test_sample_moments():
+def test_sample_moments(generator):
     psi = torch.tensor([1.0, -2.0, math.log(0.5), math.log(2.0)])
     theta = proposal.sample(psi, 100_000, generator(6))
     assert theta.shape == (100_000, 2)
@@ -49,7 +48,7 @@ def test_sample_moments():
     assert ((theta.std(0) - torch.tensor([0.5, 2.0])).abs() < 4 * se / math.sqrt(2)).all()
 
 
-def test_initial_proposal_in_standardised_prior():
+def test_initial_proposal_in_standardised_prior(generator):
     psi = proposal.initial((10_000,), 3, generator(7), log_scale=0.5)
     mean, log_scale = proposal.split(psi)
     assert (mean.abs() <= math.sqrt(3)).all() and (log_scale == 0.5).all()
@@ -87,7 +86,7 @@ def _model(name="poisson", clip=0.2, saturate=False):
     return sim, model
 
 
-def test_update_clip_holds_and_shapes():
+def test_update_clip_holds_and_shapes(generator):
     sim, model = _model("multivariate", clip=0.2, saturate=True)
     x = sim.simulate(sim.sample_prior((6,), generator(1)), 30, generator(2))
     psi = proposal.initial((6,), 3, generator(3))
@@ -98,7 +97,7 @@ def test_update_clip_holds_and_shapes():
     assert (step.abs() <= 0.2 + 1e-6).all() and step.abs().max() > 0.19
 
 
-def test_gradient_flows_through_the_unroll():
+def test_gradient_flows_through_the_unroll(generator):
     sim, model = _model("poisson")
     x = sim.simulate(sim.sample_prior((3,), generator(1)), 10, generator(2))
     psi = proposal.initial((3,), 1, generator(3))
@@ -109,7 +108,7 @@ def test_gradient_flows_through_the_unroll():
     assert model.x_encoder.phi[0].weight.grad.abs().sum() > 0
 
 
-def test_unroll_is_independent_across_problems():
+def test_unroll_is_independent_across_problems(generator):
     """Problem p's trajectory depends on its own data only (no leakage across the batch)."""
     sim, model = _model("poisson")
     x = sim.simulate(sim.sample_prior((4,), generator(1)), 10, generator(2))

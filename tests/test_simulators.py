@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import generator
 from scipy import optimize, stats
 
 from alfi.simulators import Simulator, available, get_simulator
@@ -32,7 +31,7 @@ def test_registry_has_the_four_paper_simulators():
 
 
 @pytest.mark.parametrize("name", ["poisson", "linear_regression", "multivariate", "weinberg"])
-def test_batched_shapes_and_prior(name):
+def test_batched_shapes_and_prior(generator, name):
     sim = get_simulator(name)
     theta = sim.sample_prior((2, 3), generator(1))
     low, high = sim.bounds()
@@ -44,7 +43,7 @@ def test_batched_shapes_and_prior(name):
     assert sim.mle(x).shape == (2, 3, sim.theta_dim)
 
 
-def test_same_seed_same_draws():
+def test_same_seed_same_draws(generator):
     sim = get_simulator("weinberg")
     theta = sim.sample_prior((4,), generator(3))
     a = sim.simulate(theta, 50, generator(9))
@@ -52,7 +51,7 @@ def test_same_seed_same_draws():
     assert torch.equal(a, b)
 
 
-def test_poisson_law():
+def test_poisson_law(generator):
     sim = get_simulator("poisson")
     rate, n = 5.0, 40_000
     x = sim.simulate(torch.tensor([math.log(rate)]), n, generator(0))[:, 0].numpy()
@@ -64,7 +63,7 @@ def test_poisson_law():
     assert chi2.pvalue > P_MIN
 
 
-def test_linear_regression_law():
+def test_linear_regression_law(generator):
     sim = get_simulator("linear_regression")
     theta = torch.tensor([0.9, -0.3])
     x = sim.simulate(theta, 20_000, generator(0)).double()
@@ -75,7 +74,7 @@ def test_linear_regression_law():
     assert stats.kstest(noise.numpy(), stats.norm(0, 0.1).cdf).pvalue > P_MIN
 
 
-def test_multivariate_law():
+def test_multivariate_law(generator):
     sim = get_simulator("multivariate")
     theta = torch.tensor([1.5, -2.0, 0.7])
     x = sim.simulate(theta, 20_000, generator(0))
@@ -106,7 +105,7 @@ def _weinberg_cdf(x: np.ndarray, a: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("a", [0.0, 1.2, -1.9, 2.3, -2.4])
-def test_weinberg_law_including_truncated_support(a):
+def test_weinberg_law_including_truncated_support(generator, a):
     sim = get_simulator("weinberg")
     # theta on the level set a(theta) = a, Fermi constant solved for at E = 50 (or 40).
     energy = 50.0 if a >= 0 else 40.0
@@ -136,13 +135,13 @@ def test_weinberg_prior_reaches_truncated_region():
         ("multivariate", [0.5, 1.0, 1.0], 50_000, 0.03),
     ],
 )
-def test_mle_recovers_theta_on_large_samples(name, theta, n, tol):
+def test_mle_recovers_theta_on_large_samples(generator, name, theta, n, tol):
     sim = get_simulator(name)
     x = sim.simulate(torch.tensor(theta), n, generator(4))
     assert torch.allclose(sim.mle(x), torch.tensor(theta), atol=tol)
 
 
-def test_weinberg_mle_recovers_asymmetry():
+def test_weinberg_mle_recovers_asymmetry(generator):
     sim = get_simulator("weinberg")
     theta = torch.tensor([[47.0, 1.2], [41.0, 0.7]])
     x = sim.simulate(theta, 50_000, generator(5))
@@ -157,7 +156,7 @@ def _neg_log_likelihood(sim, x):
 
 
 @pytest.mark.parametrize("name", ["poisson", "linear_regression"])
-def test_mle_matches_numerical_maximisation(name):
+def test_mle_matches_numerical_maximisation(generator, name):
     sim = get_simulator(name)
     theta = sim.sample_prior((5,), generator(6))
     x = sim.simulate(theta, 30, generator(7))
@@ -174,7 +173,7 @@ def test_mle_matches_numerical_maximisation(name):
         np.testing.assert_allclose(sim.mle(x[k].double()).numpy(), result.x, atol=2e-4)
 
 
-def test_multivariate_mle_matches_numerical_maximisation():
+def test_multivariate_mle_matches_numerical_maximisation(generator):
     sim = get_simulator("multivariate")
     theta = torch.tensor([0.3, -1.0, 1.5])
     x = sim.simulate(theta, 30, generator(8)).double()
@@ -193,7 +192,7 @@ def test_multivariate_mle_matches_numerical_maximisation():
 
 
 @pytest.mark.parametrize("theta", [[47.0, 1.2], [41.0, 1.45], [45.3, 0.6]])
-def test_weinberg_mle_matches_scalar_maximisation(theta):
+def test_weinberg_mle_matches_scalar_maximisation(generator, theta):
     sim = get_simulator("weinberg")
     x = sim.simulate(torch.tensor(theta), 40, generator(9))[:, 0].double()
     a_max = sim.asymmetry_range()
@@ -311,7 +310,7 @@ def test_linear_regression_mle_issue_example(dtype):
     assert float(sim.log_likelihood(old, x.double())) == pytest.approx(-55.58, abs=0.01)
 
 
-def test_linear_regression_mle_satisfies_kkt():
+def test_linear_regression_mle_satisfies_kkt(generator):
     """KKT conditions of min S(b, c) s.t. b >= 0, |c| <= 1, sufficient as S is convex.
 
     dS/db = -2 sum u r is 0 where b > 0 and >= 0 where b = 0; dS/dc = -2 sum r is 0 inside,
@@ -407,11 +406,18 @@ def test_weinberg_theta_on_level_set_is_nearest():
     assert (found[finite] <= brute[finite] + 1e-12).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name", ["linear_regression", "weinberg"])
-def test_exact_mle_on_cuda_matches_cpu(name):
+@pytest.mark.parametrize("name", ["poisson", "linear_regression", "multivariate", "weinberg"])
+def test_simulators_and_mle_on_device(device, generator, name):
+    """``--device cuda``: draws, simulation and the MLE run there; the MLE of the same data
+    agrees with the CPU's (same algorithm, reductions in another order: Weinberg's golden section
+    may end apart by the likelihood's flatness at rounding level, ~1e-7 in a)."""
     sim = get_simulator(name)
+    on_device = torch.Generator(device=device).manual_seed(0)
+    theta = sim.sample_prior((64,), on_device)
+    x = sim.simulate(theta, 200, on_device)
+    assert x.device.type == device.type and x.shape == (64, 200, sim.observation_dim)
+    assert torch.isfinite(x).all()
+    estimate = sim.mle(x)
+    assert estimate.device.type == device.type and torch.isfinite(estimate).all()
     x = sim.simulate(sim.sample_prior((64,), generator(12)), 20, generator(13)).double()
-    # Same algorithm; reductions differ in order, so Weinberg's golden section may end apart by
-    # the flatness of the likelihood at rounding level (~1e-7 in a).
-    assert torch.allclose(sim.mle(x.cuda()).cpu(), sim.mle(x), atol=1e-6)
+    assert torch.allclose(sim.mle(x.to(device)).cpu(), sim.mle(x), atol=1e-6)

@@ -20,7 +20,7 @@ import torch
 import yaml
 from test_workflow import SNAKEMAKE, _copy_project, check_results, snakemake
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 
 
 def _cluster_problem() -> str | None:

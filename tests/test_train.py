@@ -96,6 +96,20 @@ def test_same_seed_same_weights_and_different_seed_differs():
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
 
 
+def test_training_and_evaluation_on_device_are_reproducible(device):
+    """``--device cuda``: the same seed gives the same weights there too, and evaluation runs."""
+    sim = get_simulator("weinberg")
+    data = make_dataset(sim, 64, 50, seed=1, device=device.type)
+    settings = _settings(epochs=2, steps=4)
+    runs = [train(sim, data, settings, "nll-exp", 3, device, progress=False) for _ in range(2)]
+    for p, q in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        assert p.device.type == device.type and torch.allclose(p, q)
+    trajectory = run_alfi(runs[0].model, sim, data, 6, 4, 5, 7, make_generator(2, device))
+    assert torch.isfinite(trajectory.estimate).all() and trajectory.estimate.shape == (7, 64, 2)
+    mle = run_mle(sim, data, make_generator(3, device))
+    assert torch.isfinite(mle.estimate).all()
+
+
 def test_non_finite_loss_stops_with_the_step(monkeypatch):
     sim = get_simulator("poisson")
     data = make_dataset(sim, 32, 20, seed=1)

@@ -3,7 +3,8 @@
 #   make test   the test suite
 # The environment (.venv) is made on first use and remade when pyproject.toml changes. Without a
 # CUDA device the pinned CPU build of torch goes in first (an unpinned torch pulls a multi-GB
-# CUDA build); with one, pip picks a CUDA build within pyproject's range.
+# CUDA build); with one, pip picks a CUDA build within pyproject's range. The baselines extra
+# (sbi) is included, so both commands can run every method.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -25,7 +26,7 @@ $(READY): pyproject.toml
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1; then \
 		$(VENV)/bin/python -m pip install -q "$(CPU_TORCH)"; fi
-	$(VENV)/bin/python -m pip install -q -e ".[workflow,dev]"
+	$(VENV)/bin/python -m pip install -q -e ".[workflow,dev,baselines]"
 	touch $@
 
 clean-results:

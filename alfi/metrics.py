@@ -47,6 +47,9 @@ __all__ = [
     "ablation_t_test",
     "ablation_table",
     "coverage",
+    "central_intervals",
+    "sample_coverage",
+    "c2st",
 ]
 
 #: Nominal levels of the central intervals whose coverage :func:`coverage` measures.
@@ -314,3 +317,100 @@ def coverage(
                 }
             )
     return pd.DataFrame(rows, columns=["simulator", "level", "coverage", "n"])
+
+
+def central_intervals(
+    samples: np.ndarray, levels: tuple[float, ...] = LEVELS
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Empirical central intervals of posterior draws, for any method that yields samples.
+
+    The interval of level :math:`\alpha` is :math:`[q_{(1-\alpha)/2}, q_{(1+\alpha)/2}]`, the
+    empirical quantiles of the draws (numpy's linear interpolation).
+
+    Args:
+        samples: draws of shape ``(N, S, D)``: ``S`` per problem, ``N`` problems.
+        levels: nominal levels in (0, 1).
+
+    Returns:
+        Lower and upper ends, each of shape ``(L, N, D)`` for ``L = len(levels)``.
+    """
+    samples = np.asarray(samples, dtype=float)
+    if samples.ndim != 3:
+        raise InputError(f"samples must have shape (N, S, D), got {samples.shape}")
+    tails = np.asarray(levels, dtype=float)
+    if not ((tails > 0) & (tails < 1)).all():
+        raise InputError(f"levels must lie in (0, 1), got {levels}")
+    low = np.quantile(samples, (1 - tails) / 2, axis=1)
+    high = np.quantile(samples, (1 + tails) / 2, axis=1)
+    return low, high
+
+
+def sample_coverage(
+    samples: np.ndarray,
+    truth: np.ndarray,
+    levels: tuple[float, ...] = LEVELS,
+    names: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    r"""Coverage of the empirical central intervals (:func:`central_intervals`) of the draws.
+
+    Coverage at level :math:`\alpha` is the fraction of problems whose true value lies in its
+    interval, per parameter. For an exact posterior and truths drawn from the prior it is
+    :math:`\alpha` up to the binomial error :math:`\sqrt{\alpha(1-\alpha)/N}` (and the
+    quantiles' own error). Problems with a non-finite draw or truth in a parameter are left out
+    of that parameter.
+
+    Args:
+        samples: ``(N, S, D)`` draws; ``truth``: ``(N, D)`` true parameters.
+        levels: nominal levels; ``names``: one per parameter (default ``"0"``, ``"1"``, ...).
+
+    Returns:
+        Columns ``parameter, level, coverage, n`` (``n``: problems counted), one row per
+        parameter and level.
+    """
+    samples, truth = np.asarray(samples, dtype=float), np.asarray(truth, dtype=float)
+    if truth.shape != (samples.shape[0], samples.shape[-1]) or samples.ndim != 3:
+        raise InputError(f"samples {samples.shape} and truth {truth.shape} do not match")
+    names = names or tuple(str(d) for d in range(truth.shape[1]))
+    finite = np.isfinite(samples).all(axis=1) & np.isfinite(truth)
+    low, high = central_intervals(np.where(np.isfinite(samples), samples, 0.0), levels)
+    inside = (low <= truth) & (truth <= high)
+    rows = []
+    for d, name in enumerate(names):
+        n = int(finite[:, d].sum())
+        for i, level in enumerate(levels):
+            hit = inside[i, finite[:, d], d]
+            rows.append(
+                {
+                    "parameter": name,
+                    "level": level,
+                    "coverage": float(hit.mean()) if n else np.nan,
+                    "n": n,
+                }
+            )
+    return pd.DataFrame(rows, columns=["parameter", "level", "coverage", "n"])
+
+
+def c2st(samples: np.ndarray, reference: np.ndarray, seed: int = 1) -> np.ndarray:
+    """Classifier two-sample test accuracy per problem: 0.5 indistinguishable, 1 disjoint.
+
+    sbi's ``c2st`` (random forest, 5-fold cross-validation, both sets z-scored by ``samples``'
+    moments) on each problem, between a method's draws ``samples`` ``(N, S, D)`` and exact
+    reference draws ``reference`` ``(N, S', D)`` (:mod:`alfi.reference`); returns ``(N,)``.
+    Needs the optional ``baselines`` extra (sbi, which brings torch and scikit-learn); this
+    module imports neither until called.
+    """
+    try:
+        import torch
+        from sbi.utils.metrics import c2st as sbi_c2st
+    except ImportError as error:
+        raise ImportError(
+            "C2ST needs the optional package sbi; install it with: pip install -e '.[baselines]'"
+        ) from error
+    samples, reference = np.asarray(samples), np.asarray(reference)
+    if samples.ndim != 3 or reference.shape[::2] != samples.shape[::2]:
+        raise InputError(f"samples {samples.shape} and reference {reference.shape} do not match")
+    scores = [
+        float(sbi_c2st(torch.as_tensor(s).float(), torch.as_tensor(r).float(), seed=seed))
+        for s, r in zip(samples, reference, strict=True)
+    ]
+    return np.array(scores)

@@ -7,8 +7,16 @@ out the workflow and SLURM runs: the quick loop while editing the package.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -43,3 +51,102 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 def generator() -> Callable[[int], torch.Generator]:
     """A factory of seeded CPU generators: ``generator(seed)``."""
     return lambda seed=0: torch.Generator().manual_seed(seed)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ITEMS = ("Snakefile", "config.yaml", "configs", "workflow", "envs", "profiles")
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """Snakemake (the one beside this interpreter) run in ``root``: the repository itself, or a
+    scratch copy of the workflow and the package where edits are harmless."""
+
+    root: Path
+
+    @property
+    def executable(self) -> str:
+        return str(Path(sys.executable).parent / "snakemake")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        result = subprocess.run(
+            [self.executable, *args], cwd=self.root, capture_output=True, text=True, env=env
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def dry_run(self, *args: str) -> dict[str, int]:
+        """The job counts a dry run prints (rule to count, and ``total``); {} if nothing to do."""
+        result = self.run("--dry-run", "--quiet", "rules", *args)
+        output = result.stdout + result.stderr
+        if "Nothing to be done" in output:
+            return {}
+        header = re.search(r"^job\s+count\s*$", output, flags=re.MULTILINE)
+        assert header is not None, f"no job table in:\n{output}"
+        counts = {}
+        for line in output[header.end() :].splitlines()[2:]:
+            match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+            if not match:
+                break
+            counts[match[1]] = int(match[2])
+        return counts
+
+
+@pytest.fixture(scope="session")
+def repository() -> Workflow:
+    """The workflow as the repository holds it (for dry runs and lint)."""
+    return Workflow(ROOT)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Workflow:
+    """A scratch copy of the workflow and the package under ``tmp_path / "project"``."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for item in PROJECT_ITEMS:
+        source = ROOT / item
+        copy = shutil.copytree if source.is_dir() else shutil.copy2
+        copy(source, dest / item)
+    shutil.copytree(ROOT / "alfi", dest / "alfi", ignore=shutil.ignore_patterns("__pycache__"))
+    return Workflow(dest)
+
+
+@pytest.fixture(scope="session")
+def check_results() -> Callable[[Path, list[str], list[int]], None]:
+    """Checks of a finished run's results folder: tables, figures and report files."""
+    from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
+
+    def check(results: Path, simulators: list[str], t_test: list[int]) -> None:
+        for table, columns in (
+            ("estimates", ESTIMATE_COLUMNS),
+            ("metrics", METRIC_COLUMNS),
+            ("samples", SAMPLE_COLUMNS),
+        ):
+            frame = pd.read_parquet(results / f"{table}.parquet")
+            assert list(frame.columns) == columns
+            assert set(frame.simulator) == set(simulators)
+        estimates = pd.read_parquet(results / "estimates.parquet")
+        alfi = estimates[estimates.method == "alfi"]
+        assert set(alfi.t_test) == set(t_test) and estimates["estimate"].notna().all()
+        finals = alfi[alfi.t == alfi.t_test]
+        assert len(finals) > 0
+        for name in ("summary", "ablation"):
+            for ext in ("md", "tex"):
+                assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
+        pngs = list((results / "figures").glob("*.png"))
+        assert len(pngs) >= 2 * len(simulators) + 2 and all(p.stat().st_size > 1000 for p in pngs)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def readme_plugin() -> str:
+    """The README's plugin example (a user's simulator), exactly as the README shows it."""
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- plugin-example -->\s*```python\n(.*?)```", text, flags=re.DOTALL)
+    assert match, "README.md lost its plugin example"
+    return match[1]

@@ -198,3 +198,20 @@ def test_parse_horizon() -> None:
     }
     with pytest.raises(argparse.ArgumentTypeError, match="invalid training horizon 'p=x'"):
         parse_horizon("p=x")
+
+
+def test_sample_coverage_by_hand() -> None:
+    # One parameter, draws 0..100 for every problem: the 0.5 interval is [25, 75], the 0.9 one
+    # [5, 95] (numpy's linear interpolation hits the draws, up to rounding of the levels).
+    draws = np.tile(np.arange(101.0), (4, 1))[..., None]
+    low, high = metrics.central_intervals(draws, levels=(0.5, 0.9))
+    assert low.shape == high.shape == (2, 4, 1)
+    np.testing.assert_allclose(low[:, :, 0], [[25] * 4, [5] * 4])
+    np.testing.assert_allclose(high[:, :, 0], [[75] * 4, [95] * 4])
+    truth = np.array([[50.0], [80.0], [3.0], [np.nan]])  # the NaN problem is left out
+    table = metrics.sample_coverage(draws, truth, levels=(0.5, 0.9), names=("a",))
+    assert table["coverage"].tolist() == [1 / 3, 2 / 3] and (table["n"] == 3).all()
+    with pytest.raises(InputError, match="do not match"):
+        metrics.sample_coverage(draws, truth[:, [0, 0]])
+    with pytest.raises(InputError, match="levels"):
+        metrics.central_intervals(draws, levels=(1.0,))

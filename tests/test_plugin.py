@@ -13,15 +13,8 @@ from alfi.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def readme_example() -> str:
-    text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- plugin-example -->\s*```python\n(.*?)```", text, flags=re.DOTALL)
-    assert match, "README.md lost its plugin example"
-    return match[1]
-
-
-def test_readme_simulator_plugin_end_to_end(tmp_path, monkeypatch):
-    (tmp_path / "my_simulators.py").write_text(readme_example())
+def test_readme_simulator_plugin_end_to_end(readme_plugin, tmp_path, monkeypatch):
+    (tmp_path / "my_simulators.py").write_text(readme_plugin)
     config = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
     config.update(simulators=["gaussian_mean"], plugins=["my_simulators"])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -57,10 +50,10 @@ def test_readme_simulator_plugin_end_to_end(tmp_path, monkeypatch):
     assert (mle.estimate - mle.true).abs().max() < 5 / 20**0.5
 
 
-def test_readme_check_simulator_snippet():
+def test_readme_check_simulator_snippet(readme_plugin):
     """The README's "Check a simulator" snippet, on its own example class."""
     namespace: dict = {}
-    exec(compile(readme_example().replace("@register\n", ""), "README", "exec"), namespace)
+    exec(compile(readme_plugin.replace("@register\n", ""), "README", "exec"), namespace)
     text = (ROOT / "README.md").read_text()
     snippet = re.search(r"```python\n(from alfi.testing import check_simulator.*?)```", text, re.S)
     assert snippet, "README.md lost its check_simulator snippet"

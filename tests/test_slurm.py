@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_workflow import SNAKEMAKE, _copy_project, check_results, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 
@@ -43,14 +42,13 @@ def cluster():
         pytest.skip(f"{problem}; start one with workflow/scripts/slurm_cluster.sh start")
 
 
-def test_tiny_workflow_through_slurm(cluster, tmp_path):
-    project = _copy_project(tmp_path / "project")
-    config = yaml.safe_load((project / "configs" / "tiny.yaml").read_text())
+def test_tiny_workflow_through_slurm(cluster, project, check_results, tmp_path):
+    config = yaml.safe_load((project.root / "configs" / "tiny.yaml").read_text())
     config["resources"]["gpu"] = 1  # train and evaluate jobs ask SLURM for a GPU
     config["simulators"] = ["weinberg"]
-    (project / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config))
+    (project.root / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config))
     results = tmp_path / "results"
-    snakemake(
+    project.run(
         "--executor",
         "slurm",
         "--profile",
@@ -61,7 +59,6 @@ def test_tiny_workflow_through_slurm(cluster, tmp_path):
         "configs/tiny.yaml",
         "--config",
         f"results={results}",
-        cwd=project,
     )
     check_results(results, config["simulators"], config["t_test"])
     (log,) = (results / "logs" / "train").glob("*.log")
@@ -70,17 +67,17 @@ def test_tiny_workflow_through_slurm(cluster, tmp_path):
     assert "CUDA_VISIBLE_DEVICES=0" in text, "the train job was not given the requested GPU"
 
 
-def _weinberg_with_data(project: Path, results: Path, **train) -> list[str]:
+def _weinberg_with_data(project, results: Path, **train) -> list[str]:
     """The tiny config, Weinberg only, with these training settings, as configs/test.yaml, and
     its training set made locally (a SLURM job would add half a minute of status polling).
     Returns the arguments that select this config."""
-    config = yaml.safe_load((project / "configs" / "tiny.yaml").read_text())
+    config = yaml.safe_load((project.root / "configs" / "tiny.yaml").read_text())
     config["simulators"] = ["weinberg"]
     overrides = config.setdefault("overrides", {}).setdefault("weinberg", {})
     overrides.setdefault("train", {}).update(train)
-    (project / "configs" / "test.yaml").write_text(yaml.safe_dump(config))
+    (project.root / "configs" / "test.yaml").write_text(yaml.safe_dump(config))
     args = ["--configfile", "configs/test.yaml", "--config", f"results={results}"]
-    snakemake(str(results / "data" / "weinberg" / "train.npz"), "--cores", "1", *args, cwd=project)
+    project.run(str(results / "data" / "weinberg" / "train.npz"), "--cores", "1", *args)
     return args
 
 
@@ -98,11 +95,15 @@ def _slurm_jobs(prefix: str) -> list[dict[str, str]]:
     return [job for job in jobs if job["name"].startswith(f"{prefix}_")]
 
 
-def _start_snakemake(project: Path, log: Path, *args: str) -> subprocess.Popen:
+def _start_snakemake(project, log: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     with open(log, "w") as out:
         return subprocess.Popen(
-            [SNAKEMAKE, *args], cwd=project, stdout=out, stderr=subprocess.STDOUT, env=env
+            [project.executable, *args],
+            cwd=project.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
 
@@ -110,8 +111,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
-def test_requeued_training_resumes_and_matches_an_uninterrupted_run(cluster, tmp_path):
-    project = _copy_project(tmp_path / "project")
+def test_requeued_training_resumes_and_matches_an_uninterrupted_run(cluster, project, tmp_path):
     results = tmp_path / "results"
     # 1000 steps of ~10 ms, a checkpoint after each: long enough to requeue the job mid-run.
     config = _weinberg_with_data(project, results, epochs=500, checkpoint_every=1)
@@ -182,7 +182,9 @@ def test_requeued_training_resumes_and_matches_an_uninterrupted_run(cluster, tmp
     ).stdout
     assert "Restarts=1" in show and "JobState=COMPLETED" in show, show
     # The SLURM log (appended to, not truncated, on requeue) holds both runs.
-    (slurm_log,) = (project / ".snakemake" / "slurm_logs" / "rule_train").rglob(f"{job['id']}.log")
+    (slurm_log,) = (project.root / ".snakemake" / "slurm_logs" / "rule_train").rglob(
+        f"{job['id']}.log"
+    )
     assert "DUE TO JOB REQUEUE" in slurm_log.read_text()
     text = (results / "logs" / "train" / "weinberg_nll-exp_seed0.log").read_text()
     assert f"SLURM_JOB_ID={job['id']}" in text
@@ -198,18 +200,17 @@ def test_requeued_training_resumes_and_matches_an_uninterrupted_run(cluster, tmp
     assert not different, f"weights differ from the uninterrupted run's: {different}"
 
 
-def test_failed_job_keeps_its_slurm_log(cluster, tmp_path):
-    project = _copy_project(tmp_path / "project")
+def test_failed_job_keeps_its_slurm_log(cluster, project, tmp_path):
     results = tmp_path / "results"
     config = _weinberg_with_data(project, results, lr=1.0e30)  # a NaN meta-loss at step 1
-    logs = project / ".snakemake" / "slurm_logs"
+    logs = project.root / ".snakemake" / "slurm_logs"
     # A failed job's log from weeks ago: the plugin's default deletes logs older than 10 days.
     old = logs / "rule_train" / "weinberg_nll-exp_0" / "1.log"
     old.parent.mkdir(parents=True)
     old.write_text("an old failure\n")
     month_ago = time.time() - 30 * 86400
     os.utime(old, (month_ago, month_ago))
-    result = snakemake(
+    result = project.run(
         str(results / "models" / "weinberg" / "nll-exp" / "seed0.pt"),
         "--executor",
         "slurm",
@@ -218,7 +219,6 @@ def test_failed_job_keeps_its_slurm_log(cluster, tmp_path):
         "--jobs",
         "1",
         *config,
-        cwd=project,
         check=False,
     )
     output = result.stdout + result.stderr

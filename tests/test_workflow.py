@@ -3,7 +3,6 @@ and the conda environment in step with pyproject.toml."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,46 +14,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.config import STAGES, load_config, settings_for, stage_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'job count' table that a dry run prints."""
-    counts = {}
-    header = re.search(r"^job\s+count\s*$", output, flags=re.MULTILINE)
-    assert header is not None, f"no job table in:\n{output}"
-    for line in output[header.end() :].splitlines()[2:]:
-        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
-        if not match:
-            break
-        counts[match[1]] = int(match[2])
-    return counts
-
-
-def dry_run(*args: str, cwd: Path = ROOT) -> dict[str, int]:
-    result = snakemake("--dry-run", "--quiet", "rules", *args, cwd=cwd)
-    if "Nothing to be done" in result.stdout + result.stderr:
-        return {}
-    return job_counts(result.stdout + result.stderr)
-
-
-def test_dry_run_default_config():
-    counts = dry_run("--config", "results=/tmp/alfi-dry-default")
+def test_dry_run_default_config(repository):
+    counts = repository.dry_run("--config", "results=/tmp/alfi-dry-default")
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test.
     assert counts == {
         "settings": 4,
@@ -71,8 +38,10 @@ def test_dry_run_default_config():
     }
 
 
-def test_dry_run_paper_config():
-    counts = dry_run("--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p")
+def test_dry_run_paper_config(repository):
+    counts = repository.dry_run(
+        "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p"
+    )
     # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test.
     assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["total"] == 250
 
@@ -80,7 +49,7 @@ def test_dry_run_paper_config():
 @pytest.mark.parametrize(
     "config_file", ["config.yaml", *sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))]
 )
-def test_a_config_file_is_complete_by_itself(config_file, tmp_path):
+def test_a_config_file_is_complete_by_itself(repository, config_file, tmp_path):
     """What --configfile names is what runs: config.yaml is no base layer under it. The settings
     every job reads equal those the CLI reads from the same file."""
     path = ROOT / config_file if config_file == "config.yaml" else ROOT / "configs" / config_file
@@ -92,7 +61,7 @@ def test_a_config_file_is_complete_by_itself(config_file, tmp_path):
         for name in ("config", *STAGES)
     ]
     named = [] if config_file == "config.yaml" else ["--configfile", str(path)]
-    snakemake(*targets, "--cores", "1", *named, "--config", f"results={results}")
+    repository.run(*targets, "--cores", "1", *named, "--config", f"results={results}")
     for simulator in expected["simulators"]:
         folder = results / "settings" / simulator
         written = load_config(folder / "config.yaml")
@@ -105,8 +74,8 @@ def test_a_config_file_is_complete_by_itself(config_file, tmp_path):
         assert settings_for(expected, "linear_regression")["train"]["epochs"] == 300
 
 
-def test_lint_is_clean():
-    result = snakemake("--lint")
+def test_lint_is_clean(repository):
+    result = repository.run("--lint")
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
@@ -130,8 +99,8 @@ def test_snakefmt_formatted():
         ("simulators=['gauss']", "unknown simulator 'gauss'"),
     ],
 )
-def test_invalid_config_stops_before_any_job(override, message, tmp_path):
-    result = snakemake("--dry-run", "--config", override, f"results={tmp_path}", check=False)
+def test_invalid_config_stops_before_any_job(repository, override, message, tmp_path):
+    result = repository.run("--dry-run", "--config", override, f"results={tmp_path}", check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not any(tmp_path.iterdir())
@@ -152,38 +121,6 @@ def test_conda_env_matches_pyproject():
     assert conda == dict(parse(d) for d in project)
 
 
-def _copy_project(dest: Path) -> Path:
-    """The workflow and the package sources in a scratch folder, so edits there are harmless."""
-    dest.mkdir(parents=True)
-    for item in ("Snakefile", "config.yaml", "configs", "workflow", "envs", "profiles"):
-        source = ROOT / item
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, dest / item)
-    shutil.copytree(ROOT / "alfi", dest / "alfi", ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
-def check_results(results: Path, simulators: list[str], t_test: list[int]) -> None:
-    for table, columns in (
-        ("estimates", ESTIMATE_COLUMNS),
-        ("metrics", METRIC_COLUMNS),
-        ("samples", SAMPLE_COLUMNS),
-    ):
-        frame = pd.read_parquet(results / f"{table}.parquet")
-        assert list(frame.columns) == columns
-        assert set(frame.simulator) == set(simulators)
-    estimates = pd.read_parquet(results / "estimates.parquet")
-    alfi = estimates[estimates.method == "alfi"]
-    assert set(alfi.t_test) == set(t_test) and estimates["estimate"].notna().all()
-    finals = alfi[alfi.t == alfi.t_test]
-    assert len(finals) > 0
-    for name in ("summary", "ablation"):
-        for ext in ("md", "tex"):
-            assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
-    pngs = list((results / "figures").glob("*.png"))
-    assert len(pngs) >= 2 * len(simulators) + 2 and all(p.stat().st_size > 1000 for p in pngs)
-
-
 def _edit_config(project: Path, edit) -> dict:
     path = project / "configs" / "tiny.yaml"
     config = yaml.safe_load(path.read_text())
@@ -198,76 +135,76 @@ def _downstream(**jobs: int) -> dict[str, int]:
     return {**counts, "total": sum(counts.values())}
 
 
-def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
+def test_tiny_workflow_runs_and_reruns_only_what_changed(
+    project, check_results, readme_plugin, tmp_path
+):
     """One run of the tiny config with a plugin simulator, then each kind of change reruns the
     jobs that depend on it, all of them in one invocation, and nothing else."""
-    from test_plugin import readme_example
-
-    project = _copy_project(tmp_path / "project")
-    (project / "my_simulators.py").write_text(readme_example())
+    (project.root / "my_simulators.py").write_text(readme_plugin)
     config = _edit_config(
-        project,
+        project.root,
         lambda c: c.update(
             plugins=["my_simulators"], simulators=[*c["simulators"], "gaussian_mean"]
         ),
     )
     results = tmp_path / "results"
     common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
-    snakemake("--cores", "2", *common, cwd=project)
+    project.run("--cores", "2", *common)
     check_results(results, config["simulators"], config["t_test"])
     for log in (results / "logs" / "train").glob("*.log"):
         assert "device cpu" in log.read_text()
 
-    assert dry_run(*common, cwd=project) == {}, "a finished workflow has nothing to redo"
+    assert project.dry_run(*common) == {}, "a finished workflow has nothing to redo"
 
     # The documented extra targets: the captioned report and the benchmark.
-    snakemake(*common, "--report", str(tmp_path / "report.html"), cwd=project)
+    project.run(*common, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "weinberg_histograms.png" in html and "summary.md" in html
-    snakemake("bench", "--cores", "2", *common, cwd=project)
+    project.run("bench", "--cores", "2", *common)
     for part in config["bench"]["parts"]:
         assert len(pd.read_parquet(results / "benchmarks" / f"{part}.parquet")) > 0
-    snakemake("readme_figures", "--cores", "1", *common, cwd=project)
+    project.run("readme_figures", "--cores", "1", *common)
     for name in ("poisson_trajectory", "poisson_boxplot", "weinberg_histograms"):
-        copy = project / "docs" / "figures" / f"{name}.png"
+        copy = project.root / "docs" / "figures" / f"{name}.png"
         assert copy.read_bytes() == (results / "figures" / f"{name}.png").read_bytes()
 
     # An edit of the plotting code (Snakemake >= 9.18 compares checksums: a bare touch is no edit).
-    with open(project / "alfi" / "figures.py", "a") as handle:
+    with open(project.root / "alfi" / "figures.py", "a") as handle:
         handle.write("\n# an edit\n")
-    assert dry_run(*common, cwd=project) == {"figures": 1, "all": 1, "total": 2}
-    snakemake("--cores", "2", *common, cwd=project)
+    assert project.dry_run(*common) == {"figures": 1, "all": 1, "total": 2}
+    project.run("--cores", "2", *common)
 
     # How often checkpoints are written changes no result: only the settings files follow it.
-    _edit_config(project, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
+    _edit_config(project.root, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
     n = len(config["simulators"])
-    assert dry_run(*common, cwd=project) == {"settings": n, "total": n}
-    snakemake("--cores", "2", *common, cwd=project)
+    assert project.dry_run(*common) == {"settings": n, "total": n}
+    project.run("--cores", "2", *common)
 
     # Training settings of Weinberg only: its training onwards, not its data, not the others.
     _edit_config(
-        project, lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}})
+        project.root,
+        lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}}),
     )
     t = len(config["t_test"])
-    assert dry_run(*common, cwd=project) == _downstream(
+    assert project.dry_run(*common) == _downstream(
         settings=1, stage_settings=1, train=1, evaluate=t
     )
 
     # Evaluation settings of Poisson only: its evaluations (2 variants), no training.
-    _edit_config(project, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
-    assert dry_run(*common, cwd=project) == _downstream(
+    _edit_config(project.root, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
+    assert project.dry_run(*common) == _downstream(
         settings=2, stage_settings=2, train=1, evaluate=t + 2 * t
     )
-    snakemake("--cores", "2", *common, cwd=project)
+    project.run("--cores", "2", *common)
 
     # Dataset settings: the data are redrawn and everything downstream reruns in this one
     # invocation (no second run needed), and the model records the new data.
-    _edit_config(project, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
-    assert dry_run(*common, cwd=project) == _downstream(
+    _edit_config(project.root, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
+    assert project.dry_run(*common) == _downstream(
         settings=1, stage_settings=1, dataset=2, mle=1, train=1, evaluate=t
     )
-    snakemake("--cores", "2", *common, cwd=project)
-    assert dry_run(*common, cwd=project) == {}
+    project.run("--cores", "2", *common)
+    assert project.dry_run(*common) == {}
     from alfi.io import load_dataset, load_torch
 
     data = load_dataset(results / "data" / "weinberg" / "train.npz")
@@ -275,11 +212,11 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(tmp_path):
     assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint
 
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
-    with open(project / "my_simulators.py", "a") as handle:
+    with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")
-    assert dry_run(*common, cwd=project) == _downstream(dataset=2, mle=1, train=1, evaluate=t)
+    assert project.dry_run(*common) == _downstream(dataset=2, mle=1, train=1, evaluate=t)
 
     # The root seed: every random draw, so every job but the full settings files' content.
-    _edit_config(project, lambda c: c.update(seed=1))
-    counts = dry_run(*common, cwd=project)
+    _edit_config(project.root, lambda c: c.update(seed=1))
+    counts = project.dry_run(*common)
     assert counts["dataset"] == 2 * n and counts["train"] == n + 1 and counts["mle"] == n

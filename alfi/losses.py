@@ -54,14 +54,23 @@ def partial_loss(kind: str, psi: Tensor, theta: Tensor) -> Tensor:
 
 
 def meta_loss(
-    trajectory: Tensor, theta: Tensor, loss: str = "nll", weighting: str = "exp", beta: float = 5.0
+    trajectory: Tensor,
+    theta: Tensor,
+    loss: str = "nll",
+    weighting: str = "exp",
+    beta: float = 5.0,
+    tail: int = 0,
 ) -> Tensor:
-    r"""Weighted loss of a trajectory ``(T + 1, P, 2D)`` (``psi_1`` first) for ``theta`` ``(P, D)``.
+    r"""Weighted loss of a trajectory ``(T + tail + 1, P, 2D)`` (``psi_1`` first) for ``theta``
+    ``(P, D)``.
 
     Averaged over the ``P`` problems; :math:`\psi_1` carries no weight (it does not depend on
-    the network).
+    the network). The last ``tail`` updates (run past the horizon ``T``) each get the weight of
+    update ``T``: the machine learns to hold a good proposal rather than keep moving it.
     """
-    steps = trajectory.shape[0] - 1
+    steps = trajectory.shape[0] - 1 - tail
     weights = step_weights(weighting, steps, beta, trajectory.device)
+    if tail:
+        weights = torch.cat((weights, weights[-1].expand(tail)))
     per_step = partial_loss(loss, trajectory[1:], theta.unsqueeze(0)).mean(-1)  # (T,)
     return (weights * per_step).sum()

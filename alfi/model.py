@@ -34,7 +34,15 @@ __all__ = ["ModelConfig", "ALFI"]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network sizes and the update clip ``c``."""
+    r"""Network sizes and the update clip ``c``.
+
+    ``pooling``: the observation encoder's pooling (:class:`alfi.nn.SetEncoder`);
+    ``squash``: ``asinh`` passes the preprocessed observations through :math:`\sinh^{-1}` before
+    they are standardised (linear near 0, logarithmic in the tails: heavy tails, such as a steep
+    line's responses, no longer dominate the standardisation); ``bound_mean``: clamp the proposal
+    mean to the prior box after every update, so a machine run past its training horizon cannot
+    wander outside the support.
+    """
 
     theta_dim: int
     observation_dim: int
@@ -43,6 +51,9 @@ class ModelConfig:
     recurrent: int = 64
     x_hidden: tuple[int, ...] = (64,)
     clip: float = 0.5
+    pooling: str = "mean"
+    bound_mean: bool = False
+    squash: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x_hidden", tuple(self.x_hidden))
@@ -62,7 +73,7 @@ class ALFI(nn.Module):
         super().__init__()
         self.config = config
         d, x_dim, e, h = config.theta_dim, config.observation_dim, config.encoding, config.hidden
-        self.x_encoder = SetEncoder(x_dim, config.x_hidden, e)
+        self.x_encoder = SetEncoder(x_dim, config.x_hidden, e, config.pooling)
         # The theta-encoder reads [enc(X^r), enc(X_i), theta_i, score_i]; the real-data part is
         # the same for every i and step, so its projection is computed once per unroll.
         self.theta_encoder = SetEncoder(e + 3 * d, [h], e)
@@ -95,9 +106,14 @@ class ALFI(nn.Module):
     def raw_theta(self, theta: Tensor) -> Tensor:
         return theta * self.theta_std + self.theta_mean
 
+    def features(self, simulator: Simulator, x: Tensor) -> Tensor:
+        """Raw observations ``(*, X)`` to the encoder's input before standardisation."""
+        x = simulator.preprocess(x)
+        return torch.asinh(x) if self.config.squash == "asinh" else x
+
     def encode(self, simulator: Simulator, x: Tensor) -> Tensor:
         """Encode raw observations ``(*, M, X)`` into ``(*, E)``."""
-        return self.x_encoder((simulator.preprocess(x) - self.x_mean) / self.x_std)
+        return self.x_encoder((self.features(simulator, x) - self.x_mean) / self.x_std)
 
     def real_context(self, real_code: Tensor) -> Tensor:
         """The real data's contribution to the theta-encoder, ``(P, E)`` to ``(P, H)``."""
@@ -124,7 +140,20 @@ class ALFI(nn.Module):
         summary = self.theta_encoder(features, context=real_context)  # (P, E)
         state = self.cell(self.pre(torch.cat((summary, psi), dim=-1)), state)
         delta = self.config.clip * torch.tanh(self.post(state))
-        return psi + delta, state
+        psi = psi + delta
+        if self.config.bound_mean:
+            mean, log_scale = proposal.split(psi)
+            low, high = self._box(simulator, psi)
+            psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
+        return psi, state
+
+    def _box(self, simulator: Simulator, like: Tensor) -> tuple[Tensor, Tensor]:
+        """The prior box in the standardised space, ``(D,)`` each."""
+        low, high = (
+            self.standardise_theta(torch.tensor(bound, dtype=like.dtype, device=like.device))
+            for bound in (simulator.prior_low, simulator.prior_high)
+        )
+        return low, high
 
     def unroll(
         self,

@@ -2,16 +2,21 @@ r"""Building blocks of the recurrent inference machine (Figure 1 of the paper).
 
 * :class:`MLP` — fully-connected layers with ReLU activations.
 * :class:`SetEncoder` — :math:`\operatorname{enc}(X) = \frac1M \sum_j \phi(x_j)`, a per-observation
-  MLP averaged over the set, so it can express any learned moment of the data.
+  MLP averaged over the set, so it can express any learned moment of the data; with
+  ``pooling="mean-max"`` the last layer reads the mean and the coordinate-wise max of the hidden
+  features, so extremes (the MLE of a uniform's bound is a max) are one layer away.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["MLP", "SetEncoder"]
+__all__ = ["POOLINGS", "MLP", "SetEncoder"]
+
+POOLINGS = ("mean", "mean-max")
 
 
 class MLP(nn.Sequential):
@@ -32,12 +37,23 @@ class SetEncoder(nn.Module):
 
     The last layer is affine, so it commutes with the mean:
     :math:`\frac1M \sum_j (W h_j + b) = W \bar h + b`. It is applied after averaging, on ``M``
-    times fewer rows, with the same result.
+    times fewer rows, with the same result. With ``pooling="mean-max"`` (at least one hidden
+    layer) the last layer reads ``[mean_j h_j, max_j h_j]``; both are permutation-invariant.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int) -> None:
+    def __init__(
+        self, in_features: int, hidden: Sequence[int], out_features: int, pooling: str = "mean"
+    ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if pooling != "mean" and not hidden:
+            raise ValueError(f"pooling {pooling!r} needs at least one hidden layer")
+        self.pooling = pooling
         self.phi = MLP(in_features, hidden, out_features)
+        if pooling == "mean-max":  # the last layer reads the mean and the max: twice its input
+            last = self.phi[-1]
+            self.phi[-1] = nn.Linear(2 * last.in_features, last.out_features)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """``context`` ``(*, H)``, if given, is added to the first layer's output of every element:
@@ -48,4 +64,6 @@ class SetEncoder(nn.Module):
             x = layer(x)
             if i == 0 and context is not None:
                 x = x + context.unsqueeze(-2)
+        if self.pooling == "mean-max":
+            return last(torch.cat((x.mean(dim=-2), x.amax(dim=-2)), dim=-1))
         return last(x.mean(dim=-2))

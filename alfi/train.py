@@ -42,6 +42,8 @@ __all__ = [
     "TrainResult",
     "build_model",
     "training_record",
+    "learning_rate",
+    "fresh_observations",
     "train",
     "save_model",
     "load_model",
@@ -62,10 +64,16 @@ class TrainResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def observation_statistics(simulator: Simulator, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Mean and std of preprocessed observations ``(N, M, X)`` per coordinate; a constant
-    coordinate (std 0, like linear regression's column of ones) keeps std 1."""
-    flat = simulator.preprocess(x.double()).reshape(-1, x.shape[-1])
+def observation_statistics(
+    simulator: Simulator, x: torch.Tensor, squash: str = "none"
+) -> tuple[torch.Tensor, ...]:
+    """Mean and std of preprocessed (and, with ``squash="asinh"``, squashed) observations
+    ``(N, M, X)`` per coordinate; a constant coordinate (std 0, like linear regression's column
+    of ones) keeps std 1."""
+    flat = simulator.preprocess(x.double())
+    if squash == "asinh":
+        flat = torch.asinh(flat)
+    flat = flat.reshape(-1, x.shape[-1])
     mean, std = flat.mean(0), flat.std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return mean.float(), std.float()
@@ -80,8 +88,36 @@ def build_model(simulator: Simulator, settings: dict[str, Any], data: MetaDatase
     )
     model = ALFI(config)
     theta_mean, theta_std = simulator.prior_moments()
-    model.set_normalisation(theta_mean, theta_std, *observation_statistics(simulator, data.x))
+    statistics = observation_statistics(simulator, data.x, config.squash)
+    model.set_normalisation(theta_mean, theta_std, *statistics)
     return model
+
+
+def learning_rate(cfg: dict[str, Any], step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total``: ``lr`` after a linear
+    warm-up over the first ``warmup`` fraction of the steps, then constant or, with
+    ``lr_schedule: cosine``, a half cosine down to 0 at ``total``. A function of the step alone,
+    so a resumed run uses the same rates."""
+    schedule, warmup = cfg.get("lr_schedule", "constant"), cfg.get("warmup", 0.0)
+    factor = 1.0
+    warm_steps = warmup * total
+    if warm_steps > 0 and step < warm_steps:
+        factor = (step + 1) / math.ceil(warm_steps)
+    elif schedule == "cosine":
+        progress = (step - warm_steps) / max(1.0, total - warm_steps)
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return cfg["lr"] * factor
+
+
+def fresh_observations(
+    simulator: Simulator, theta: torch.Tensor, n: int, seed: int, step: int, name: str
+) -> torch.Tensor:
+    """New real observations ``(P, n, X)`` of the raw ``theta`` ``(P, D)`` for training step
+    ``step``: drawn from a generator seeded by (seed, simulator, variant, step), so they differ
+    between visits and are the same on a resumed run."""
+    generator = torch.Generator(device=theta.device)
+    generator.manual_seed(derive_seed(seed, "real", name, step))
+    return simulator.simulate(theta, n, generator).float()
 
 
 def _total_steps(settings: dict[str, Any], n_problems: int) -> tuple[int, int]:
@@ -100,6 +136,18 @@ def _batch_indices(seed: int, step: int, per_epoch: int, n: int, batch: int) -> 
     return _epoch_order(seed, epoch, n)[position * batch : (position + 1) * batch]
 
 
+#: Settings added later, with the default that reproduces the behaviour from before them.
+LATER_OPTIONS = {
+    "model": {"pooling": "mean", "bound_mean": False, "squash": "none"},
+    "train": {"fresh_real": False, "lr_schedule": "constant", "warmup": 0, "tail_steps": 0},
+}
+
+
+def _recorded(section: dict[str, Any], name: str) -> dict[str, Any]:
+    later = LATER_OPTIONS[name]
+    return {k: v for k, v in section.items() if not (k in later and v == later[k])}
+
+
 def training_record(
     simulator: Simulator,
     data: MetaDataset,
@@ -110,15 +158,19 @@ def training_record(
 ) -> dict[str, Any]:
     """What a trained model depends on: its provenance record (see :mod:`alfi.provenance`).
 
-    How often checkpoints are written is left out: it does not change the weights.
+    How often checkpoints are written is left out: it does not change the weights. Options added
+    after a record format was fixed (:data:`LATER_OPTIONS`) are recorded only when they differ
+    from their default, which is today's behaviour: a checkpoint made before they existed keeps
+    its fingerprint, and any run that turns one on gets another.
     """
-    train = {k: v for k, v in settings["train"].items() if k != "checkpoint_every"}
+    train = _recorded(settings["train"], "train")
+    train.pop("checkpoint_every", None)
     return {
         "kind": "train",
         "simulator": simulator.name,
         "variant": variant,
         "seed": seed,
-        "settings": {"model": settings["model"], "train": train},
+        "settings": {"model": _recorded(settings["model"], "model"), "train": train},
         "data": data.fingerprint,
         "device": torch.device(device).type,
         "code": code_digest(source_files(simulator, "train")),
@@ -205,8 +257,9 @@ def _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step) -> bool:
     generator = torch.Generator(device=psi.device).manual_seed(derive_seed(seed, "replay", step))
     try:
         with torch.no_grad():
-            model.unroll(_FiniteGuard(simulator), x_real, psi, cfg["steps"], cfg["n_theta"],
-                         cfg["n_sim"], generator)  # fmt: skip
+            steps = cfg["steps"] + cfg.get("tail_steps", 0)
+            guarded = _FiniteGuard(simulator)
+            model.unroll(guarded, x_real, psi, steps, cfg["n_theta"], cfg["n_sim"], generator)
     except _NonFiniteParameters:
         return True
     except RuntimeError:
@@ -265,8 +318,10 @@ def train(
         step, history = state["step"], list(state["history"])
         log.info("resumed from %s at step %d", checkpoint, step)
 
-    theta_all = model.standardise_theta(data.theta.to(device))
+    theta_raw = data.theta.to(device)
+    theta_all = model.standardise_theta(theta_raw)
     x_all = data.x.to(device)
+    tail = cfg.get("tail_steps", 0)
     per_epoch, total = _total_steps(settings, len(data))
     last = total if stop_after is None else min(total, stop_after)
     bar = tqdm(
@@ -283,19 +338,31 @@ def train(
         psi = proposal.initial(
             (index.numel(),), simulator.theta_dim, generator, cfg["initial_log_scale"]
         )
+        if cfg.get("fresh_real", False):
+            x_real = fresh_observations(
+                simulator,
+                theta_raw[index],
+                x_all.shape[1],
+                seed,
+                step,
+                f"{simulator.name} {variant}",
+            )
+        else:
+            x_real = x_all[index]
+        steps = cfg["steps"] + tail
         try:
             trajectory = model.unroll(
-                simulator, x_all[index], psi, cfg["steps"], cfg["n_theta"], cfg["n_sim"], generator
+                simulator, x_real, psi, steps, cfg["n_theta"], cfg["n_sim"], generator
             )
         except RuntimeError as exc:
-            if not _proposal_diverged(model, simulator, x_all[index], psi, cfg, seed, step):
+            if not _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
                 raise
             raise NonFiniteLossError(
                 f"the proposal became non-finite at step {step} ({simulator.name}, {variant}): "
                 f"the weights diverged, and the simulator refused the parameters ({exc}); lower "
                 "train.lr or set train.grad_clip"
             ) from None
-        loss = meta_loss(trajectory, theta_all[index], loss_kind, weighting, cfg["beta"])
+        loss = meta_loss(trajectory, theta_all[index], loss_kind, weighting, cfg["beta"], tail)
         if not torch.isfinite(loss):
             raise _diagnose_non_finite(
                 simulator,
@@ -305,6 +372,8 @@ def train(
                 step,
                 variant,
             )
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(cfg, step, total)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if cfg["grad_clip"] is not None:

@@ -1,0 +1,223 @@
+"""Accuracy study (issue 9, item 1): which training options bring ALFI closer to the exact MLE.
+
+For each simulator and candidate (a set of config options on top of the laptop defaults of
+``config.yaml``) and training seed, meta-train and evaluate at a few points along training on
+the same fixed test problems: mean per-problem RMSE over the MLE's (same problems), and the
+coverage of the central 90 % interval of the final proposal mixture, at ``T_test`` = 15 and 30.
+
+    python docs/studies/accuracy.py --out docs/studies/accuracy
+
+Rows are appended to ``OUT/accuracy.csv`` as runs finish; a rerun skips the (simulator,
+candidate, seed) runs already there, so the study can be grown or resumed. ``--epochs`` scales
+the training length of every run (1.0 = config.yaml's epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from alfi.config import _merge, derive_seed, load_config, settings_for  # noqa: E402
+from alfi.data import make_dataset, make_generator  # noqa: E402
+from alfi.evaluate import run_alfi, run_mle  # noqa: E402
+from alfi.simulators import get_simulator  # noqa: E402
+from alfi.train import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Candidate name to the settings it changes (deep-merged over the simulator's settings).
+CANDIDATES: dict[str, dict] = {
+    "baseline": {},
+    "fresh": {"train": {"fresh_real": True}},
+    "cosine": {"train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3}},
+    "batch64": {"train": {"meta_batch": 64, "lr": 3e-3}},
+    "meanmax": {"model": {"pooling": "mean-max"}},
+    "asinh": {"model": {"squash": "asinh"}},
+    "bound": {"model": {"bound_mean": True}},
+    "tail": {"train": {"tail_steps": 5}},
+    "fresh+meanmax": {"train": {"fresh_real": True}, "model": {"pooling": "mean-max"}},
+    "fresh+meanmax+cosine": {
+        "train": {"fresh_real": True, "lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
+        "model": {"pooling": "mean-max"},
+    },
+    "meanmax+cosine": {
+        "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
+        "model": {"pooling": "mean-max"},
+    },
+    "asinh+meanmax+cosine": {
+        "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
+        "model": {"pooling": "mean-max", "squash": "asinh"},
+    },
+    "asinh+meanmax+cosine+tail": {
+        "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3, "tail_steps": 5},
+        "model": {"pooling": "mean-max", "squash": "asinh"},
+    },
+    "asinh+meanmax+cosine+bound": {
+        "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
+        "model": {"pooling": "mean-max", "squash": "asinh", "bound_mean": True},
+    },
+}
+LEVEL_Z = 1.6448536269514722  # central 90 %
+T_TESTS = (15, 30)
+STEEP = 1.3  # linear regression: angle band boundary
+
+
+def _rmse(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per-problem RMSE ``(N,)`` over coordinates."""
+    return ((estimate - truth) ** 2).mean(-1).sqrt()
+
+
+def evaluate(model, sim, test, mle_estimate, cfg, inits, seed) -> list[dict]:
+    trajectory = run_alfi(
+        model, sim, test, max(T_TESTS), inits, cfg["n_theta"], cfg["n_sim"],
+        make_generator(seed), cfg["initial_log_scale"],
+    )  # fmt: skip
+    bands = {"all": torch.ones(len(test), dtype=torch.bool)}
+    if sim.name == "linear_regression":
+        bands |= {"angle<=1.3": test.theta[:, 0] <= STEEP, "angle>1.3": test.theta[:, 0] > STEEP}
+    if sim.name == "weinberg":  # the identifiable quantity
+        truth = sim.derived(test.theta)["asymmetry"]
+        mle_err = (sim.derived(mle_estimate)["asymmetry"] - truth).abs()
+    else:
+        mle_err = _rmse(mle_estimate, test.theta)
+    rows = []
+    for t in T_TESTS:
+        if sim.name == "weinberg":
+            err = (trajectory.derived["asymmetry"][t] - truth).abs()
+        else:
+            err = _rmse(trajectory.estimate[t], test.theta)
+        z = (trajectory.estimate[t] - test.theta).abs() / trajectory.sigma[t]
+        for band, keep in bands.items():
+            rows.append(
+                {
+                    "t_test": t,
+                    "band": band,
+                    "alfi_rmse": float(err[keep].mean()),
+                    "mle_rmse": float(mle_err[keep].mean()),
+                    "ratio": float(err[keep].mean() / mle_err[keep].mean()),
+                    "coverage90": float((z[keep] <= LEVEL_Z).float().mean()),
+                    "sigma": float(trajectory.sigma[t][keep].mean()),
+                }
+            )
+    return rows
+
+
+def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict]:
+    sim = get_simulator(sim_name)
+    settings = _merge(settings_for(config, sim_name), CANDIDATES[candidate])
+    settings["train"]["epochs"] *= epochs
+    sizes, cfg = settings["dataset"], settings["train"]
+    # The same meta-dataset and test problems for every candidate and training seed.
+    data = make_dataset(
+        sim, sizes["n_train"], sizes["n_real"], derive_seed(0, "study", sim_name, "train")
+    )
+    test = make_dataset(
+        sim, sizes["n_test"], sizes["n_real"], derive_seed(0, "study", sim_name, "test")
+    )
+    mle = run_mle(sim, test, make_generator(derive_seed(0, "study", sim_name, "mle")))
+    total = max(1, round(cfg["epochs"] * math.ceil(sizes["n_train"] / cfg["meta_batch"])))
+    marks = sorted({max(1, round(total * k / evaluations)) for k in range(1, evaluations + 1)})
+    rows, seconds = [], 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "run.ckpt"
+        for mark in marks:
+            start = time.perf_counter()
+            result = train(
+                sim, data, settings, "nll-exp", seed, torch.device("cpu"),
+                checkpoint=checkpoint, stop_after=mark, progress=False,
+            )  # fmt: skip
+            seconds += time.perf_counter() - start
+            evaluation = evaluate(
+                result.model, sim, test, mle.estimate[0], cfg, settings["evaluate"]["inits"],
+                derive_seed(0, "study", sim_name, "evaluate"),
+            )  # fmt: skip
+            for row in evaluation:
+                rows.append(
+                    {
+                        "simulator": sim_name,
+                        "candidate": candidate,
+                        "seed": seed,
+                        "epochs_scale": epochs,
+                        "step": result.steps_done,
+                        "total_steps": total,
+                        "train_seconds": round(seconds, 2),
+                        **row,
+                    }
+                )
+            final = [r for r in evaluation if r["band"] == "all"]
+            print(
+                f"{sim_name:18s} {candidate:22s} seed {seed} step {mark:5d}/{total} "
+                f"{seconds:6.0f}s  "
+                + "  ".join(
+                    f"T{r['t_test']}: x{r['ratio']:.2f} cov {r['coverage90']:.2f}" for r in final
+                ),
+                flush=True,
+            )
+    return rows
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Final-step numbers, mean and sd over seeds, per simulator, candidate, T_test and band."""
+    last = frame[frame["step"] == frame["total_steps"]]
+    return (
+        last.groupby(["simulator", "candidate", "band", "t_test"])
+        .agg(
+            ratio_mean=("ratio", "mean"),
+            ratio_sd=("ratio", "std"),
+            coverage_mean=("coverage90", "mean"),
+            seeds=("seed", "nunique"),
+            train_seconds=("train_seconds", "mean"),
+        )
+        .round(3)
+        .reset_index()
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "studies" / "accuracy")
+    parser.add_argument("--simulators", nargs="+", default=["linear_regression", "multivariate"])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--epochs", type=float, default=1.0, help="scale of config's epochs")
+    parser.add_argument("--evaluations", type=int, default=3, help="points along training")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = load_config(ROOT / "config.yaml")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "accuracy.csv"
+    frame = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    for seed in args.seeds:
+        for sim_name in args.simulators:
+            for candidate in args.candidates:
+                done = (
+                    not frame.empty
+                    and (
+                        (frame["simulator"] == sim_name)
+                        & (frame["candidate"] == candidate)
+                        & (frame["seed"] == seed)
+                        & (frame["epochs_scale"] == args.epochs)
+                    ).any()
+                )
+                if done:
+                    continue
+                rows = run_one(config, sim_name, candidate, seed, args.epochs, args.evaluations)
+                frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+                frame.to_csv(path, index=False)
+    summary = summarise(frame)
+    summary.to_csv(args.out / "summary.csv", index=False)
+    (args.out / "summary.md").write_text(summary.to_markdown(index=False) + "\n")
+    print(summary.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The training options of the accuracy study (issue 9): each is off by default (today's
+behaviour and fingerprint), and each does what it says when on."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from test_train import SETTINGS
+
+from alfi.config import load_config, settings_for
+from alfi.data import make_dataset
+from alfi.losses import meta_loss
+from alfi.model import ALFI, ModelConfig
+from alfi.nn import SetEncoder
+from alfi.simulators import get_simulator
+from alfi.train import fresh_observations, learning_rate, train, training_record
+
+CPU = torch.device("cpu")
+
+
+def _settings(model=None, **train_options):
+    settings = copy.deepcopy(SETTINGS)
+    settings["train"].update(train_options)
+    settings["model"].update(model or {})
+    return settings
+
+
+def test_config_defaults_reproduce_the_record_from_before_the_options(tmp_path):
+    config = load_config("config.yaml")
+    settings = settings_for(config, "poisson")
+    assert settings["train"]["fresh_real"] is False and settings["model"]["pooling"] == "mean"
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 8, 5, seed=1)
+    record = training_record(sim, data, settings, "nll-exp", 0, "cpu")
+    for key in ("fresh_real", "lr_schedule", "warmup", "tail_steps"):
+        assert key not in record["settings"]["train"]
+    assert "pooling" not in record["settings"]["model"]
+    on = copy.deepcopy(settings)
+    on["train"]["fresh_real"] = True
+    assert training_record(sim, data, on, "nll-exp", 0, "cpu")["settings"]["train"]["fresh_real"]
+
+
+def test_overrides_do_not_reset_an_option_set_in_defaults(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "defaults:\n  model: {encoding: 8, hidden: 8, recurrent: 8, x_hidden: [8], "
+        "pooling: mean-max}\n  dataset: {n_train: 4, n_test: 4, n_real: 4}\n"
+        "  train: {epochs: 1, steps: 2, meta_batch: 2, n_theta: 2, n_sim: 2, lr: 1.0e-3, "
+        "clip: 0.5, beta: 5.0, grad_clip: 1.0, initial_log_scale: 0.5, checkpoint_every: 5}\n"
+        "  evaluate: {inits: 2, histograms: 0, chunk: 16}\n"
+        "overrides:\n  poisson:\n    model: {hidden: 16}\n"
+    )
+    settings = settings_for(load_config(path), "poisson")
+    assert settings["model"]["pooling"] == "mean-max" and settings["model"]["hidden"] == 16
+
+
+def test_constant_rate_by_default_and_warmup_then_cosine():
+    assert learning_rate({"lr": 1e-3}, 0, 100) == 1e-3
+    cfg = {"lr": 1e-3, "lr_schedule": "cosine", "warmup": 0.1}
+    assert learning_rate(cfg, 0, 100) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 9, 100) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 10, 100) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 55, 100) == pytest.approx(0.5e-3)
+    assert learning_rate(cfg, 99, 100) == pytest.approx(
+        1e-3 * 0.5 * (1 + math.cos(math.pi * 89 / 90))
+    )
+    assert learning_rate({"lr": 2e-3, "warmup": 0.5}, 80, 100) == 2e-3
+
+
+def test_fresh_observations_differ_between_visits_and_repeat_from_the_seed():
+    sim = get_simulator("linear_regression")
+    theta = sim.sample_prior((4,), torch.Generator().manual_seed(0))
+    a = fresh_observations(sim, theta, 10, 0, 3, "lr")
+    assert torch.equal(a, fresh_observations(sim, theta, 10, 0, 3, "lr"))
+    assert not torch.equal(a, fresh_observations(sim, theta, 10, 0, 4, "lr"))
+    assert not torch.equal(a, fresh_observations(sim, theta, 10, 1, 3, "lr"))
+    assert a.shape == (4, 10, 3)
+
+
+def test_fresh_observations_change_training():
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 32, 20, seed=1)
+    plain = train(sim, data, _settings(steps=3), "nll-exp", 0, CPU, progress=False)
+    fresh = train(sim, data, _settings(steps=3, fresh_real=True), "nll-exp", 0, CPU, progress=False)
+    a, b = plain.model.state_dict(), fresh.model.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mean_max_encoder_is_permutation_invariant_and_uses_the_max():
+    torch.manual_seed(0)
+    encoder = SetEncoder(3, [16], 4, pooling="mean-max")
+    x = torch.randn(2, 7, 3)
+    permuted = x[:, torch.randperm(7)]
+    assert torch.allclose(encoder(x), encoder(permuted), atol=1e-6)
+    # Changing one element changes the max-based code even if the mean of the inputs is kept.
+    y = x.clone()
+    y[:, 0] += 5.0
+    y[:, 1] -= 5.0
+    assert not torch.allclose(encoder(x), encoder(y))
+    with pytest.raises(ValueError, match="unknown pooling"):
+        SetEncoder(3, [16], 4, pooling="median")
+
+
+def test_bounded_means_stay_in_the_prior_box():
+    sim = get_simulator("multivariate")
+    model = ALFI(ModelConfig(3, 5, 8, 8, 8, (8,), clip=2.0, bound_mean=True))
+    with torch.no_grad():
+        model.post[-1].bias.fill_(10.0)  # every update pushes the mean up by ~clip
+    psi = torch.zeros(4, 6)
+    x = sim.simulate(torch.zeros(4, 3), 10, torch.Generator().manual_seed(0))
+    trajectory = model.unroll(sim, x, psi, 5, 3, 4, torch.Generator().manual_seed(1))
+    mean = model.raw_theta(trajectory[..., :3]).detach()
+    assert float(mean.max()) <= 3.0 + 1e-5 and float(mean[-1].min()) == pytest.approx(3.0)
+
+
+def test_tail_steps_weigh_like_the_last_update():
+    theta = torch.zeros(2, 1)
+    trajectory = torch.zeros(6, 2, 2)  # T = 3 plus a tail of 2
+    trajectory[4:, :, 0] = 1.0  # the tail misses by 1
+    base = meta_loss(trajectory[:4], theta, "mse", "exp")
+    assert base == 0
+    assert meta_loss(trajectory, theta, "mse", "exp", tail=2) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"fresh_real": True, "lr_schedule": "cosine", "warmup": 0.2, "tail_steps": 2},
+        {"model": {"pooling": "mean-max", "bound_mean": True}},
+    ],
+    ids=["train-options", "model-options"],
+)
+def test_resume_is_exact_with_the_options_on(tmp_path, options):
+    sim = get_simulator("multivariate")
+    data = make_dataset(sim, 48, 20, seed=1)
+    settings = _settings(epochs=4, steps=3, **options)
+    straight = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "a.pt",
+                     progress=False)  # fmt: skip
+    train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt", stop_after=8,
+          progress=False)  # fmt: skip
+    resumed = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt",
+                    progress=False)  # fmt: skip
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_asinh_squash_standardises_the_squashed_observations():
+    sim = get_simulator("linear_regression")
+    data = make_dataset(sim, 64, 50, seed=1)
+    from alfi.train import build_model
+
+    model = build_model(sim, _settings(model={"squash": "asinh"}), data)
+    z = (model.features(sim, data.x) - model.x_mean) / model.x_std
+    assert torch.allclose(model.features(sim, data.x), torch.asinh(data.x))
+    assert z[..., 2].std() == pytest.approx(1.0, abs=1e-3)

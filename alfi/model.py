@@ -29,7 +29,12 @@ from alfi import proposal
 from alfi.nn import MLP, SetEncoder
 from alfi.simulators import Simulator
 
-__all__ = ["ModelConfig", "ALFI"]
+__all__ = ["ModelConfig", "ALFI", "squash"]
+
+
+def squash(x: Tensor, kind: str) -> Tensor:
+    r"""``kind="asinh"``: :math:`\sinh^{-1}(x)` elementwise; ``"none"``: ``x`` unchanged."""
+    return torch.asinh(x) if kind == "asinh" else x
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,7 @@ class ALFI(nn.Module):
 
     def features(self, simulator: Simulator, x: Tensor) -> Tensor:
         """Raw observations ``(*, X)`` to the encoder's input before standardisation."""
-        x = simulator.preprocess(x)
-        return torch.asinh(x) if self.config.squash == "asinh" else x
+        return squash(simulator.preprocess(x), self.config.squash)
 
     def encode(self, simulator: Simulator, x: Tensor) -> Tensor:
         """Encode raw observations ``(*, M, X)`` into ``(*, E)``."""
@@ -143,17 +147,9 @@ class ALFI(nn.Module):
         psi = psi + delta
         if self.config.bound_mean:
             mean, log_scale = proposal.split(psi)
-            low, high = self._box(simulator, psi)
+            low, high = (self.standardise_theta(b) for b in simulator.bounds(psi.device))
             psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
         return psi, state
-
-    def _box(self, simulator: Simulator, like: Tensor) -> tuple[Tensor, Tensor]:
-        """The prior box in the standardised space, ``(D,)`` each."""
-        low, high = (
-            self.standardise_theta(torch.tensor(bound, dtype=like.dtype, device=like.device))
-            for bound in (simulator.prior_low, simulator.prior_high)
-        )
-        return low, high
 
     def unroll(
         self,

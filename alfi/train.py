@@ -34,6 +34,7 @@ from alfi.data import check_simulation
 from alfi.io import InputError, MetaDataset, load_torch, save_torch
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
+from alfi.model import squash as squash_kind
 from alfi.provenance import code_digest, differences, digest, source_files
 from alfi.simulators import Simulator
 
@@ -70,10 +71,7 @@ def observation_statistics(
     """Mean and std of preprocessed (and, with ``squash="asinh"``, squashed) observations
     ``(N, M, X)`` per coordinate; a constant coordinate (std 0, like linear regression's column
     of ones) keeps std 1."""
-    flat = simulator.preprocess(x.double())
-    if squash == "asinh":
-        flat = torch.asinh(flat)
-    flat = flat.reshape(-1, x.shape[-1])
+    flat = squash_kind(simulator.preprocess(x.double()), squash).reshape(-1, x.shape[-1])
     mean, std = flat.mean(0), flat.std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return mean.float(), std.float()
@@ -250,14 +248,13 @@ class _FiniteGuard:
         return self._simulator.simulate(theta, n, generator)
 
 
-def _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step) -> bool:
+def _proposal_diverged(model, simulator, x_real, psi, steps, cfg, seed, step) -> bool:
     """After a simulator error in the unroll: did the proposal hand it non-finite parameters?
     Replays the unroll (no gradients, its own random stream) with every θ checked; only on this
     failure path, so training itself pays no synchronisation for it."""
     generator = torch.Generator(device=psi.device).manual_seed(derive_seed(seed, "replay", step))
     try:
         with torch.no_grad():
-            steps = cfg["steps"] + cfg.get("tail_steps", 0)
             guarded = _FiniteGuard(simulator)
             model.unroll(guarded, x_real, psi, steps, cfg["n_theta"], cfg["n_sim"], generator)
     except _NonFiniteParameters:
@@ -267,8 +264,11 @@ def _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step) -> bool:
     return False
 
 
-def _checkpoint(model, optimiser, generator, step, settings, variant, seed, history) -> dict:
+def _checkpoint(
+    model, optimiser, generator, step, settings, variant, seed, history, provenance
+) -> dict:
     return {
+        "provenance": provenance,
         "model": model.state_dict(),
         "model_config": model.config.to_dict(),
         "optimiser": optimiser.state_dict(),
@@ -355,7 +355,7 @@ def train(
                 simulator, x_real, psi, steps, cfg["n_theta"], cfg["n_sim"], generator
             )
         except RuntimeError as exc:
-            if not _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
+            if not _proposal_diverged(model, simulator, x_real, psi, steps, cfg, seed, step):
                 raise
             raise NonFiniteLossError(
                 f"the proposal became non-finite at step {step} ({simulator.name}, {variant}): "
@@ -387,8 +387,12 @@ def train(
             )
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if checkpoint is not None and (step % cfg["checkpoint_every"] == 0 or step == last):
-            state = _checkpoint(model, optimiser, generator, step, settings, variant, seed, history)
-            save_torch(checkpoint, {**state, "provenance": provenance})
+            save_torch(
+                checkpoint,
+                _checkpoint(
+                    model, optimiser, generator, step, settings, variant, seed, history, provenance
+                ),
+            )
     bar.close()
     return TrainResult(model=model, history=history, steps_done=step, provenance=provenance)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -195,7 +196,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         make_generator(seed, device),
         tr["initial_log_scale"],
         ev["chunk"],
+        draws=ev["draws"],
     )
+    c2st = None
+    if args.reference is not None and ev["c2st_problems"]:
+        from alfi.baselines import reference_c2st
+
+        c2st = reference_c2st(trajectory.draws, args.reference, ev["c2st_problems"], config["seed"])
     record = _evaluation_record(
         "evaluate",
         simulator,
@@ -205,6 +212,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         evaluate=ev,
         t_test=args.t_test,
         seed=seed,
+        reference=_digest_file(args.reference),
     )
     _write_tables(
         args,
@@ -217,7 +225,30 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         t_test=args.t_test,
         fingerprint=digest(record),
         histograms=ev["histograms"],
+        training=training_cost(state),
+        c2st=c2st,
     )
+
+
+def training_cost(state: dict) -> dict[str, float]:
+    """Observations simulated in meta-training (steps x meta-batch x unroll x B x M) and its wall
+    clock (of the last process that trained it: a resumed run counts from its resumption)."""
+    tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
+    unroll = tr["steps"] + tr.get("tail_steps", 0)
+    steps = last.get("step", 0)
+    return {
+        "train_simulations": float(steps * tr["meta_batch"] * unroll * tr["n_theta"] * tr["n_sim"]),
+        "train_seconds": float(last.get("seconds", float("nan"))),
+    }
+
+
+def _digest_file(path: Path | None) -> str | None:
+    from alfi.provenance import array_digest
+
+    if path is None:
+        return None
+    with np.load(path) as stored:
+        return array_digest(stored["draws"])
 
 
 def cmd_mle(args: argparse.Namespace) -> None:
@@ -305,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument("--model", required=True, type=Path)
             p.add_argument("--t-test", required=True, type=int)
+            p.add_argument("--reference", type=Path, default=None, help="exact draws, for C2ST")
         p.add_argument("--dataset", required=True, type=Path)
         for table in ("estimates", "metrics", "samples"):
             p.add_argument(f"--{table}", required=True, type=Path)
@@ -315,9 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=cmd_aggregate)
 
-    from alfi import report
+    from alfi import baselines, report
 
     report.add_commands(sub)
+    baselines.add_commands(sub)
     _add_bench(sub)
     return parser
 

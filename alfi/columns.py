@@ -14,11 +14,23 @@ __all__ = [
     "MAIN_VARIANT",
     "LOSSES",
     "WEIGHTINGS",
+    "BASELINES",
+    "METHODS",
 ]
 
 #: What identifies a problem's run: one value of each per (run, problem).
 KEYS = ["simulator", "method", "variant", "seed", "problem", "t_test"]
-ESTIMATE_COLUMNS = [*KEYS, "t", "parameter", "derived", "true", "estimate", "sigma", "fingerprint"]
+ESTIMATE_COLUMNS = [
+    *KEYS,
+    "t",
+    "parameter",
+    "derived",
+    "true",
+    "estimate",
+    "sigma",
+    "truth_quantile",
+    "fingerprint",
+]
 METRIC_COLUMNS = [*KEYS, "metric", "value", "fingerprint"]
 SAMPLE_COLUMNS = [*KEYS, "source", "coordinate", "value"]
 #: The paper's choice (Appendix A): NLL loss, exponential weighting.
@@ -27,3 +39,7 @@ MAIN_VARIANT = "nll-exp"
 #: as :mod:`alfi.losses` defines (a test checks), here so that reading a variant needs no torch.
 LOSSES = ("mse", "nll")
 WEIGHTINGS = ("last", "const", "exp")
+#: Methods beside ALFI and the MLE (:mod:`alfi.baselines`): the exact posterior, the prior (the
+#: negative control), ALFI's encoder as a regressor (the amortisation control), sbi's NPE.
+BASELINES = ("posterior", "prior_mean", "regressor", "npe")
+METHODS = ("alfi", "mle", *BASELINES)

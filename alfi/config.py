@@ -152,7 +152,7 @@ def settings_for(config: dict[str, Any], simulator: str) -> dict[str, Any]:
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.
-STAGES = ("data", "train", "evaluate")
+STAGES = ("data", "train", "evaluate", "baselines")
 
 
 def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[str, Any]:
@@ -177,6 +177,14 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
         return {**common, "model": resolved["model"], "train": train}
     if stage == "evaluate":
         return {**common, "evaluate": resolved["evaluate"]}
+    if stage == "baselines":
+        return {
+            **common,
+            "model": resolved["model"],
+            "meta_batch": resolved["train"]["meta_batch"],
+            "baselines": resolved["baselines"],
+            "evaluate": resolved["evaluate"],
+        }
     raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 

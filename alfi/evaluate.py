@@ -17,6 +17,7 @@ averaged over coordinates.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ from alfi.io import MetaDataset
 from alfi.model import ALFI
 from alfi.simulators import Simulator
 
-__all__ = ["Trajectory", "run_alfi", "run_mle", "ks_distance"]
+__all__ = ["Trajectory", "run_alfi", "run_mle", "run_prior", "mixture_draws", "ks_distance"]
 
 
 @dataclass
@@ -35,7 +36,9 @@ class Trajectory:
     """Estimates along the iterations for ``N`` problems.
 
     ``estimate``, ``sigma``: ``(T + 1, N, D)`` (``sigma`` NaN for the MLE); ``derived``: name to
-    ``(T + 1, N)``; ``final_x``: observations simulated at the final estimate ``(N, M_r, X)``.
+    ``(T + 1, N)``; ``final_x``: observations simulated at the final estimate ``(N, M_r, X)``;
+    ``draws``: ``(N, S, D)`` draws from the method's final distribution over ``theta`` (raw units;
+    ``None`` for a point estimate); ``seconds_per_problem``: test-time wall clock per problem.
     """
 
     estimate: Tensor
@@ -43,6 +46,8 @@ class Trajectory:
     derived: dict[str, Tensor]
     final_x: Tensor
     simulations_per_problem: int
+    draws: Tensor | None = None
+    seconds_per_problem: float = float("nan")
 
 
 def ks_distance(a: Tensor, b: Tensor) -> Tensor:
@@ -75,16 +80,20 @@ def run_alfi(
     generator: torch.Generator,
     initial_log_scale: float = 0.5,
     chunk: int = 4096,
+    draws: int = 0,
 ) -> Trajectory:
     """Run ALFI on every problem of ``data`` from ``inits`` initial proposals each.
 
-    ``chunk`` caps the number of (problem, init) unrolls processed together.
+    ``chunk`` caps the number of (problem, init) unrolls processed together. ``draws`` samples
+    are drawn per problem from the final proposal mixture (:func:`mixture_draws`), after every
+    other random draw, so they leave the estimates unchanged.
     """
+    start = time.perf_counter()
     device = generator.device
     n, d = len(data), simulator.theta_dim
     x_real = data.x.to(device)
     problems_per_chunk = max(1, chunk // inits)
-    means, variances, derived = [], [], {}
+    means, variances, derived, finals = [], [], {}, []
     for rows in torch.arange(n, device=device).split(problems_per_chunk):
         real_code = model.encode(simulator, x_real[rows]).repeat_interleave(inits, dim=0)
         psi = proposal.initial((rows.numel() * inits,), d, generator, initial_log_scale)
@@ -96,22 +105,42 @@ def run_alfi(
         means.append(estimate)
         spread = (mean_raw - estimate.unsqueeze(2)) ** 2
         variances.append((scale_raw**2 + spread).mean(2))
+        finals.append((mean_raw[-1], scale_raw[-1]))
         for name, value in simulator.derived(mean_raw).items():
             derived.setdefault(name, []).append(value.mean(2))
     estimate = torch.cat(means, 1)
     final_x = _simulate_at(simulator, estimate[-1], data.x.shape[1], generator)
+    samples = None
+    if draws:
+        final_mean, final_scale = (torch.cat(parts) for parts in zip(*finals, strict=True))
+        samples = mixture_draws(final_mean, final_scale, draws, generator).cpu()
     return Trajectory(
         estimate=estimate.cpu(),
         sigma=torch.cat(variances, 1).sqrt().cpu(),
         derived={k: torch.cat(v, 1).cpu() for k, v in derived.items()},
         final_x=final_x.cpu(),
         simulations_per_problem=inits * steps * n_theta * n_sim,
+        draws=samples,
+        seconds_per_problem=(time.perf_counter() - start) / max(n, 1),
     )
+
+
+def mixture_draws(mean: Tensor, scale: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    r"""``n`` draws per problem from the equal mixture :math:`\frac1K \sum_k N(\mu_k,
+    \operatorname{diag} \sigma_k^2)`: ``mean``, ``scale`` ``(N, K, D)`` to ``(N, n, D)``."""
+    rows, k, _ = mean.shape
+    pick = torch.randint(k, (rows, n), generator=generator, device=mean.device)
+    index = pick.unsqueeze(-1).expand(-1, -1, mean.shape[-1])
+    noise = torch.randn(
+        (rows, n, mean.shape[-1]), generator=generator, device=mean.device, dtype=mean.dtype
+    )
+    return mean.gather(1, index) + scale.gather(1, index) * noise
 
 
 @torch.no_grad()
 def run_mle(simulator: Simulator, data: MetaDataset, generator: torch.Generator) -> Trajectory:
     """The exact MLE of every problem, as a one-point trajectory ``(1, N, D)``."""
+    start = time.perf_counter()
     device = generator.device
     estimate = simulator.mle(data.x.to(device)).float()
     final_x = _simulate_at(simulator, estimate, data.x.shape[1], generator)
@@ -122,4 +151,33 @@ def run_mle(simulator: Simulator, data: MetaDataset, generator: torch.Generator)
         derived=derived,
         final_x=final_x.cpu(),
         simulations_per_problem=0,
+        seconds_per_problem=(time.perf_counter() - start) / max(len(data), 1),
+    )
+
+
+@torch.no_grad()
+def run_prior(
+    simulator: Simulator, data: MetaDataset, generator: torch.Generator, draws: int = 0
+) -> Trajectory:
+    r"""The negative control: the prior itself, uniform on the box :math:`[l, h]`.
+
+    Estimate :math:`(l + h) / 2`, spread :math:`(h - l) / \sqrt{12}`, ``draws`` from the prior;
+    no simulations, whatever the data.
+    """
+    start = time.perf_counter()
+    device = generator.device
+    n = len(data)
+    mean, std = simulator.prior_moments(device)
+    estimate = mean.expand(n, -1).float()
+    final_x = _simulate_at(simulator, estimate, data.x.shape[1], generator)
+    samples = simulator.sample_prior((n, draws), generator).float().cpu() if draws else None
+    derived = {k: v.unsqueeze(0).cpu() for k, v in simulator.derived(estimate).items()}
+    return Trajectory(
+        estimate=estimate.unsqueeze(0).cpu(),
+        sigma=std.expand(1, n, -1).float().cpu(),
+        derived=derived,
+        final_x=final_x.cpu(),
+        simulations_per_problem=0,
+        draws=samples,
+        seconds_per_problem=(time.perf_counter() - start) / max(n, 1),
     )

@@ -18,8 +18,10 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from alfi.columns import LOSSES, MAIN_VARIANT, WEIGHTINGS
+from alfi.comparison import comparison_table
 from alfi.io import atomic_path
 from alfi.metrics import (
     Horizon,
@@ -322,14 +324,50 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
     return fig
 
 
+def methods_figure(comparison: pd.DataFrame) -> Figure:
+    """Final RMSE against the simulated observations each method spent on the whole test set
+    (training included), log axes, one panel per simulator; ± sd over seeds as error bars.
+    Methods that simulate nothing (the exact posterior, the MLE, the prior) are lines."""
+    sims = sorted(comparison["simulator"].unique())
+    fig, axes = _figure(1, len(sims), height=3.0)
+    palette = dict(zip(comparison["method"].unique(), sns.color_palette("colorblind"), strict=False))
+    for ax, sim in zip(axes[0], sims, strict=True):
+        rows = comparison[comparison["simulator"] == sim]
+        spent = rows[rows["total_simulations"] > 0]
+        for row in spent.itertuples():
+            ax.errorbar(
+                row.total_simulations,
+                row.rmse,
+                yerr=0 if np.isnan(row.rmse_sd) else row.rmse_sd,
+                fmt="o",
+                color=palette[row.method],
+                label=row.method,
+            )
+        for row in rows[rows["total_simulations"] <= 0].itertuples():
+            ax.axhline(row.rmse, color=palette[row.method], linestyle="--", label=row.method)
+        ax.set(xscale="log", yscale="log", title=sim, xlabel="simulated observations, total")
+        for axis in (ax.xaxis, ax.yaxis):  # decades only: minor labels collide on short ranges
+            axis.set_minor_formatter(NullFormatter())
+        if len(spent) == 0:
+            ax.set_xscale("linear")
+    axes[0, 0].set_ylabel("final RMSE")
+    handles = {}
+    for ax in axes[0]:
+        handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+    return fig
+
+
 def write_figures(
     estimates: pd.DataFrame,
     samples: pd.DataFrame,
     out_dir: Path,
     t_train: Horizon = 15,
     variant: str = MAIN_VARIANT,
+    metrics: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Every figure for every simulator present under ``out_dir``; returns the written paths."""
+    """Every figure for every simulator present under ``out_dir``; returns the written paths.
+    The method comparison needs ``metrics`` (the simulations each method spent)."""
     check_estimates(estimates, variant)
     out_dir = Path(out_dir)
     figures: dict[str, Figure] = {}
@@ -346,4 +384,6 @@ def write_figures(
     figures["ablation"] = ablation_figure(estimates, t_train)
     if not coverage(estimates, variant).empty:
         figures["calibration"] = calibration_figure(estimates, variant)
+    if metrics is not None:
+        figures["methods"] = methods_figure(comparison_table(estimates, metrics, variant))
     return [path for name, fig in figures.items() for path in save_figure(fig, out_dir / name)]

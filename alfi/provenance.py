@@ -55,8 +55,22 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "alfi.evaluate",
         "alfi.results",
         "alfi.columns",
+        "alfi.baselines",
     ),
     "mle": ("alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
+    "posterior": (
+        *("alfi.data", "alfi.evaluate", "alfi.reference", "alfi.results", "alfi.columns"),
+        "alfi.baselines",
+    ),
+    "prior_mean": ("alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns", "alfi.baselines"),
+    "regressor": (
+        *("alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
+        *("alfi.columns", "alfi.baselines", "alfi.regressor"),
+    ),
+    "npe": (
+        *("alfi.data", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
+        *("alfi.columns", "alfi.baselines", "alfi.npe"),
+    ),
 }
 
 

@@ -4,23 +4,34 @@
 
 ==============  ==========================================================================
 simulator       simulator name
-method          ``alfi`` or ``mle``
-variant         ``LOSS-WEIGHTING`` for ALFI (e.g. ``nll-exp``), ``exact`` for the MLE
-seed            training seed (0 for the MLE)
+method          ``alfi``, ``mle``, or a baseline (:data:`alfi.columns.BASELINES`)
+variant         ``LOSS-WEIGHTING`` for ALFI (e.g. ``nll-exp``), ``exact`` for the MLE and the
+                exact posterior, the method's name for the other baselines
+seed            training seed (0 for the untrained methods)
 problem         index of the test problem
-t_test          number of ALFI updates run at test time (0 for the MLE)
-t               iteration, 0 (initial proposal) to ``t_test``; 0 for the MLE
+t_test          number of ALFI updates run at test time (0 for every other method)
+t               iteration, 0 (initial proposal) to ``t_test``; 0 for the other methods
 parameter       a parameter name, or a derived identifiable quantity (Weinberg ``asymmetry``)
 derived         True for derived quantities (left out of the RMSE over parameters)
 true            the value that generated the problem
-estimate        mean over inits of the proposal mean (ALFI) / the MLE, raw units
-sigma           std of the mixture of the K final proposals (NaN for the MLE and derived rows)
+estimate        mean over inits of the proposal mean (ALFI), the MLE, a posterior mean (NPE,
+                the exact posterior, the prior) or the regressor's output; raw units
+sigma           std of the mixture of the K final proposals, the posterior std (NaN for point
+                estimates and derived rows)
+truth_quantile  at the final step of a method with draws: the fraction of its draws below
+                ``true`` (the truth's posterior CDF; uniform on [0, 1] when calibrated, and the
+                truth lies in the central interval of level a iff |quantile - 1/2| <= a/2);
+                NaN elsewhere
 fingerprint     digest of everything the row depends on (model, data, settings, code;
                 see :mod:`alfi.provenance`)
 ==============  ==========================================================================
 
 ``metrics`` — one row per (…, problem, t_test, metric): ``ks_distance`` (real observations vs as
-many simulated at the final estimate) and ``simulations`` (simulated observations per problem).
+many simulated at the final estimate), ``simulations`` (simulated observations spent on the
+problem at test time), ``seconds`` (test wall clock per problem), ``train_simulations`` and
+``train_seconds`` (spent once in training, repeated on every problem; 0 for the untrained
+methods), and ``c2st`` (classifier two-sample accuracy of the method's draws against the exact
+posterior's, :func:`alfi.metrics.c2st`; on the first problems only).
 
 ``samples`` — real and simulated observations of the first few problems, for histograms:
 (…, problem, t_test, source ∈ {real, simulated}, coordinate, value).
@@ -30,18 +41,31 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import Tensor
 
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 from alfi.evaluate import Trajectory, ks_distance
 from alfi.io import MetaDataset
 from alfi.simulators import Simulator
 
-__all__ = ["ESTIMATE_COLUMNS", "METRIC_COLUMNS", "SAMPLE_COLUMNS", "trajectory_tables"]
+__all__ = [
+    "ESTIMATE_COLUMNS",
+    "METRIC_COLUMNS",
+    "SAMPLE_COLUMNS",
+    "trajectory_tables",
+    "truth_quantiles",
+]
 
 
-def _estimate_rows(names, n_params, true, estimate, sigma, t_values) -> dict[str, np.ndarray]:
-    """Flatten ``estimate``/``sigma`` ``(T1, N, P)`` and ``true`` ``(N, P)`` into columns."""
+def _estimate_rows(
+    names, n_params, true, estimate, sigma, t_values, quantile
+) -> dict[str, np.ndarray]:
+    """Flatten ``estimate``/``sigma`` ``(T1, N, P)``, ``true`` and ``quantile`` ``(N, P)`` (the
+    final step's; NaN before it) into columns."""
     t1, n, p = estimate.shape
+    quantiles = np.full((t1, n, p), np.nan)
+    quantiles[-1] = quantile
     return {
         "problem": np.broadcast_to(np.arange(n)[None, :, None], (t1, n, p)).ravel(),
         "t": np.broadcast_to(t_values[:, None, None], (t1, n, p)).ravel(),
@@ -50,7 +74,22 @@ def _estimate_rows(names, n_params, true, estimate, sigma, t_values) -> dict[str
         "true": np.broadcast_to(true[None], (t1, n, p)).ravel(),
         "estimate": estimate.ravel(),
         "sigma": sigma.ravel(),
+        "truth_quantile": quantiles.ravel(),
     }
+
+
+def truth_quantiles(simulator: Simulator, draws: Tensor | None, true: Tensor) -> np.ndarray:
+    """Fraction of ``draws`` ``(N, S, D)`` below ``true`` ``(N, D)`` per parameter, then per
+    derived quantity (of the draws), ``(N, D + derived)``; all NaN without draws."""
+    n_derived = len(simulator.derived(true[:1]))
+    if draws is None:
+        return np.full((true.shape[0], true.shape[1] + n_derived), np.nan)
+    draws = draws.double()
+    below = [(draws < true.unsqueeze(1)).double().mean(1)]
+    derived_true = simulator.derived(true)
+    for name, value in simulator.derived(draws).items():
+        below.append((value < derived_true[name].unsqueeze(1)).double().mean(1, keepdim=True))
+    return torch.cat(below, -1).numpy()
 
 
 def trajectory_tables(
@@ -64,8 +103,14 @@ def trajectory_tables(
     t_test: int,
     fingerprint: str,
     histograms: int,
+    training: dict[str, float] | None = None,
+    c2st: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The ``estimates``, ``metrics`` and ``samples`` tables of one evaluated run."""
+    """The ``estimates``, ``metrics`` and ``samples`` tables of one evaluated run.
+
+    ``training``: ``train_simulations`` and ``train_seconds`` (default 0: nothing trained);
+    ``c2st``: ``(n_c2st,)`` C2ST accuracies of the first problems, if computed.
+    """
     keys = {
         "simulator": simulator.name,
         "method": method,
@@ -74,7 +119,7 @@ def trajectory_tables(
         "t_test": t_test,
     }
     t1 = trajectory.estimate.shape[0]
-    t_values = np.arange(t1) if method == "alfi" else np.zeros(1, dtype=np.int64)
+    t_values = np.arange(t1)
     names = list(simulator.parameter_names)
     estimate = trajectory.estimate.double().numpy()
     sigma = trajectory.sigma.double().numpy()
@@ -91,18 +136,27 @@ def trajectory_tables(
         true = np.concatenate(
             [true, *(derived_true[k].numpy()[:, None] for k in trajectory.derived)], -1
         )
+    quantile = truth_quantiles(simulator, trajectory.draws, data.theta.double())
     estimates = pd.DataFrame(
-        _estimate_rows(names, simulator.theta_dim, true, estimate, sigma, t_values)
+        _estimate_rows(names, simulator.theta_dim, true, estimate, sigma, t_values, quantile)
     )
     estimates = estimates.assign(**keys, fingerprint=fingerprint)[ESTIMATE_COLUMNS]
 
     n = len(data)
-    ks = ks_distance(data.x.double(), trajectory.final_x.double()).numpy()
+    training = {"train_simulations": 0.0, "train_seconds": 0.0, **(training or {})}
+    per_problem = {
+        "ks_distance": ks_distance(data.x.double(), trajectory.final_x.double()).numpy(),
+        "simulations": np.full(n, float(trajectory.simulations_per_problem)),
+        "seconds": np.full(n, trajectory.seconds_per_problem),
+        **{name: np.full(n, float(value)) for name, value in training.items()},
+    }
+    if c2st is not None:
+        per_problem["c2st"] = np.asarray(c2st, dtype=float)
     metrics = pd.DataFrame(
         {
-            "problem": np.tile(np.arange(n), 2),
-            "metric": np.repeat(["ks_distance", "simulations"], n),
-            "value": np.concatenate([ks, np.full(n, float(trajectory.simulations_per_problem))]),
+            "problem": np.concatenate([np.arange(len(v)) for v in per_problem.values()]),
+            "metric": np.repeat(list(per_problem), [len(v) for v in per_problem.values()]),
+            "value": np.concatenate(list(per_problem.values())),
         }
     ).assign(**keys, fingerprint=fingerprint)[METRIC_COLUMNS]
 

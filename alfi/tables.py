@@ -91,6 +91,31 @@ def format_ablation(ablation: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+COMPARISON_HEADERS = {
+    "simulator": "simulator",
+    "method": "method",
+    "rmse": "RMSE",
+    "ratio": "/ MLE",
+    "coverage90": "90 % cover",
+    "c2st": "C2ST",
+    "simulations": "sims/problem",
+    "train_simulations": "training sims",
+    "train_seconds": "training s",
+    "seconds": "s/problem",
+}
+
+
+def format_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The method comparison as strings: ``RMSE ± sd over seeds`` and readable headers."""
+    frame = comparison.assign(
+        rmse=[_pm(m, s) for m, s in zip(comparison["rmse"], comparison["rmse_sd"], strict=True)]
+    )
+    frame = frame[list(COMPARISON_HEADERS)]
+    return frame.map(lambda v: v if isinstance(v, str) else _fmt(v)).rename(
+        columns=COMPARISON_HEADERS
+    )
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     """A GitHub Markdown (pipe) table of a string frame: first column left-, others right-aligned.
 

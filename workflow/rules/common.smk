@@ -12,6 +12,7 @@ from alfi.config import (
     validate_config,
     variants_for,
 )
+from alfi.baselines import missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.provenance import source_files
 from alfi.simulators import get_simulator
@@ -26,6 +27,7 @@ validate(config, schema=str(SCHEMA_PATH))
 
 RESULTS = config["results"]
 SIMULATORS = config["simulators"]
+METHODS = config["methods"]
 SEEDS = config["seeds"]
 T_TEST = config["t_test"]
 TABLES = ["estimates", "metrics", "samples"]
@@ -44,6 +46,7 @@ wildcard_constraints:
     t_test=r"\d+",
     split="train|test",
     table="estimates|metrics|samples",
+    method="regressor|npe",
 
 
 def code(*modules):
@@ -111,14 +114,43 @@ def runs():
     ]
 
 
+def c2st_enabled(simulator):
+    """Whether the methods with draws are compared with the exact posterior's by C2ST."""
+    ev = settings_for(config, simulator)["evaluate"]
+    return "posterior" in METHODS and ev["draws"] > 0 and ev["c2st_problems"] > 0
+
+
+def reference_draws(wildcards):
+    """Input function: the exact posterior's draws, where a C2ST needs them."""
+    if c2st_enabled(wildcards.simulator):
+        return [f"{RESULTS}/runs/{wildcards.simulator}/posterior/draws.npz"]
+    return []
+
+
+def reference_option(wildcards, input):
+    return f"--reference {input.reference}" if input.reference else ""
+
+
 def run_tables(table):
-    alfi = [
-        f"{RESULTS}/runs/{s}/{v}/seed{seed}/T{t}/{table}.parquet"
-        for s, v, seed in runs()
-        for t in T_TEST
-    ]
-    mle = [f"{RESULTS}/runs/{s}/mle/{table}.parquet" for s in SIMULATORS]
-    return alfi + mle
+    """Every run's table of one kind, of the methods the config names."""
+    paths = []
+    if "alfi" in METHODS:
+        paths += [
+            f"{RESULTS}/runs/{s}/{v}/seed{seed}/T{t}/{table}.parquet"
+            for s, v, seed in runs()
+            for t in T_TEST
+        ]
+    for method in ("mle", "posterior", "prior_mean"):
+        if method in METHODS:
+            paths += [f"{RESULTS}/runs/{s}/{method}/{table}.parquet" for s in SIMULATORS]
+    for method in ("regressor", "npe"):
+        if method in METHODS:
+            paths += [
+                f"{RESULTS}/runs/{s}/{method}/seed{seed}/{table}.parquet"
+                for s in SIMULATORS
+                for seed in SEEDS
+            ]
+    return paths
 
 
 def figures_by_kind():
@@ -131,7 +163,11 @@ def figures_by_kind():
             "histograms": ["weinberg_histograms"],
             "asymmetry": ["weinberg_asymmetry"],
         }
-    kinds |= {"ablation": ["ablation"], "calibration": ["calibration"]}
+    kinds |= {
+        "ablation": ["ablation"],
+        "calibration": ["calibration"],
+        "methods": ["methods"],
+    }
     return {
         kind: [f"{RESULTS}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
         for kind, names in kinds.items()
@@ -157,10 +193,19 @@ def figure_files():
 def table_files():
     return [
         f"{RESULTS}/tables/{n}.{ext}"
-        for n in ("summary", "ablation")
+        for n in ("summary", "ablation", "methods")
         for ext in ("md", "tex")
     ]
 
 
 def all_outputs():
     return [f"{RESULTS}/{t}.parquet" for t in TABLES] + figure_files() + table_files()
+
+
+# A method (or the C2ST) whose optional package is missing stops the run before any job.
+C2ST = any(c2st_enabled(s) for s in SIMULATORS)
+_missing = missing_requirements(METHODS + (["c2st"] if C2ST else []))
+if _missing:
+    raise WorkflowError("; ".join(_missing))
+# The C2ST of ALFI's evaluations needs sbi: the baselines environment then.
+EVALUATE_ENV = "../../envs/baselines.yaml" if C2ST else "../../envs/alfi.yaml"

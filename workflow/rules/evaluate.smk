@@ -4,6 +4,7 @@ rule evaluate:
         stage=stage_file("evaluate"),
         model=rules.train.output[0],
         dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        reference=reference_draws,
         code=stage_code("evaluate"),
     output:
         **{
@@ -15,15 +16,18 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.benchmark.tsv"
     conda:
-        "../../envs/alfi.yaml"
+        EVALUATE_ENV
     threads: RES["train_threads"]
     resources:
         mem_mb=RES["evaluate_mem_mb"],
         runtime=RES["evaluate_runtime"],
         gpu=GPU,
+    params:
+        reference=reference_option,
     shell:
         "alfi --quiet evaluate --config {input.settings} --model {input.model}"
         " --t-test {wildcards.t_test} --dataset {input.dataset} --threads {threads}"
+        " {params.reference}"
         " --estimates {output.estimates} --metrics {output.metrics}"
         " --samples {output.samples} > {log} 2>&1"
 

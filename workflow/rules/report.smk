@@ -7,7 +7,7 @@ T_TRAIN = ",".join(
 rule figures:
     input:
         **{t: expand(rules.aggregate.output[0], table=t) for t in TABLES},
-        code=code("figures.py", "metrics.py", "columns.py", "report.py"),
+        code=code("figures.py", "metrics.py", "comparison.py", "columns.py", "report.py"),
     output:
         [
             report(
@@ -40,7 +40,7 @@ rule tables:
             t: expand(rules.aggregate.output[0], table=t)
             for t in ("estimates", "metrics")
         },
-        code=code("tables.py", "metrics.py", "columns.py", "report.py"),
+        code=code("tables.py", "metrics.py", "comparison.py", "columns.py", "report.py"),
     output:
         [
             report(f, caption="../report/tables.rst", category="Tables")

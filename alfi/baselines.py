@@ -1,0 +1,163 @@
+"""Methods beside ALFI and the MLE, run by ``alfi baseline --method NAME``; their C2ST.
+
+=============  ============================================================================
+``posterior``  the exact posterior on a grid (:mod:`alfi.reference`): its mean, std and draws;
+               its draws are the reference every other method's C2ST is measured against
+``prior_mean`` the negative control: the prior's mean, std and draws, whatever the data
+``regressor``  the amortisation control: ALFI's encoder with a regression head
+               (:mod:`alfi.regressor`), trained on the training meta-dataset
+``npe``        sbi's neural posterior estimation (:mod:`alfi.npe`), trained on the same set
+=============  ============================================================================
+
+Each run writes the same ``estimates``, ``metrics`` and ``samples`` tables as an ALFI evaluation
+(:mod:`alfi.results`), with ``t_test = 0``, ``variant`` ``exact`` for the posterior and the
+method's name otherwise, and the training cost in ``metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alfi.columns import BASELINES
+from alfi.io import InputError
+
+__all__ = ["REQUIREMENTS", "missing_requirements", "reference_c2st", "add_commands"]
+
+log = logging.getLogger("alfi")
+
+#: Optional packages (import name) each method needs; ``c2st`` is the C2ST of any method.
+REQUIREMENTS: dict[str, tuple[str, ...]] = {"npe": ("sbi",), "c2st": ("sbi",)}
+INSTALL = "pip install -e '.[baselines]'"
+
+
+def missing_requirements(needs: Iterable[str]) -> list[str]:
+    """One message per method or feature in ``needs`` whose optional package is not installed."""
+    return [
+        f"{need!r} needs the optional package {package}; install it with: {INSTALL}"
+        for need in needs
+        for package in REQUIREMENTS.get(need, ())
+        if importlib.util.find_spec(package) is None
+    ]
+
+
+def save_draws(path: Path, draws: Any) -> None:
+    from alfi.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, draws=draws.numpy())
+
+
+def reference_c2st(draws: Any, reference: Path, problems: int, seed: int) -> np.ndarray:
+    """C2ST (:func:`alfi.metrics.c2st`) of a method's ``draws`` ``(N, S, D)`` against the exact
+    posterior's draws in ``reference`` (``.npz``), on the first ``problems`` problems."""
+    from alfi.metrics import c2st
+
+    with np.load(reference) as stored:
+        exact = stored["draws"]
+    if exact.shape[0] < min(problems, len(draws)) or exact.shape[2] != draws.shape[2]:
+        raise InputError(f"{reference}: draws {exact.shape} do not match the method's {draws.shape}")
+    n = min(problems, len(draws))
+    return c2st(draws[:n].numpy(), exact[:n], seed=seed)
+
+
+def _run(args: argparse.Namespace, config, settings, device, simulator, data, train_data):
+    """The trajectory and training cost of ``args.method`` on the test set ``data``."""
+    from alfi.config import derive_seed
+    from alfi.data import make_generator
+
+    draws = settings["evaluate"]["draws"]
+    seed = derive_seed(config["seed"], "baseline", args.method, simulator.name, args.seed)
+    generator = make_generator(seed, device)
+    if args.method == "posterior":
+        from alfi.reference import run_reference
+
+        return run_reference(simulator, data, generator, draws), None
+    if args.method == "prior_mean":
+        from alfi.evaluate import run_prior
+
+        return run_prior(simulator, data, generator, draws), None
+    if train_data is None:
+        raise InputError(f"method {args.method!r} needs --train-dataset")
+    train_seed = derive_seed(config["seed"], args.seed)
+    if args.method == "regressor":
+        from alfi.regressor import fit_regressor, run_regressor
+
+        model, cost = fit_regressor(simulator, train_data, settings, seed=train_seed, device=device)
+        return run_regressor(model, simulator, data, generator), cost
+    from alfi.npe import fit_npe, run_npe
+
+    npe, cost = fit_npe(simulator, train_data, settings, seed=train_seed, device=device)
+    return run_npe(npe, simulator, data, generator, seed=train_seed, draws=draws), cost
+
+
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from alfi.cli import _digest_file, _evaluation_record, _outputs, _setup, _write_tables
+    from alfi.io import load_dataset
+    from alfi.provenance import digest
+    from alfi.simulators import get_simulator
+
+    config, settings, device = _setup(args)
+    _outputs(args.estimates, args.metrics, args.samples, args.draws_out)
+    for message in missing_requirements([args.method] + (["c2st"] if args.reference else [])):
+        raise InputError(message)
+    simulator = get_simulator(args.simulator)
+    data = load_dataset(args.dataset, simulator)
+    train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None
+    trajectory, cost = _run(args, config, settings, device, simulator, data, train_data)
+    ev = settings["evaluate"]
+    c2st = None
+    if args.reference is not None and trajectory.draws is not None and ev["c2st_problems"]:
+        c2st = reference_c2st(trajectory.draws, args.reference, ev["c2st_problems"], config["seed"])
+    if args.draws_out is not None:
+        if trajectory.draws is None:
+            raise InputError(f"--draws-out needs evaluate.draws > 0 (method {args.method!r})")
+        save_draws(args.draws_out, trajectory.draws)
+    record = _evaluation_record(
+        args.method,
+        simulator,
+        data,
+        device,
+        seed=args.seed,
+        root=config["seed"],
+        settings={k: settings[k] for k in ("model", "baselines", "evaluate")},
+        meta_batch=settings["train"]["meta_batch"],
+        train=train_data.fingerprint if train_data is not None else None,
+        reference=_digest_file(args.reference),
+    )
+    _write_tables(
+        args,
+        simulator,
+        trajectory,
+        data,
+        method=args.method,
+        variant="exact" if args.method == "posterior" else args.method,
+        seed=args.seed,
+        t_test=0,
+        fingerprint=digest(record),
+        histograms=ev["histograms"],
+        training=cost,
+        c2st=c2st,
+    )
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    from alfi.cli import _common
+
+    p = subparsers.add_parser("baseline", help="run a baseline method on a test meta-dataset")
+    _common(p)
+    p.add_argument("--method", required=True, choices=BASELINES)
+    p.add_argument("--seed", type=int, default=0, help="training seed (combined with config seed)")
+    p.add_argument("--train-dataset", type=Path, default=None, help="for regressor and npe")
+    p.add_argument("--dataset", required=True, type=Path, help="the test meta-dataset")
+    p.add_argument("--reference", type=Path, default=None, help="exact draws (.npz), for C2ST")
+    p.add_argument("--draws-out", type=Path, default=None, help="write the draws here (.npz)")
+    for table in ("estimates", "metrics", "samples"):
+        p.add_argument(f"--{table}", required=True, type=Path)
+    p.set_defaults(run=cmd_baseline)

@@ -1,0 +1,111 @@
+r"""Every method side by side: accuracy, calibration, C2ST and what each spent. Pandas only.
+
+One row per simulator and *entry*: each baseline and the MLE (``t_test = 0``), and the main ALFI
+variant at each ``t_test``. For an entry with per-seed runs :math:`s = 1..S` (ALFI, regressor,
+NPE), with :math:`\bar r_s` the mean over problems of the final per-problem RMSE
+(:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
+
+* ``rmse`` :math:`= S^{-1} \sum_s \bar r_s` and ``rmse_sd`` the standard deviation of
+  :math:`\bar r_s` over seeds (NaN for one seed); ``ratio`` = ``rmse`` / the MLE's ``rmse``;
+* ``coverage90``: the fraction of (problem, parameter) pairs, simulator parameters only, whose
+  truth lies in the method's central 90 % interval, i.e. :math:`|u - 1/2| \le 0.45` with
+  :math:`u` the ``truth_quantile`` (NaN for point estimates); binomial standard error
+  :math:`\sqrt{0.09/n}`, so about 0.03 at :math:`n = 100`;
+* ``c2st``: mean C2ST accuracy against the exact posterior (0.5 is indistinguishable);
+* ``simulations`` per test problem, ``train_simulations`` once (both in simulated
+  observations), ``train_seconds`` and ``seconds`` per test problem: means over seeds;
+* ``total_simulations`` = ``train_simulations`` + ``simulations`` :math:`\times` the number of
+  test problems: what the method spent on the whole test set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alfi.columns import MAIN_VARIANT
+from alfi.metrics import final_rmse, select
+
+__all__ = ["COMPARISON_COLUMNS", "entry_label", "comparison_table"]
+
+COMPARISON_COLUMNS = [
+    "simulator",
+    "method",
+    "t_test",
+    "rmse",
+    "rmse_sd",
+    "n_seeds",
+    "ratio",
+    "coverage90",
+    "c2st",
+    "simulations",
+    "train_simulations",
+    "total_simulations",
+    "train_seconds",
+    "seconds",
+]
+ORDER = ("posterior", "mle", "alfi", "npe", "regressor", "prior_mean")
+
+
+def entry_label(method: str, t_test: int) -> str:
+    """``alfi (T=15)`` for ALFI, the method's name otherwise."""
+    return f"alfi (T={t_test})" if method == "alfi" else method
+
+
+def _coverage(rows: pd.DataFrame, level: float = 0.9) -> float:
+    final = rows[(rows["t"] == rows["t_test"]) & ~rows["derived"]]["truth_quantile"].dropna()
+    return float(((final - 0.5).abs() <= level / 2).mean()) if len(final) else np.nan
+
+
+def _metric(metrics: pd.DataFrame, name: str) -> float:
+    rows = metrics[metrics["metric"] == name]
+    if rows.empty:
+        return np.nan
+    return float(rows.groupby("seed")["value"].mean().mean())
+
+
+def comparison_table(
+    estimates: pd.DataFrame, metrics: pd.DataFrame, variant: str = MAIN_VARIANT
+) -> pd.DataFrame:
+    """The comparison of every method on every simulator (columns :data:`COMPARISON_COLUMNS`)."""
+    final = final_rmse(estimates)
+    keep = (final["method"] != "alfi") | (final["variant"] == variant)
+    entries = final[keep][["simulator", "method", "t_test"]].drop_duplicates()
+    rows = []
+    for sim, method, t_test in entries.itertuples(index=False):
+        where = {"simulator": sim, "method": method, "t_test": t_test}
+        if method == "alfi":
+            where["variant"] = variant
+        per_seed = select(final, **where).groupby("seed")["rmse"].mean()
+        run_metrics = select(metrics, **where)
+        n_test = select(final, **where)["problem"].nunique()
+        rows.append(
+            {
+                **where,
+                "rmse": float(per_seed.mean()),
+                "rmse_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                "n_seeds": len(per_seed),
+                "coverage90": _coverage(select(estimates, **where)),
+                "c2st": _metric(run_metrics, "c2st"),
+                "simulations": _metric(run_metrics, "simulations"),
+                "train_simulations": _metric(run_metrics, "train_simulations"),
+                "train_seconds": _metric(run_metrics, "train_seconds"),
+                "seconds": _metric(run_metrics, "seconds"),
+                "n_test": n_test,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    table["method"] = [entry_label(m, t) for m, t in zip(table["method"], table["t_test"])]
+    table["total_simulations"] = (
+        table["train_simulations"].fillna(0) + table["simulations"].fillna(0) * table["n_test"]
+    )
+    mle = table[table["method"] == "mle"].set_index("simulator")["rmse"]
+    table["ratio"] = table["rmse"] / table["simulator"].map(mle)
+    rank = {name: i for i, name in enumerate(ORDER)}
+    table["_order"] = [rank.get(m.split(" ")[0], len(ORDER)) for m in table["method"]]
+    table = table.sort_values(["simulator", "_order", "t_test"]).reset_index(drop=True)
+    return table[COMPARISON_COLUMNS]
+
+

@@ -1,0 +1,85 @@
+# Methods beside ALFI and the MLE (alfi.baselines), each on the same test problems.
+
+
+rule posterior:
+    input:
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("evaluate"),
+        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        code=stage_code("posterior"),
+    output:
+        **{t: f"{RESULTS}/runs/{{simulator}}/posterior/{t}.parquet" for t in TABLES},
+        draws=f"{RESULTS}/runs/{{simulator}}/posterior/draws.npz",
+    log:
+        f"{RESULTS}/logs/posterior/{{simulator}}.log",
+    benchmark:
+        f"{RESULTS}/logs/posterior/{{simulator}}.benchmark.tsv"
+    conda:
+        "../../envs/alfi.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=RES["evaluate_mem_mb"],
+        runtime=RES["evaluate_runtime"],
+    shell:
+        "alfi --quiet baseline --method posterior --config {input.settings}"
+        " --simulator {wildcards.simulator} --threads {threads} --dataset {input.dataset}"
+        " --draws-out {output.draws} --estimates {output.estimates}"
+        " --metrics {output.metrics} --samples {output.samples} > {log} 2>&1"
+
+
+rule prior_mean:
+    input:
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("evaluate"),
+        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        reference=reference_draws,
+        code=stage_code("prior_mean"),
+    output:
+        **{t: f"{RESULTS}/runs/{{simulator}}/prior_mean/{t}.parquet" for t in TABLES},
+    log:
+        f"{RESULTS}/logs/prior_mean/{{simulator}}.log",
+    benchmark:
+        f"{RESULTS}/logs/prior_mean/{{simulator}}.benchmark.tsv"
+    conda:
+        "../../envs/baselines.yaml"
+    params:
+        reference=reference_option,
+    shell:
+        "alfi --quiet baseline --method prior_mean --config {input.settings}"
+        " --simulator {wildcards.simulator} --dataset {input.dataset} {params.reference}"
+        " --estimates {output.estimates} --metrics {output.metrics}"
+        " --samples {output.samples} > {log} 2>&1"
+
+
+rule amortised:
+    input:
+        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        stage=stage_file("baselines"),
+        train=f"{RESULTS}/data/{{simulator}}/train.npz",
+        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        reference=reference_draws,
+        code=lambda wildcards: stage_code(wildcards.method)(wildcards),
+    output:
+        **{
+            t: f"{RESULTS}/runs/{{simulator}}/{{method}}/seed{{seed}}/{t}.parquet"
+            for t in TABLES
+        },
+    log:
+        f"{RESULTS}/logs/{{method}}/{{simulator}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/logs/{{method}}/{{simulator}}_seed{{seed}}.benchmark.tsv"
+    conda:
+        "../../envs/baselines.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
+        gpu=GPU,
+    params:
+        reference=reference_option,
+    shell:
+        "alfi --quiet baseline --method {wildcards.method} --config {input.settings}"
+        " --simulator {wildcards.simulator} --seed {wildcards.seed} --threads {threads}"
+        " --train-dataset {input.train} --dataset {input.dataset} {params.reference}"
+        " --estimates {output.estimates} --metrics {output.metrics}"
+        " --samples {output.samples} > {log} 2>&1"

@@ -6,6 +6,7 @@ r"""Checks a :class:`~alfi.simulators.Simulator`, built-in or a plugin's, agains
   and ``mle`` maps ``(*, n, X)`` to ``(*, D)``, batched and unbatched (the batched MLE equals the
   per-problem one);
 * the prior draws and the MLE lie in the prior box; draws, observations and MLE are finite;
+  observations lie in ``observation_support`` and are integers where ``discrete_observations``;
 * reproducibility: the same seed gives the same prior draws and the same observations;
 * optimality, when ``log_likelihood`` is implemented: on small samples (``n`` in ``sizes``) at
   random parameters and at parameters near every corner of the box (where the box binds), the
@@ -73,6 +74,13 @@ def _check_shapes(sim: Simulator, seed: int, n: int, device: str) -> None:
     x = sim.simulate(draw, n, torch.Generator(device).manual_seed(seed + 1))
     _require(tuple(x.shape) == (2, 3, n, X), sim, f"simulate((2, 3, D), n={n}) shape {x.shape}")
     _require(bool(torch.isfinite(x).all()), sim, "simulate returned non-finite observations")
+    low, high = sim.observation_support
+    _require(bool(((x >= low) & (x <= high)).all()), sim, f"observation off {(low, high)}")
+    _require(
+        not sim.discrete_observations or torch.equal(x, x.round()),
+        sim,
+        "discrete_observations but simulate returned non-integers",
+    )
     again = sim.simulate(draw, n, torch.Generator(device).manual_seed(seed + 1))
     _require(torch.equal(x, again), sim, "simulate differs for the same seed")
     single = sim.simulate(draw[0, 0], n, torch.Generator(device).manual_seed(seed))
@@ -169,7 +177,14 @@ def check_simulator(
     """
     name = sim.name or type(sim).__name__
     _check_shapes(sim, seed, max(sizes), device)
-    passed = ["shapes", "prior box", "finite", "same seed same draws", "MLE in box"]
+    passed = [
+        "shapes",
+        "prior box",
+        "finite",
+        "observation support",
+        "same seed same draws",
+        "MLE in box",
+    ]
     theta = _problems(sim, random_problems, edge_margin, seed)
     try:
         sim.log_likelihood(theta[:1], sim.simulate(theta[:1].float(), 2, torch.Generator()))

@@ -284,6 +284,88 @@ def test_figure_labels(results) -> None:
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("nominal level", "empirical coverage")
 
 
+def _panels(fig) -> list:
+    """The data panels of a figure (the legend is drawn on the figure, not on an axis)."""
+    return [ax for ax in fig.axes if ax.get_xlabel()]
+
+
+def test_histograms_draw_exact_densities(results) -> None:
+    """Over the real data: p(x | theta*) and p(x | theta-hat) on a grid over Weinberg's [-1, 1],
+    each a density (trapezoid rule), the truth's the exact one; no simulated histogram."""
+    import torch
+
+    from alfi.simulators.weinberg import asymmetry, log_density
+
+    estimates, _, samples = results
+    fig = figures.histogram_figure(estimates, samples, "weinberg")
+    panels = _panels(fig)
+    assert len(panels) == 3
+    finals = estimates[
+        (estimates["simulator"] == "weinberg")
+        & (estimates["variant"] == "nll-exp")
+        & (estimates["seed"] == 0)
+        & (estimates["t"] == estimates["t_test"])
+        & (estimates["t_test"] == 30)
+    ]
+    for problem, ax in enumerate(panels):
+        lines = ax.get_lines()
+        labels = [line.get_label() for line in lines]
+        assert len(lines) == 2 and "theta^*" in labels[0] and "hat" in labels[1], labels
+        for line in lines:
+            x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+            assert (x[0], x[-1]) == (-1.0, 1.0) and len(x) > 100 and (y >= 0).all()
+            assert np.trapezoid(y, x) == pytest.approx(1.0, abs=2e-3)
+        truth = finals[(finals["problem"] == problem) & ~finals["derived"]]
+        theta = truth.set_index("parameter")["true"].loc[["beam_energy", "fermi_constant"]]
+        a = asymmetry(torch.tensor(theta.to_numpy()))
+        x = torch.tensor(np.asarray(lines[0].get_xdata()))
+        np.testing.assert_allclose(lines[0].get_ydata(), log_density(x, a).exp(), rtol=1e-6)
+        # One histogram only (the real data: 300 points, ceil(2 * 300^(1/3)) = 14 bins), filled:
+        # the simulated one is not drawn.
+        assert {type(p).__name__ for p in ax.patches} == {"Rectangle"} and len(ax.patches) == 14
+    legend = fig.legends[0].get_texts()
+    assert [t.get_text() for t in legend][0] == "real x" and len(legend) == 3
+
+
+def test_histograms_discrete_and_fallback(results) -> None:
+    """Counts get integer bins and the probability mass (sums to ~1); a simulator unknown here
+    (a plugin not imported) gets the simulated histogram instead of densities."""
+    estimates, _, samples = results
+    rng = np.random.default_rng(1)
+    keys = {"simulator": "poisson", "method": "alfi", "variant": "nll-exp", "seed": 0}
+    truth = estimates[
+        (estimates["simulator"] == "poisson") & (estimates["method"] == "alfi")
+    ].query("variant == 'nll-exp' and seed == 0")
+    rates = np.exp(truth.groupby("problem")["true"].first().to_numpy()[:2])
+    counts = pd.concat(
+        pd.DataFrame(
+            {"problem": p, "source": s, "coordinate": 0, "value": rng.poisson(rates[p], 200)}
+        ).assign(**keys, t_test=t)
+        for p in range(2)
+        for s in ("real", "simulated")
+        for t in T_TESTS
+    )
+    fig = figures.histogram_figure(estimates, counts, "poisson")
+    assert fig.axes[0].get_ylabel() == "probability mass"
+    for ax in _panels(fig):
+        lines = ax.get_lines()
+        assert len(lines) == 2
+        for line in lines:
+            x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+            assert np.array_equal(x, np.round(x)) and y.sum() == pytest.approx(1.0, abs=0.02)
+        edges = [patch.get_x() for patch in ax.patches]
+        assert np.allclose(np.asarray(edges) % 1, 0.5)  # bins centred on integers
+
+    renamed = [
+        frame.replace({"simulator": {"weinberg": "unregistered"}}) for frame in (estimates, samples)
+    ]
+    fig = figures.histogram_figure(*renamed, "unregistered")
+    for ax in _panels(fig):
+        assert ax.get_lines() == []
+        steps = [p for p in ax.patches if type(p).__name__ == "Polygon"]
+        assert len(steps) == 1 and "simulated" in steps[0].get_label()
+
+
 def _write_inputs(results, directory: Path) -> dict[str, Path]:
     paths = {}
     for name, frame in zip(("estimates", "metrics", "samples"), results, strict=True):

@@ -1,4 +1,4 @@
-"""The tiny workflow through a real SLURM cluster (workflow/scripts/slurm_cluster.sh start):
+"""The tiny workflow through a real SLURM cluster (scripts/slurm_cluster.sh start):
 the whole DAG with a GPU request, a training job requeued mid-run, and a failed job's log.
 
 Skipped, with the reason shown, where no cluster answers; with ALFI_REQUIRE_SLURM=1 (as in CI)
@@ -39,7 +39,7 @@ def cluster():
     if problem is not None:
         if os.environ.get("ALFI_REQUIRE_SLURM") == "1":
             pytest.fail(f"ALFI_REQUIRE_SLURM=1 but {problem}")
-        pytest.skip(f"{problem}; start one with workflow/scripts/slurm_cluster.sh start")
+        pytest.skip(f"{problem}; start one with scripts/slurm_cluster.sh start")
 
 
 def test_tiny_workflow_through_slurm(cluster, project, check_results, tmp_path):

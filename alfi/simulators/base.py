@@ -30,6 +30,10 @@ class Simulator:
         parameter_names: one name per component of :math:`\theta` (length ``D``).
         observation_dim: the size ``X`` of one observation.
         prior_low, prior_high: the prior box, one bound per parameter.
+        observation_support: the interval ``(low, high)`` every observation coordinate lies in
+            (infinite ends where unbounded); figures draw densities over it.
+        discrete_observations: True when observations are integers, so that
+            :meth:`log_likelihood` is a log probability mass (histograms then use integer bins).
     """
 
     name: str = ""
@@ -37,6 +41,8 @@ class Simulator:
     observation_dim: int = 1
     prior_low: Sequence[float] = ()
     prior_high: Sequence[float] = ()
+    observation_support: tuple[float, float] = (-math.inf, math.inf)
+    discrete_observations: bool = False
 
     @property
     def theta_dim(self) -> int:

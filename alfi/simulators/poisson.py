@@ -9,6 +9,8 @@ maximum is the lower bound 0.2 (``log 0 = -inf`` clipped).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -25,6 +27,8 @@ class Poisson(Simulator):
     observation_dim = 1
     prior_low = (0.2,)
     prior_high = (7.0,)
+    observation_support = (0.0, math.inf)
+    discrete_observations = True
 
     def simulate(self, theta: Tensor, n: int, generator: torch.Generator) -> Tensor:
         rate = theta.exp().unsqueeze(-2).expand(*theta.shape[:-1], n, 1)

@@ -128,6 +128,7 @@ class Weinberg(Simulator):
     observation_dim = 1
     prior_low = (40.0, 0.5)
     prior_high = (50.0, 1.5)
+    observation_support = (-1.0, 1.0)  # x = cos A
 
     #: Grid sizes of the MLE: bracketing grid on a, level-set grid on the beam energy (inside the
     #: exact feasible interval, where the distance to the centre was found unimodal numerically).

@@ -3,9 +3,9 @@
 
 rule posterior:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("evaluate"),
-        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        dataset=split_file("test"),
         code=stage_code("posterior"),
     output:
         **{t: f"{RESULTS}/runs/{{simulator}}/posterior/{t}.parquet" for t in TABLES},
@@ -29,9 +29,9 @@ rule posterior:
 
 rule prior_mean:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("evaluate"),
-        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        dataset=split_file("test"),
         reference=reference_draws,
         code=stage_code("prior_mean"),
     output:
@@ -53,10 +53,10 @@ rule prior_mean:
 
 rule amortised:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("baselines"),
-        train=f"{RESULTS}/data/{{simulator}}/train.npz",
-        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        train=split_file("train"),
+        dataset=split_file("test"),
         reference=reference_draws,
         code=lambda wildcards: stage_code(wildcards.method)(wildcards),
     output:

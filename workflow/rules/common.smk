@@ -15,7 +15,7 @@ from alfi.config import (
 from alfi.baselines import missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.provenance import source_files
-from alfi.simulators import get_simulator
+from alfi.simulators import available, get_simulator
 
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).
@@ -37,7 +37,7 @@ PACKAGE = Path(workflow.main_snakefile).parent / "alfi"
 
 
 wildcard_constraints:
-    simulator="[a-z][a-z0-9_]*",
+    simulator="|".join(available()),
     variant="|".join(
         f"{loss}-{weighting}" for loss in LOSSES for weighting in WEIGHTINGS
     ),
@@ -45,7 +45,7 @@ wildcard_constraints:
     stage="|".join(STAGES),
     t_test=r"\d+",
     split="train|test",
-    table="estimates|metrics|samples",
+    table="|".join(TABLES),
     method="regressor|npe",
 
 
@@ -59,27 +59,38 @@ def stage_code(stage):
     the simulator's source files, a plugin's included wherever it lives."""
 
     def files(wildcards):
-        import alfi
-
-        package = Path(alfi.__file__).parent
-        paths = source_files(get_simulator(wildcards.simulator), stage)
-        # Package files as this workflow's folder holds them; a plugin's as it is.
-        return [
-            (
-                str(PACKAGE / p.relative_to(package))
-                if p.is_relative_to(package)
-                else str(p)
-            )
-            for p in paths
-        ]
+        return workflow_paths(source_files(get_simulator(wildcards.simulator), stage))
 
     return files
+
+
+def simulator_code(simulators):
+    """The source files of `simulators` (each class's file and its base classes')."""
+    return workflow_paths(
+        sorted({p for s in simulators for p in source_files(get_simulator(s))})
+    )
+
+
+def workflow_paths(paths):
+    """Package files as this workflow's folder holds them; a plugin's as they are."""
+    import alfi
+
+    package = Path(alfi.__file__).parent
+    return [
+        str(PACKAGE / p.relative_to(package)) if p.is_relative_to(package) else str(p)
+        for p in paths
+    ]
 
 
 def stage_file(stage):
     """The settings stamp of one stage: rewritten, and so rerunning what reads it, exactly when
     the settings that stage depends on change (see alfi.config.stage_settings)."""
-    return f"{RESULTS}/settings/{{simulator}}/{stage}.yaml"
+    return expand(rules.stage_settings.output[0], stage=stage, allow_missing=True)[0]
+
+
+def split_file(split):
+    """The dataset of one split, {simulator} left a wildcard."""
+    return expand(rules.dataset.output[0], split=split, allow_missing=True)[0]
 
 
 def canonical(value):
@@ -123,7 +134,7 @@ def c2st_enabled(simulator):
 def reference_draws(wildcards):
     """Input function: the exact posterior's draws, where a C2ST needs them."""
     if c2st_enabled(wildcards.simulator):
-        return [f"{RESULTS}/runs/{wildcards.simulator}/posterior/draws.npz"]
+        return expand(rules.posterior.output.draws, simulator=wildcards.simulator)
     return []
 
 
@@ -132,25 +143,51 @@ def reference_option(wildcards, input):
 
 
 def run_tables(table):
-    """Every run's table of one kind, of the methods the config names."""
+    """One `table` of every run of the methods the config names, to aggregate (an input
+    function: the rules it names are defined by then)."""
     paths = []
     if "alfi" in METHODS:
         paths += [
-            f"{RESULTS}/runs/{s}/{v}/seed{seed}/T{t}/{table}.parquet"
+            expand(
+                rules.evaluate.output[table],
+                simulator=s,
+                variant=v,
+                seed=seed,
+                t_test=t,
+            )[0]
             for s, v, seed in runs()
             for t in T_TEST
         ]
     for method in ("mle", "posterior", "prior_mean"):
         if method in METHODS:
-            paths += [f"{RESULTS}/runs/{s}/{method}/{table}.parquet" for s in SIMULATORS]
+            paths += expand(getattr(rules, method).output[table], simulator=SIMULATORS)
     for method in ("regressor", "npe"):
         if method in METHODS:
-            paths += [
-                f"{RESULTS}/runs/{s}/{method}/seed{seed}/{table}.parquet"
-                for s in SIMULATORS
-                for seed in SEEDS
-            ]
+            paths += expand(
+                rules.amortised.output[table],
+                simulator=SIMULATORS,
+                method=method,
+                seed=SEEDS,
+            )
     return paths
+
+
+def histogram_simulators():
+    """Simulators drawn as histograms (as alfi.figures.write_figures decides from the samples):
+    some test problems keep their observations (evaluate.histograms > 0), each one number.
+    """
+    return [
+        s
+        for s in SIMULATORS
+        if settings_for(config, s)["evaluate"]["histograms"] > 0
+        and get_simulator(s).observation_dim == 1
+    ]
+
+
+def derived_simulators(quantity):
+    """Simulators that report the derived quantity `quantity` (Weinberg's asymmetry)."""
+    simulators = [get_simulator(s) for s in SIMULATORS]
+    return [s.name for s in simulators if quantity in s.derived(s.prior_moments()[0])]
 
 
 def figures_by_kind():
@@ -158,11 +195,8 @@ def figures_by_kind():
     kinds = {
         kind: [f"{s}_{kind}" for s in SIMULATORS] for kind in ("trajectory", "boxplot")
     }
-    if "weinberg" in SIMULATORS:
-        kinds |= {
-            "histograms": ["weinberg_histograms"],
-            "asymmetry": ["weinberg_asymmetry"],
-        }
+    kinds["histograms"] = [f"{s}_histograms" for s in histogram_simulators()]
+    kinds["asymmetry"] = [f"{s}_asymmetry" for s in derived_simulators("asymmetry")]
     kinds |= {
         "ablation": ["ablation"],
         "calibration": ["calibration"],
@@ -199,7 +233,12 @@ def table_files():
 
 
 def all_outputs():
-    return [f"{RESULTS}/{t}.parquet" for t in TABLES] + figure_files() + table_files()
+    """What `all` makes: the aggregated tables, the figures and the summary tables."""
+    return [
+        *expand(rules.aggregate.output[0], table=TABLES),
+        *rules.figures.output,
+        *rules.tables.output,
+    ]
 
 
 # A method (or the C2ST) whose optional package is missing stops the run before any job.

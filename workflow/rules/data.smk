@@ -34,7 +34,7 @@ rule stage_settings:
 
 rule dataset:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("data"),
         code=stage_code("dataset"),
     output:

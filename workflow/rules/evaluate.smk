@@ -1,9 +1,9 @@
 rule evaluate:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("evaluate"),
         model=rules.train.output[0],
-        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        dataset=split_file("test"),
         reference=reference_draws,
         code=stage_code("evaluate"),
     output:
@@ -34,9 +34,9 @@ rule evaluate:
 
 rule mle:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("data"),
-        dataset=f"{RESULTS}/data/{{simulator}}/test.npz",
+        dataset=split_file("test"),
         code=stage_code("mle"),
     output:
         **{t: f"{RESULTS}/runs/{{simulator}}/mle/{t}.parquet" for t in TABLES},

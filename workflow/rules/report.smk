@@ -7,7 +7,11 @@ T_TRAIN = ",".join(
 rule figures:
     input:
         **{t: expand(rules.aggregate.output[0], table=t) for t in TABLES},
-        code=code("figures.py", "metrics.py", "comparison.py", "columns.py", "report.py"),
+        code=code(
+            "figures.py", "metrics.py", "comparison.py", "columns.py", "report.py"
+        ),
+        # The histograms draw each simulator's exact density.
+        simulators=simulator_code(histogram_simulators()),
     output:
         [
             report(

@@ -1,8 +1,8 @@
 rule train:
     input:
-        settings=ancient(f"{RESULTS}/settings/{{simulator}}/config.yaml"),
+        settings=ancient(rules.settings.output[0]),
         stage=stage_file("train"),
-        dataset=f"{RESULTS}/data/{{simulator}}/train.npz",
+        dataset=split_file("train"),
         code=stage_code("train"),
     output:
         f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",

@@ -62,7 +62,9 @@ def reference_c2st(draws: Any, reference: Path, problems: int, seed: int) -> np.
     with np.load(reference) as stored:
         exact = stored["draws"]
     if exact.shape[0] < min(problems, len(draws)) or exact.shape[2] != draws.shape[2]:
-        raise InputError(f"{reference}: draws {exact.shape} do not match the method's {draws.shape}")
+        raise InputError(
+            f"{reference}: draws {exact.shape} do not match the method's {draws.shape}"
+        )
     n = min(problems, len(draws))
     return c2st(draws[:n].numpy(), exact[:n], seed=seed)
 

@@ -15,7 +15,7 @@ Each row carries peak memory: CUDA's peak allocation, or on CPU the process's pe
 from __future__ import annotations
 
 import argparse
-import copy
+import functools
 import platform
 import statistics
 import tempfile
@@ -27,42 +27,31 @@ from typing import Any
 import pandas as pd
 import torch
 
-from alfi.config import derive_seed
+from alfi.config import config_path, derive_seed, load_config, settings_for
 from alfi.data import make_dataset, make_generator, resolve_device
 from alfi.evaluate import run_alfi, run_mle
 from alfi.io import write_parquet
-from alfi.losses import meta_loss
-from alfi.proposal import initial
 from alfi.simulators import Simulator, get_simulator
-from alfi.train import build_model, train
+from alfi.train import apply_gradients, batch_loss, build_model, train
 
-__all__ = ["PAPER", "run_benchmarks", "run_from_args"]
+__all__ = ["paper_config", "paper_settings", "run_benchmarks", "run_from_args"]
 
-#: Appendix B hyper-parameters: (T, meta-batch, B, M, clip, lr), and 500 real observations.
-PAPER = {
-    "poisson": dict(steps=15, meta_batch=16, n_theta=20, n_sim=20, clip=0.5, lr=1e-3),
-    "linear_regression": dict(steps=15, meta_batch=16, n_theta=20, n_sim=20, clip=0.25, lr=1e-3),
-    "multivariate": dict(steps=15, meta_batch=16, n_theta=20, n_sim=20, clip=0.2, lr=1e-3),
-    "weinberg": dict(steps=15, meta_batch=16, n_theta=8, n_sim=64, clip=0.2, lr=2e-4),
-}
-N_REAL = 500
+
+@functools.cache
+def paper_config() -> dict[str, Any]:
+    """``configs/paper.yaml``, validated: the simulators and Appendix B settings benchmarked."""
+    return load_config(config_path("paper"))
 
 
 def paper_settings(name: str) -> dict[str, Any]:
-    """Full settings at the paper's hyper-parameters for ``name`` (model sizes: our defaults)."""
-    return {
-        "dataset": {"n_train": 1000, "n_test": 500, "n_real": N_REAL},
-        "model": {"encoding": 32, "hidden": 64, "recurrent": 64, "x_hidden": [64]},
-        "train": {
-            **PAPER[name],
-            "epochs": 1,
-            "beta": 5.0,
-            "grad_clip": 1.0,
-            "initial_log_scale": 0.5,
-            "checkpoint_every": 10**9,
-        },
-        "evaluate": {"inits": 500, "histograms": 0, "chunk": 16384},
-    }
+    """The settings of ``name`` at the paper's hyper-parameters (T, meta-batch, B, M, clip, lr,
+    500 real observations, K = 500), resolved from ``configs/paper.yaml`` as the workflow
+    resolves them; then the benchmark's own: one epoch (``bench_accuracy`` sets the length it
+    needs), no checkpoints, no histogram samples."""
+    settings = settings_for(paper_config(), name)  # a fresh copy
+    settings["train"] |= {"epochs": 1, "checkpoint_every": 10**9}
+    settings["evaluate"]["histograms"] = 0
+    return settings
 
 
 def _sync(device: torch.device) -> None:
@@ -124,27 +113,30 @@ def _measure(device: torch.device):
 
 
 def bench_throughput(name: str, device: torch.device, repeats: int = 20) -> dict[str, Any]:
-    sim, p = get_simulator(name), PAPER[name]
+    sim, cfg = get_simulator(name), paper_settings(name)["train"]
+    shape = (cfg["meta_batch"], cfg["n_theta"])
     generator = make_generator(0, device)
-    theta = sim.sample_prior((p["meta_batch"], p["n_theta"]), generator)
-    sim.simulate(theta, p["n_sim"], generator)
+    theta = sim.sample_prior(shape, generator)
+    sim.simulate(theta, cfg["n_sim"], generator)
     with _measure(device) as m:
         for _ in range(repeats):
-            sim.simulate(theta, p["n_sim"], generator)
-    n_obs = repeats * p["meta_batch"] * p["n_theta"] * p["n_sim"]
+            sim.simulate(theta, cfg["n_sim"], generator)
     return {
         "simulator": name,
-        "observations_per_s": n_obs / m["seconds"],
-        "shape": f"{p['meta_batch']}x{p['n_theta']}x{p['n_sim']}",
+        "observations_per_s": repeats * shape[0] * shape[1] * cfg["n_sim"] / m["seconds"],
+        "shape": f"{shape[0]}x{shape[1]}x{cfg['n_sim']}",
         "peak_mib": m["peak_mib"],
     }
 
 
 def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5) -> dict:
+    """Median and quartiles of the meta-training step (:func:`alfi.train.training_step`'s two
+    halves: :func:`~alfi.train.batch_loss`, :func:`~alfi.train.apply_gradients`) on random
+    meta-batches, split into simulate, forward (the loss minus simulation) and backward + step."""
     sim = get_simulator(name)
     settings = paper_settings(name)
     cfg = settings["train"]
-    data = make_dataset(sim, 256, N_REAL, seed=1, device=str(device))
+    data = make_dataset(sim, 256, settings["dataset"]["n_real"], seed=1, device=str(device))
     model = build_model(sim, settings, data).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     timed = _TimedSimulator(sim, device)
@@ -160,17 +152,12 @@ def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5
         timed.seconds = 0.0
         _sync(device)
         start = time.perf_counter()
-        psi = initial((cfg["meta_batch"],), sim.theta_dim, generator)
-        trajectory = model.unroll(
-            timed, x_all[index], psi, cfg["steps"], cfg["n_theta"], cfg["n_sim"], generator
+        loss = batch_loss(
+            model, timed, x_all[index], theta_all[index], cfg=cfg, generator=generator
         )
-        loss = meta_loss(trajectory, theta_all[index])
         _sync(device)
         middle = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        optimiser.step()
+        apply_gradients(model, optimiser, loss, cfg["grad_clip"])
         _sync(device)
         end = time.perf_counter()
         if i >= warmup:
@@ -194,35 +181,24 @@ def bench_evaluate(
     name: str,
     device: torch.device,
     problems: int = 8,
-    inits: int = 500,
     t_test: int = 30,
     paper_problems: int = 500,
 ) -> dict[str, Any]:
+    """Problems per second of :func:`alfi.evaluate.run_alfi` at the paper's K (``inits``)."""
     sim = get_simulator(name)
     settings = paper_settings(name)
-    cfg = settings["train"]
-    data = make_dataset(sim, problems, N_REAL, seed=3, device=str(device))
+    cfg, ev, n_real = settings["train"], settings["evaluate"], settings["dataset"]["n_real"]
+    data = make_dataset(sim, problems, n_real, seed=3, device=str(device))
     model = build_model(sim, settings, data).to(device).eval()
     generator = make_generator(4, device)
-    run_alfi(
-        model, sim, make_dataset(sim, 1, N_REAL, 5), 2, 4, cfg["n_theta"], cfg["n_sim"], generator
-    )  # warm-up
+    run = dict(n_theta=cfg["n_theta"], n_sim=cfg["n_sim"], generator=generator)
+    run_alfi(model, sim, make_dataset(sim, 1, n_real, 5), steps=2, inits=4, **run)  # warm-up
     with _measure(device) as m:
-        run_alfi(
-            model,
-            sim,
-            data,
-            t_test,
-            inits,
-            cfg["n_theta"],
-            cfg["n_sim"],
-            generator,
-            chunk=settings["evaluate"]["chunk"],
-        )
+        run_alfi(model, sim, data, steps=t_test, inits=ev["inits"], chunk=ev["chunk"], **run)
     rate = problems / m["seconds"]
     return {
         "simulator": name,
-        "inits": inits,
+        "inits": ev["inits"],
         "t_test": t_test,
         "problems_per_s": rate,
         "projected_minutes_500_problems": paper_problems / rate / 60,
@@ -240,11 +216,12 @@ def bench_accuracy(
 ) -> list[dict[str, Any]]:
     """Train for ``budget_s`` seconds of wall clock, evaluating at ``evaluations`` checkpoints."""
     sim = get_simulator(name)
-    settings = copy.deepcopy(paper_settings(name))
+    settings = paper_settings(name)
     settings["train"]["epochs"] = 10**6  # the budget, not the epochs, ends the run
+    n_real = settings["dataset"]["n_real"]
     seed = derive_seed(0, "bench", name)
-    data = make_dataset(sim, n_train, N_REAL, seed=seed, device=str(device))
-    test = make_dataset(sim, test_problems, N_REAL, seed=seed + 1, device=str(device))
+    data = make_dataset(sim, n_train, n_real, seed=seed, device=str(device))
+    test = make_dataset(sim, test_problems, n_real, seed=seed + 1, device=str(device))
     mle = run_mle(sim, test, make_generator(seed + 2, device))
     quantity = "asymmetry" if name == "weinberg" else "theta"
 
@@ -269,9 +246,9 @@ def bench_accuracy(
                 sim,
                 data,
                 settings,
-                "nll-exp",
-                seed,
-                device,
+                variant="nll-exp",
+                seed=seed,
+                device=device,
                 checkpoint=checkpoint,
                 stop_after=steps + more,
                 progress=False,
@@ -283,11 +260,11 @@ def bench_accuracy(
                 result.model,
                 sim,
                 test,
-                cfg["steps"],
-                20,
-                cfg["n_theta"],
-                cfg["n_sim"],
-                make_generator(seed + 3, device),
+                steps=cfg["steps"],
+                inits=20,
+                n_theta=cfg["n_theta"],
+                n_sim=cfg["n_sim"],
+                generator=make_generator(seed + 3, device),
             )
             rows.append(
                 {
@@ -327,7 +304,7 @@ def run_benchmarks(
     info = machine() | {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
     }
-    names = list(PAPER)
+    names = paper_config()["simulators"]
     tables: dict[str, pd.DataFrame] = {}
     if "throughput" in parts:
         tables["throughput"] = pd.DataFrame([bench_throughput(n, device) for n in names])

@@ -97,7 +97,8 @@ def comparison_table(
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    table["method"] = [entry_label(m, t) for m, t in zip(table["method"], table["t_test"])]
+    labels = zip(table["method"], table["t_test"], strict=True)
+    table["method"] = [entry_label(m, t) for m, t in labels]
     table["total_simulations"] = (
         table["train_simulations"].fillna(0) + table["simulations"].fillna(0) * table["n_test"]
     )
@@ -107,5 +108,3 @@ def comparison_table(
     table["_order"] = [rank.get(m.split(" ")[0], len(ORDER)) for m in table["method"]]
     table = table.sort_values(["simulator", "_order", "t_test"]).reset_index(drop=True)
     return table[COMPARISON_COLUMNS]
-
-

@@ -2,7 +2,8 @@
 
 One YAML file (``config.yaml``) drives both the workflow and the CLI. It is validated against
 ``alfi/schemas/config.schema.json`` (defaults filled in); the settings of one simulator are the
-``defaults`` deep-merged with ``overrides[simulator]``.
+``defaults`` deep-merged with ``overrides[simulator]`` (:func:`settings_for`; from Python,
+:func:`settings` resolves them from a named config, a file or a mapping).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,10 @@ __all__ = [
     "SCHEMA_PATH",
     "load_config",
     "validate_config",
+    "NAMED_CONFIGS",
+    "config_path",
     "settings_for",
+    "settings",
     "stage_settings",
     "import_plugin",
     "parse_variant",
@@ -33,6 +38,12 @@ __all__ = [
 ]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
+#: The configs of the project (beside the package in a source checkout), by name.
+NAMED_CONFIGS = {
+    "laptop": "config.yaml",
+    "paper": "configs/paper.yaml",
+    "tiny": "configs/tiny.yaml",
+}
 
 
 class ConfigError(ValueError):
@@ -149,6 +160,44 @@ def _merge(base: dict, update: dict) -> dict:
 def settings_for(config: dict[str, Any], simulator: str) -> dict[str, Any]:
     """The resolved settings (dataset, model, train, evaluate) of one simulator."""
     return _merge(config["defaults"], config["overrides"].get(simulator, {}))
+
+
+def config_path(name: str) -> Path:
+    """The file of a named config (a key of :data:`NAMED_CONFIGS`) in the project checkout."""
+    if name not in NAMED_CONFIGS:
+        raise ConfigError(f"unknown config {name!r}; expected one of {', '.join(NAMED_CONFIGS)}")
+    path = Path(__file__).resolve().parent.parent / NAMED_CONFIGS[name]
+    if not path.is_file():
+        raise ConfigError(
+            f"config {name!r} ({NAMED_CONFIGS[name]}) is not beside the alfi package at "
+            f"{path.parent}: it ships with the project's repository, not the wheel; pass the "
+            "path of a config file or a config mapping instead"
+        )
+    return path
+
+
+def settings(simulator: str, config: str | Path | Mapping[str, Any] = "laptop") -> dict[str, Any]:
+    """The resolved settings (``dataset``, ``model``, ``train``, ``evaluate``) of ``simulator``:
+    what the workflow's ``settings`` rule writes, ``defaults`` deep-merged with
+    ``overrides[simulator]``.
+
+    ``config``: a name of :data:`NAMED_CONFIGS` (``"laptop"``, the default ``config.yaml``;
+    ``"paper"``, Appendix B; ``"tiny"``, seconds), the path of a YAML config, or a config
+    mapping (validated here, defaults filled in). A fresh dict: edit it freely.
+    """
+    if isinstance(config, Mapping):
+        resolved = validate_config(dict(config))
+    elif isinstance(config, str) and config in NAMED_CONFIGS:
+        resolved = load_config(config_path(config))
+    else:
+        resolved = load_config(config)
+    from alfi.simulators import available
+
+    if simulator not in available():
+        raise ConfigError(
+            f"unknown simulator {simulator!r}; expected one of {', '.join(available())}"
+        )
+    return settings_for(resolved, simulator)
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.

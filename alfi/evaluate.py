@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,7 +29,15 @@ from alfi.io import MetaDataset
 from alfi.model import ALFI
 from alfi.simulators import Simulator
 
-__all__ = ["Trajectory", "run_alfi", "run_mle", "run_prior", "mixture_draws", "ks_distance"]
+__all__ = [
+    "Trajectory",
+    "run_alfi",
+    "run_mle",
+    "run_prior",
+    "mixture_draws",
+    "ks_distance",
+    "truth_quantiles",
+]
 
 
 @dataclass
@@ -73,6 +82,7 @@ def run_alfi(
     model: ALFI,
     simulator: Simulator,
     data: MetaDataset,
+    *,
     steps: int,
     inits: int,
     n_theta: int,
@@ -82,7 +92,9 @@ def run_alfi(
     chunk: int = 4096,
     draws: int = 0,
 ) -> Trajectory:
-    """Run ALFI on every problem of ``data`` from ``inits`` initial proposals each.
+    """Run ALFI for ``steps`` updates on every problem of ``data`` from ``inits`` initial proposals
+    each, drawing ``n_theta`` parameters and ``n_sim`` observations of each per update (the
+    ``B``, ``M`` the model was trained with), all on ``generator``'s device.
 
     ``chunk`` caps the number of (problem, init) unrolls processed together. ``draws`` samples
     are drawn per problem from the final proposal mixture (:func:`mixture_draws`), after every
@@ -97,7 +109,15 @@ def run_alfi(
     for rows in torch.arange(n, device=device).split(problems_per_chunk):
         real_code = model.encode(simulator, x_real[rows]).repeat_interleave(inits, dim=0)
         psi = proposal.initial((rows.numel() * inits,), d, generator, initial_log_scale)
-        trajectory = model.unroll_codes(simulator, real_code, psi, steps, n_theta, n_sim, generator)
+        trajectory = model.unroll_codes(
+            simulator,
+            real_code,
+            psi,
+            steps=steps,
+            n_theta=n_theta,
+            n_sim=n_sim,
+            generator=generator,
+        )
         mean, log_scale = proposal.split(trajectory)  # (T + 1, rows * K, D)
         mean_raw = model.raw_theta(mean).unflatten(1, (rows.numel(), inits))
         scale_raw = (log_scale.exp() * model.theta_std).unflatten(1, (rows.numel(), inits))
@@ -181,3 +201,17 @@ def run_prior(
         draws=samples,
         seconds_per_problem=(time.perf_counter() - start) / max(n, 1),
     )
+
+
+def truth_quantiles(simulator: Simulator, draws: Tensor | None, true: Tensor) -> np.ndarray:
+    """Fraction of ``draws`` ``(N, S, D)`` below ``true`` ``(N, D)`` per parameter, then per
+    derived quantity (of the draws), ``(N, D + derived)``; all NaN without draws."""
+    n_derived = len(simulator.derived(true[:1]))
+    if draws is None:
+        return np.full((true.shape[0], true.shape[1] + n_derived), np.nan)
+    draws = draws.double()
+    below = [(draws < true.unsqueeze(1)).double().mean(1)]
+    derived_true = simulator.derived(true)
+    for name, value in simulator.derived(draws).items():
+        below.append((value < derived_true[name].unsqueeze(1)).double().mean(1, keepdim=True))
+    return torch.cat(below, -1).numpy()

@@ -451,7 +451,9 @@ def methods_figure(comparison: pd.DataFrame) -> Figure:
     Methods that simulate nothing (the exact posterior, the MLE, the prior) are lines."""
     sims = sorted(comparison["simulator"].unique())
     fig, axes = _figure(1, len(sims), height=3.0)
-    palette = dict(zip(comparison["method"].unique(), sns.color_palette("colorblind"), strict=False))
+    palette = dict(
+        zip(comparison["method"].unique(), sns.color_palette("colorblind"), strict=False)
+    )
     for ax, sim in zip(axes[0], sims, strict=True):
         rows = comparison[comparison["simulator"] == sim]
         spent = rows[rows["total_simulations"] > 0]

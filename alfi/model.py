@@ -129,6 +129,7 @@ class ALFI(nn.Module):
         real_context: Tensor,
         psi: Tensor,
         state: Tensor,
+        *,
         n_theta: int,
         n_sim: int,
         generator: torch.Generator,
@@ -156,6 +157,7 @@ class ALFI(nn.Module):
         simulator: Simulator,
         x_real: Tensor,
         psi: Tensor,
+        *,
         steps: int,
         n_theta: int,
         n_sim: int,
@@ -166,13 +168,22 @@ class ALFI(nn.Module):
         Returns the trajectory :math:`(\psi_1, \dots, \psi_{T+1})`, shape ``(T + 1, P, 2D)``.
         """
         real_code = self.encode(simulator, x_real)  # encoded once, reused at every step
-        return self.unroll_codes(simulator, real_code, psi, steps, n_theta, n_sim, generator)
+        return self.unroll_codes(
+            simulator,
+            real_code,
+            psi,
+            steps=steps,
+            n_theta=n_theta,
+            n_sim=n_sim,
+            generator=generator,
+        )
 
     def unroll_codes(
         self,
         simulator: Simulator,
         real_code: Tensor,
         psi: Tensor,
+        *,
         steps: int,
         n_theta: int,
         n_sim: int,
@@ -183,6 +194,8 @@ class ALFI(nn.Module):
         context = self.real_context(real_code)
         trajectory = [psi]
         for _ in range(steps):
-            psi, state = self.step(simulator, context, psi, state, n_theta, n_sim, generator)
+            psi, state = self.step(
+                simulator, context, psi, state, n_theta=n_theta, n_sim=n_sim, generator=generator
+            )
             trajectory.append(psi)
         return torch.stack(trajectory)

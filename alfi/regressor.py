@@ -77,7 +77,9 @@ def fit_regressor(
         torch.manual_seed(derive_seed(seed, "init", simulator.name, "regressor"))
         model = Regressor(simulator, settings["model"], data).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    generator = torch.Generator().manual_seed(derive_seed(seed, "train", simulator.name, "regressor"))
+    generator = torch.Generator().manual_seed(
+        derive_seed(seed, "train", simulator.name, "regressor")
+    )
     x, theta = data.x.to(device), data.theta.to(device)
     target = (theta - model.theta_mean) / model.theta_std
     batch = settings["train"]["meta_batch"]

@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 
 from alfi.columns import ESTIMATE_COLUMNS, MAIN_VARIANT, METRIC_COLUMNS, SAMPLE_COLUMNS
+from alfi.comparison import comparison_table
 from alfi.io import read_parquet
 from alfi.metrics import Horizon, ablation_table, summary_table
-from alfi.comparison import comparison_table
 from alfi.tables import format_ablation, format_comparison, format_summary, write_table
 
 __all__ = ["add_commands", "cmd_figures", "cmd_tables", "write_tables"]

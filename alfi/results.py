@@ -39,23 +39,48 @@ posterior's, :func:`alfi.metrics.c2st`; on the first problems only).
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch
-from torch import Tensor
 
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
-from alfi.evaluate import Trajectory, ks_distance
-from alfi.io import MetaDataset
-from alfi.simulators import Simulator
+from alfi.io import read_parquet
+
+if TYPE_CHECKING:  # torch only to write tables (trajectory_tables), never to read them
+    from alfi.evaluate import Trajectory
+    from alfi.io import MetaDataset
+    from alfi.simulators import Simulator
 
 __all__ = [
     "ESTIMATE_COLUMNS",
     "METRIC_COLUMNS",
     "SAMPLE_COLUMNS",
+    "TABLE_COLUMNS",
+    "read_results",
     "trajectory_tables",
-    "truth_quantiles",
 ]
+
+#: The tables and their columns, as ``alfi aggregate`` writes them under the results folder.
+TABLE_COLUMNS = {
+    "estimates": ESTIMATE_COLUMNS,
+    "metrics": METRIC_COLUMNS,
+    "samples": SAMPLE_COLUMNS,
+}
+
+
+def read_results(folder: str | Path = "results") -> dict[str, pd.DataFrame]:
+    """The workflow's aggregated tables, ``{name: frame}`` for ``estimates``, ``metrics`` and
+    ``samples`` (``FOLDER/NAME.parquet``), each checked for its columns; pandas only, no torch.
+    :mod:`alfi.metrics` turns them into numbers (e.g. :func:`alfi.metrics.final_rmse`).
+
+    Raises :class:`alfi.io.InputError` naming a missing file or column.
+    """
+    return {
+        name: read_parquet(Path(folder) / f"{name}.parquet", columns=columns)
+        for name, columns in TABLE_COLUMNS.items()
+    }
 
 
 def _estimate_rows(
@@ -78,20 +103,6 @@ def _estimate_rows(
     }
 
 
-def truth_quantiles(simulator: Simulator, draws: Tensor | None, true: Tensor) -> np.ndarray:
-    """Fraction of ``draws`` ``(N, S, D)`` below ``true`` ``(N, D)`` per parameter, then per
-    derived quantity (of the draws), ``(N, D + derived)``; all NaN without draws."""
-    n_derived = len(simulator.derived(true[:1]))
-    if draws is None:
-        return np.full((true.shape[0], true.shape[1] + n_derived), np.nan)
-    draws = draws.double()
-    below = [(draws < true.unsqueeze(1)).double().mean(1)]
-    derived_true = simulator.derived(true)
-    for name, value in simulator.derived(draws).items():
-        below.append((value < derived_true[name].unsqueeze(1)).double().mean(1, keepdim=True))
-    return torch.cat(below, -1).numpy()
-
-
 def trajectory_tables(
     simulator: Simulator,
     trajectory: Trajectory,
@@ -111,6 +122,8 @@ def trajectory_tables(
     ``training``: ``train_simulations`` and ``train_seconds`` (default 0: nothing trained);
     ``c2st``: ``(n_c2st,)`` C2ST accuracies of the first problems, if computed.
     """
+    from alfi.evaluate import ks_distance, truth_quantiles  # torch, needed only to write tables
+
     keys = {
         "simulator": simulator.name,
         "method": method,

@@ -45,6 +45,10 @@ __all__ = [
     "training_record",
     "learning_rate",
     "fresh_observations",
+    "unroll_length",
+    "batch_loss",
+    "apply_gradients",
+    "training_step",
     "train",
     "save_model",
     "load_model",
@@ -248,20 +252,150 @@ class _FiniteGuard:
         return self._simulator.simulate(theta, n, generator)
 
 
-def _proposal_diverged(model, simulator, x_real, psi, steps, cfg, seed, step) -> bool:
+def _proposal_diverged(
+    model: ALFI,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    psi: torch.Tensor,
+    cfg: dict[str, Any],
+    seed: int,
+    step: int,
+) -> bool:
     """After a simulator error in the unroll: did the proposal hand it non-finite parameters?
     Replays the unroll (no gradients, its own random stream) with every θ checked; only on this
     failure path, so training itself pays no synchronisation for it."""
     generator = torch.Generator(device=psi.device).manual_seed(derive_seed(seed, "replay", step))
     try:
         with torch.no_grad():
-            guarded = _FiniteGuard(simulator)
-            model.unroll(guarded, x_real, psi, steps, cfg["n_theta"], cfg["n_sim"], generator)
+            model.unroll(
+                _FiniteGuard(simulator),
+                x_real,
+                psi,
+                steps=unroll_length(cfg),
+                n_theta=cfg["n_theta"],
+                n_sim=cfg["n_sim"],
+                generator=generator,
+            )
     except _NonFiniteParameters:
         return True
     except RuntimeError:
         return False
     return False
+
+
+def unroll_length(cfg: dict[str, Any]) -> int:
+    """Updates unrolled per training step: the horizon ``steps`` plus ``tail_steps`` past it."""
+    return cfg["steps"] + cfg.get("tail_steps", 0)
+
+
+def batch_loss(
+    model: ALFI,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    theta: torch.Tensor,
+    *,
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    variant: str = "nll-exp",
+    seed: int = 0,
+    step: int = 0,
+) -> torch.Tensor:
+    r"""The meta-loss of one meta-batch (the forward half of :func:`training_step`).
+
+    Draws :math:`\psi_1` from the prior for each of the ``P`` problems (one draw of
+    ``generator``), unrolls ``steps + tail_steps`` updates on the raw real data ``x_real``
+    ``(P, M_r, X)`` (``generator`` again, for the proposal draws and simulations) and returns
+    the scalar :math:`\sum_t w_t \ell(\psi_{t+1}, \theta^*)` against ``theta`` ``(P, D)``, the
+    standardised :math:`\theta^*` (:meth:`ALFI.standardise_theta`). ``cfg`` holds the training
+    settings (``steps``, ``tail_steps``, ``n_theta``, ``n_sim``, ``beta``,
+    ``initial_log_scale``); ``variant`` is ``LOSS-WEIGHTING``.
+
+    A loss that is not finite raises :class:`NonFiniteLossError` saying why (the simulator, a
+    diverged proposal or the optimisation); ``seed`` and ``step`` name the step in that message
+    and seed the diagnostic replays, which draw nothing from ``generator``.
+    """
+    loss_kind, weighting = parse_variant(variant)
+    psi = proposal.initial(
+        (x_real.shape[0],), simulator.theta_dim, generator, cfg["initial_log_scale"]
+    )
+    try:
+        trajectory = model.unroll(
+            simulator,
+            x_real,
+            psi,
+            steps=unroll_length(cfg),
+            n_theta=cfg["n_theta"],
+            n_sim=cfg["n_sim"],
+            generator=generator,
+        )
+    except RuntimeError as exc:
+        if not _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
+            raise
+        raise NonFiniteLossError(
+            f"the proposal became non-finite at step {step} ({simulator.name}, {variant}): "
+            f"the weights diverged, and the simulator refused the parameters ({exc}); lower "
+            "train.lr or set train.grad_clip"
+        ) from None
+    tail = cfg.get("tail_steps", 0)
+    loss = meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail)
+    if not torch.isfinite(loss):
+        raise _diagnose_non_finite(
+            simulator,
+            model.raw_theta(trajectory[..., : simulator.theta_dim]),
+            cfg["n_sim"],
+            seed,
+            step,
+            variant,
+        )
+    return loss
+
+
+def apply_gradients(
+    model: ALFI, optimiser: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float | None
+) -> None:
+    """The backward half of :func:`training_step`: gradients of ``loss``, their global L2 norm
+    clipped to ``grad_clip`` (``None``: not clipped), one optimiser step."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimiser.step()
+
+
+def training_step(
+    model: ALFI,
+    optimiser: torch.optim.Optimizer,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    theta: torch.Tensor,
+    *,
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    variant: str = "nll-exp",
+    seed: int = 0,
+    step: int = 0,
+) -> torch.Tensor:
+    """One meta-training step on a meta-batch: :func:`batch_loss` then :func:`apply_gradients`
+    (``cfg["grad_clip"]``). Returns the loss (a detached scalar tensor: reading it with
+    ``.item()`` is the caller's choice, since it synchronises a GPU).
+
+    ``x_real`` ``(P, M_r, X)`` raw real observations, ``theta`` ``(P, D)`` their standardised
+    parameters; the learning rate is the optimiser's (:func:`train` sets it per step with
+    :func:`learning_rate`). :func:`train` loops over this; so does ``alfi bench``.
+    """
+    loss = batch_loss(
+        model,
+        simulator,
+        x_real,
+        theta,
+        cfg=cfg,
+        generator=generator,
+        variant=variant,
+        seed=seed,
+        step=step,
+    )
+    apply_gradients(model, optimiser, loss, cfg["grad_clip"])
+    return loss.detach()
 
 
 def _checkpoint(
@@ -285,19 +419,23 @@ def train(
     simulator: Simulator,
     data: MetaDataset,
     settings: dict[str, Any],
-    variant: str,
-    seed: int,
-    device: torch.device,
+    *,
+    variant: str = "nll-exp",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
     checkpoint: Path | None = None,
     stop_after: int | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Meta-train ALFI; resume from ``checkpoint`` if it exists, and save to it periodically.
 
-    ``stop_after`` ends the run after that many total steps (as if the job were killed right
-    after a checkpoint); used to test resumption.
+    ``settings`` holds the ``model`` and ``train`` sections of one simulator's resolved settings
+    (:func:`alfi.config.settings`); ``variant`` is ``LOSS-WEIGHTING``; ``seed`` fixes the initial
+    weights, the visiting order and every draw. Each step is one :func:`training_step` on the
+    meta-batch the epoch order gives. ``stop_after`` ends the run after that many total steps
+    (as if the job were killed right after a checkpoint); used to test resumption.
     """
-    loss_kind, weighting = parse_variant(variant)
+    parse_variant(variant)
     if len(data) == 0:
         raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
     cfg = settings["train"]
@@ -321,7 +459,6 @@ def train(
     theta_raw = data.theta.to(device)
     theta_all = model.standardise_theta(theta_raw)
     x_all = data.x.to(device)
-    tail = cfg.get("tail_steps", 0)
     per_epoch, total = _total_steps(settings, len(data))
     last = total if stop_after is None else min(total, stop_after)
     bar = tqdm(
@@ -335,50 +472,27 @@ def train(
     start = time.perf_counter()
     while step < last:
         index = _batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
-        psi = proposal.initial(
-            (index.numel(),), simulator.theta_dim, generator, cfg["initial_log_scale"]
-        )
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(cfg, step, total)
         if cfg.get("fresh_real", False):
+            name = f"{simulator.name} {variant}"
             x_real = fresh_observations(
-                simulator,
-                theta_raw[index],
-                x_all.shape[1],
-                seed,
-                step,
-                f"{simulator.name} {variant}",
+                simulator, theta_raw[index], x_all.shape[1], seed, step, name
             )
         else:
             x_real = x_all[index]
-        steps = cfg["steps"] + tail
-        try:
-            trajectory = model.unroll(
-                simulator, x_real, psi, steps, cfg["n_theta"], cfg["n_sim"], generator
-            )
-        except RuntimeError as exc:
-            if not _proposal_diverged(model, simulator, x_real, psi, steps, cfg, seed, step):
-                raise
-            raise NonFiniteLossError(
-                f"the proposal became non-finite at step {step} ({simulator.name}, {variant}): "
-                f"the weights diverged, and the simulator refused the parameters ({exc}); lower "
-                "train.lr or set train.grad_clip"
-            ) from None
-        loss = meta_loss(trajectory, theta_all[index], loss_kind, weighting, cfg["beta"], tail)
-        if not torch.isfinite(loss):
-            raise _diagnose_non_finite(
-                simulator,
-                model.raw_theta(trajectory[..., : simulator.theta_dim]),
-                cfg["n_sim"],
-                seed,
-                step,
-                variant,
-            )
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(cfg, step, total)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg["grad_clip"] is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        optimiser.step()
+        loss = training_step(
+            model,
+            optimiser,
+            simulator,
+            x_real,
+            theta_all[index],
+            cfg=cfg,
+            generator=generator,
+            variant=variant,
+            seed=seed,
+            step=step,
+        )
         step += 1
         bar.update(1)
         if step % 50 == 0 or step == last:
@@ -402,12 +516,15 @@ def save_model(
     model: ALFI,
     simulator: Simulator,
     settings: dict,
+    *,
     variant: str,
     seed: int,
-    history: list[dict[str, float]],
+    history: list[dict[str, float]] | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> None:
-    """The trained model: weights, sizes, normalisation (in the weights) and its provenance."""
+    """The trained model: weights, sizes, normalisation (in the weights), what it was trained
+    with (``settings``, ``variant``, ``seed``, the loss ``history``) and its provenance; read
+    back by :func:`load_model`."""
     save_torch(
         path,
         {
@@ -417,13 +534,15 @@ def save_model(
             "settings": settings,
             "variant": variant,
             "seed": seed,
-            "history": history,
+            "history": history or [],
             "provenance": provenance or {},
         },
     )
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ALFI, dict[str, Any]]:
+    """A model written by :func:`save_model` (in eval mode, on ``device``) and everything saved
+    with it (``simulator``, ``settings``, ``variant``, ``seed``, ``history``, ``provenance``)."""
     state = load_torch(path, map_location=device)
     try:
         model = ALFI(ModelConfig(**state["model_config"])).to(device)

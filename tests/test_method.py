@@ -90,7 +90,7 @@ def test_update_clip_holds_and_shapes(generator):
     sim, model = _model("multivariate", clip=0.2, saturate=True)
     x = sim.simulate(sim.sample_prior((6,), generator(1)), 30, generator(2))
     psi = proposal.initial((6,), 3, generator(3))
-    trajectory = model.unroll(sim, x, psi, 4, 5, 7, generator(4))
+    trajectory = model.unroll(sim, x, psi, steps=4, n_theta=5, n_sim=7, generator=generator(4))
     assert trajectory.shape == (5, 6, 6)
     step = trajectory.diff(dim=0)
     # psi_{t+1} - psi_t is recomputed in float32, hence the rounding allowance.
@@ -101,7 +101,10 @@ def test_gradient_flows_through_the_unroll(generator):
     sim, model = _model("poisson")
     x = sim.simulate(sim.sample_prior((3,), generator(1)), 10, generator(2))
     psi = proposal.initial((3,), 1, generator(3))
-    loss = meta_loss(model.unroll(sim, x, psi, 3, 4, 5, generator(4)), torch.zeros(3, 1))
+    loss = meta_loss(
+        model.unroll(sim, x, psi, steps=3, n_theta=4, n_sim=5, generator=generator(4)),
+        torch.zeros(3, 1),
+    )
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -113,9 +116,9 @@ def test_unroll_is_independent_across_problems(generator):
     sim, model = _model("poisson")
     x = sim.simulate(sim.sample_prior((4,), generator(1)), 10, generator(2))
     psi = proposal.initial((4,), 1, generator(3))
-    full = model.unroll(sim, x, psi, 3, 4, 5, generator(4))
+    full = model.unroll(sim, x, psi, steps=3, n_theta=4, n_sim=5, generator=generator(4))
     x_changed = x.clone()
     x_changed[3] += 5
-    changed = model.unroll(sim, x_changed, psi, 3, 4, 5, generator(4))
+    changed = model.unroll(sim, x_changed, psi, steps=3, n_theta=4, n_sim=5, generator=generator(4))
     assert torch.equal(full[:, :3], changed[:, :3])
     assert not torch.equal(full[:, 3], changed[:, 3])

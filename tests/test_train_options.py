@@ -83,8 +83,18 @@ def test_fresh_observations_differ_between_visits_and_repeat_from_the_seed():
 def test_fresh_observations_change_training():
     sim = get_simulator("poisson")
     data = make_dataset(sim, 32, 20, seed=1)
-    plain = train(sim, data, _settings(steps=3), "nll-exp", 0, CPU, progress=False)
-    fresh = train(sim, data, _settings(steps=3, fresh_real=True), "nll-exp", 0, CPU, progress=False)
+    plain = train(
+        sim, data, _settings(steps=3), variant="nll-exp", seed=0, device=CPU, progress=False
+    )
+    fresh = train(
+        sim,
+        data,
+        _settings(steps=3, fresh_real=True),
+        variant="nll-exp",
+        seed=0,
+        device=CPU,
+        progress=False,
+    )
     a, b = plain.model.state_dict(), fresh.model.state_dict()
     assert not all(torch.equal(a[k], b[k]) for k in a)
 
@@ -111,7 +121,9 @@ def test_bounded_means_stay_in_the_prior_box():
         model.post[-1].bias.fill_(10.0)  # every update pushes the mean up by ~clip
     psi = torch.zeros(4, 6)
     x = sim.simulate(torch.zeros(4, 3), 10, torch.Generator().manual_seed(0))
-    trajectory = model.unroll(sim, x, psi, 5, 3, 4, torch.Generator().manual_seed(1))
+    trajectory = model.unroll(
+        sim, x, psi, steps=5, n_theta=3, n_sim=4, generator=torch.Generator().manual_seed(1)
+    )
     mean = model.raw_theta(trajectory[..., :3]).detach()
     assert float(mean.max()) <= 3.0 + 1e-5 and float(mean[-1].min()) == pytest.approx(3.0)
 
@@ -137,12 +149,10 @@ def test_resume_is_exact_with_the_options_on(tmp_path, options):
     sim = get_simulator("multivariate")
     data = make_dataset(sim, 48, 20, seed=1)
     settings = _settings(epochs=4, steps=3, **options)
-    straight = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "a.pt",
-                     progress=False)  # fmt: skip
-    train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt", stop_after=8,
-          progress=False)  # fmt: skip
-    resumed = train(sim, data, settings, "nll-exp", 7, CPU, checkpoint=tmp_path / "b.pt",
-                    progress=False)  # fmt: skip
+    run = {"variant": "nll-exp", "seed": 7, "device": CPU, "progress": False}
+    straight = train(sim, data, settings, checkpoint=tmp_path / "a.pt", **run)
+    train(sim, data, settings, checkpoint=tmp_path / "b.pt", stop_after=8, **run)
+    resumed = train(sim, data, settings, checkpoint=tmp_path / "b.pt", **run)
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -78,9 +78,16 @@ def _rmse(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 def evaluate(model, sim, test, mle_estimate, cfg, inits, seed) -> list[dict]:
     trajectory = run_alfi(
-        model, sim, test, max(T_TESTS), inits, cfg["n_theta"], cfg["n_sim"],
-        make_generator(seed), cfg["initial_log_scale"],
-    )  # fmt: skip
+        model,
+        sim,
+        test,
+        steps=max(T_TESTS),
+        inits=inits,
+        n_theta=cfg["n_theta"],
+        n_sim=cfg["n_sim"],
+        generator=make_generator(seed),
+        initial_log_scale=cfg["initial_log_scale"],
+    )
     bands = {"all": torch.ones(len(test), dtype=torch.bool)}
     if sim.name == "linear_regression":
         bands |= {"angle<=1.3": test.theta[:, 0] <= STEEP, "angle>1.3": test.theta[:, 0] > STEEP}
@@ -132,9 +139,16 @@ def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict
         for mark in marks:
             start = time.perf_counter()
             result = train(
-                sim, data, settings, "nll-exp", seed, torch.device("cpu"),
-                checkpoint=checkpoint, stop_after=mark, progress=False,
-            )  # fmt: skip
+                sim,
+                data,
+                settings,
+                variant="nll-exp",
+                seed=seed,
+                device=torch.device("cpu"),
+                checkpoint=checkpoint,
+                stop_after=mark,
+                progress=False,
+            )
             seconds += time.perf_counter() - start
             evaluation = evaluate(
                 result.model, sim, test, mle.estimate[0], cfg, settings["evaluate"]["inits"],

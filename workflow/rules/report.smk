@@ -68,6 +68,7 @@ rule bench:
     """Speed, memory and time-to-accuracy benchmarks (not part of `all`: `snakemake bench`)."""
     input:
         code=code("bench.py", "model.py", "train.py", "evaluate.py"),
+        paper="configs/paper.yaml",  # the settings benchmarked
     output:
         **{
             part: f"{RESULTS}/benchmarks/{part}.parquet"

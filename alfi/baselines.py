@@ -7,11 +7,14 @@
 ``regressor``  the amortisation control: ALFI's encoder with a regression head
                (:mod:`alfi.regressor`), trained on the training meta-dataset
 ``npe``        sbi's neural posterior estimation (:mod:`alfi.npe`), trained on the same set
+``abc_smc``    sbi's SMC-ABC (:mod:`alfi.abc`) on the first test problems, at a budget of
+               simulated observations per problem (``--budget``)
 =============  ============================================================================
 
 Each run writes the same ``estimates``, ``metrics`` and ``samples`` tables as an ALFI evaluation
-(:mod:`alfi.results`), with ``t_test = 0``, ``variant`` ``exact`` for the posterior and the
-method's name otherwise, and the training cost in ``metrics``.
+(:mod:`alfi.results`), with ``t_test = 0``, ``variant`` ``exact`` for the posterior, ``budgetN`` for
+SMC-ABC at a budget of ``N`` and the method's name otherwise, and the training cost in
+``metrics``.
 """
 
 from __future__ import annotations
@@ -28,12 +31,22 @@ import numpy as np
 from alfi.columns import BASELINES
 from alfi.io import InputError
 
-__all__ = ["REQUIREMENTS", "missing_requirements", "reference_c2st", "add_commands"]
+__all__ = [
+    "REQUIREMENTS",
+    "missing_requirements",
+    "has_likelihood",
+    "reference_c2st",
+    "add_commands",
+]
 
 log = logging.getLogger("alfi")
 
 #: Optional packages (import name) each method needs; ``c2st`` is the C2ST of any method.
-REQUIREMENTS: dict[str, tuple[str, ...]] = {"npe": ("sbi",), "c2st": ("sbi",)}
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "npe": ("sbi",),
+    "abc_smc": ("sbi",),
+    "c2st": ("sbi",),
+}
 INSTALL = "pip install -e '.[baselines]'"
 
 
@@ -45,6 +58,14 @@ def missing_requirements(needs: Iterable[str]) -> list[str]:
         for package in REQUIREMENTS.get(need, ())
         if importlib.util.find_spec(package) is None
     ]
+
+
+def has_likelihood(simulator: Any) -> bool:
+    """Whether ``simulator`` implements :meth:`~alfi.simulators.Simulator.log_likelihood`, which
+    the exact posterior (and so the C2ST) needs; a plugin may leave it out."""
+    from alfi.simulators import Simulator
+
+    return type(simulator).log_likelihood is not Simulator.log_likelihood
 
 
 def save_draws(path: Path, draws: Any) -> None:
@@ -85,6 +106,21 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
         from alfi.evaluate import run_prior
 
         return run_prior(simulator, data, generator, draws), None
+    if args.method == "abc_smc":
+        from alfi.abc import run_abc
+
+        if args.budget is None:
+            raise InputError("method 'abc_smc' needs --budget (simulated observations per problem)")
+        return run_abc(
+            simulator,
+            data,
+            generator,
+            settings=settings,
+            budget=args.budget,
+            problems=settings["baselines"]["abc_smc"]["problems"],
+            seed=seed,
+            draws=draws,
+        ), None
     if train_data is None:
         raise InputError(f"method {args.method!r} needs --train-dataset")
     train_seed = derive_seed(config["seed"], args.seed)
@@ -99,8 +135,15 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
     return run_npe(npe, simulator, data, generator, seed=train_seed, draws=draws), cost
 
 
+def _variant(args: argparse.Namespace) -> str:
+    if args.method == "posterior":
+        return "exact"
+    return f"budget{args.budget}" if args.method == "abc_smc" else args.method
+
+
 def cmd_baseline(args: argparse.Namespace) -> None:
     from alfi.cli import _digest_file, _evaluation_record, _outputs, _setup, _write_tables
+    from alfi.config import stage_settings
     from alfi.io import load_dataset
     from alfi.provenance import digest
     from alfi.simulators import get_simulator
@@ -112,6 +155,8 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None
+    if args.method == "abc_smc":  # one SMC run per problem: on the first few only
+        data = data.head(settings["baselines"]["abc_smc"]["problems"])
     trajectory, cost = _run(args, config, settings, device, simulator, data, train_data)
     ev = settings["evaluate"]
     c2st = None
@@ -128,8 +173,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         device,
         seed=args.seed,
         root=config["seed"],
-        settings={k: settings[k] for k in ("model", "baselines", "evaluate")},
-        meta_batch=settings["train"]["meta_batch"],
+        settings=stage_settings(config, simulator.name, "baselines"),
         train=train_data.fingerprint if train_data is not None else None,
         reference=_digest_file(args.reference),
     )
@@ -139,7 +183,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         trajectory,
         data,
         method=args.method,
-        variant="exact" if args.method == "posterior" else args.method,
+        variant=_variant(args),
         seed=args.seed,
         t_test=0,
         fingerprint=digest(record),
@@ -160,6 +204,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, type=Path, help="the test meta-dataset")
     p.add_argument("--reference", type=Path, default=None, help="exact draws (.npz), for C2ST")
     p.add_argument("--draws-out", type=Path, default=None, help="write the draws here (.npz)")
+    p.add_argument("--budget", type=int, default=None, help="abc_smc: observations per problem")
     for table in ("estimates", "metrics", "samples"):
         p.add_argument(f"--{table}", required=True, type=Path)
     p.set_defaults(run=cmd_baseline)

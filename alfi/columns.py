@@ -40,6 +40,7 @@ MAIN_VARIANT = "nll-exp"
 LOSSES = ("mse", "nll")
 WEIGHTINGS = ("last", "const", "exp")
 #: Methods beside ALFI and the MLE (:mod:`alfi.baselines`): the exact posterior, the prior (the
-#: negative control), ALFI's encoder as a regressor (the amortisation control), sbi's NPE.
-BASELINES = ("posterior", "prior_mean", "regressor", "npe")
+#: negative control), ALFI's encoder as a regressor (the amortisation control), sbi's NPE and
+#: sbi's SMC-ABC.
+BASELINES = ("posterior", "prior_mean", "regressor", "npe", "abc_smc")
 METHODS = ("alfi", "mle", *BASELINES)

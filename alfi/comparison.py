@@ -1,12 +1,13 @@
 r"""Every method side by side: accuracy, calibration, C2ST and what each spent. Pandas only.
 
-One row per simulator and *entry*: each baseline and the MLE (``t_test = 0``), and the main ALFI
-variant at each ``t_test``. For an entry with per-seed runs :math:`s = 1..S` (ALFI, regressor,
-NPE), with :math:`\bar r_s` the mean over problems of the final per-problem RMSE
-(:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
+One row per simulator and *entry*: each baseline and the MLE (``t_test = 0``), SMC-ABC at each
+budget, and the main ALFI variant at each ``t_test``. For an entry with per-seed runs
+:math:`s = 1..S` (ALFI, regressor, NPE), with :math:`\bar r_s` the mean over problems of the
+final per-problem RMSE (:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
 
 * ``rmse`` :math:`= S^{-1} \sum_s \bar r_s` and ``rmse_sd`` the standard deviation of
-  :math:`\bar r_s` over seeds (NaN for one seed); ``ratio`` = ``rmse`` / the MLE's ``rmse``;
+  :math:`\bar r_s` over seeds (NaN for one seed); ``ratio`` = ``rmse`` / the MLE's mean RMSE
+  on the same problems (SMC-ABC runs on the first few only); ``problems`` how many;
 * ``coverage90``: the fraction of (problem, parameter) pairs, simulator parameters only, whose
   truth lies in the method's central 90 % interval, i.e. :math:`|u - 1/2| \le 0.45` with
   :math:`u` the ``truth_quantile`` (NaN for point estimates); binomial standard error
@@ -15,7 +16,7 @@ NPE), with :math:`\bar r_s` the mean over problems of the final per-problem RMSE
 * ``simulations`` per test problem, ``train_simulations`` once (both in simulated
   observations), ``train_seconds`` and ``seconds`` per test problem: means over seeds;
 * ``total_simulations`` = ``train_simulations`` + ``simulations`` :math:`\times` the number of
-  test problems: what the method spent on the whole test set.
+  problems: what the method spent on the test problems it ran on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ COMPARISON_COLUMNS = [
     "rmse",
     "rmse_sd",
     "n_seeds",
+    "problems",
     "ratio",
     "coverage90",
     "c2st",
@@ -44,12 +46,17 @@ COMPARISON_COLUMNS = [
     "train_seconds",
     "seconds",
 ]
-ORDER = ("posterior", "mle", "alfi", "npe", "regressor", "prior_mean")
+ORDER = ("posterior", "mle", "alfi", "npe", "abc_smc", "regressor", "prior_mean")
 
 
-def entry_label(method: str, t_test: int) -> str:
-    """``alfi (T=15)`` for ALFI, the method's name otherwise."""
-    return f"alfi (T={t_test})" if method == "alfi" else method
+def entry_label(method: str, variant: str, t_test: int) -> str:
+    """``alfi (T=15)`` for ALFI, ``abc_smc (1.2e+05)`` for SMC-ABC at a budget of 120000
+    simulated observations per problem, the method's name otherwise."""
+    if method == "alfi":
+        return f"alfi (T={t_test})"
+    if method == "abc_smc" and variant.startswith("budget"):
+        return f"abc_smc ({int(variant.removeprefix('budget')):.2g})"
+    return method
 
 
 def _coverage(rows: pd.DataFrame, level: float = 0.9) -> float:
@@ -70,41 +77,42 @@ def comparison_table(
     """The comparison of every method on every simulator (columns :data:`COMPARISON_COLUMNS`)."""
     final = final_rmse(estimates)
     keep = (final["method"] != "alfi") | (final["variant"] == variant)
-    entries = final[keep][["simulator", "method", "t_test"]].drop_duplicates()
+    entries = final[keep][["simulator", "method", "variant", "t_test"]].drop_duplicates()
+    mle = select(final, method="mle")
     rows = []
-    for sim, method, t_test in entries.itertuples(index=False):
-        where = {"simulator": sim, "method": method, "t_test": t_test}
-        if method == "alfi":
-            where["variant"] = variant
-        per_seed = select(final, **where).groupby("seed")["rmse"].mean()
+    for sim, method, run_variant, t_test in entries.itertuples(index=False):
+        where = {"simulator": sim, "method": method, "variant": run_variant, "t_test": t_test}
+        runs = select(final, **where)
+        per_seed = runs.groupby("seed")["rmse"].mean()
         run_metrics = select(metrics, **where)
-        n_test = select(final, **where)["problem"].nunique()
+        problems = runs["problem"].unique()
+        same = mle[(mle["simulator"] == sim) & mle["problem"].isin(problems)]["rmse"]
         rows.append(
             {
                 **where,
                 "rmse": float(per_seed.mean()),
                 "rmse_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
                 "n_seeds": len(per_seed),
+                "problems": len(problems),
+                "ratio": float(per_seed.mean() / same.mean()) if len(same) else np.nan,
                 "coverage90": _coverage(select(estimates, **where)),
                 "c2st": _metric(run_metrics, "c2st"),
                 "simulations": _metric(run_metrics, "simulations"),
                 "train_simulations": _metric(run_metrics, "train_simulations"),
                 "train_seconds": _metric(run_metrics, "train_seconds"),
                 "seconds": _metric(run_metrics, "seconds"),
-                "n_test": n_test,
             }
         )
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    labels = zip(table["method"], table["t_test"], strict=True)
-    table["method"] = [entry_label(m, t) for m, t in labels]
+    labels = zip(table["method"], table["variant"], table["t_test"], strict=True)
+    table["method"] = [entry_label(*label) for label in labels]
     table["total_simulations"] = (
-        table["train_simulations"].fillna(0) + table["simulations"].fillna(0) * table["n_test"]
+        table["train_simulations"].fillna(0) + table["simulations"].fillna(0) * table["problems"]
     )
-    mle = table[table["method"] == "mle"].set_index("simulator")["rmse"]
-    table["ratio"] = table["rmse"] / table["simulator"].map(mle)
     rank = {name: i for i, name in enumerate(ORDER)}
     table["_order"] = [rank.get(m.split(" ")[0], len(ORDER)) for m in table["method"]]
-    table = table.sort_values(["simulator", "_order", "t_test"]).reset_index(drop=True)
+    table = table.sort_values(["simulator", "_order", "t_test", "simulations"])
+    table = table.reset_index(drop=True)
     return table[COMPARISON_COLUMNS]

@@ -201,7 +201,7 @@ def settings(simulator: str, config: str | Path | Mapping[str, Any] = "laptop") 
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.
-STAGES = ("data", "train", "evaluate", "baselines")
+STAGES = ("data", "train", "evaluate", "baselines", "reference")
 
 
 def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[str, Any]:
@@ -226,14 +226,18 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
         return {**common, "model": resolved["model"], "train": train}
     if stage == "evaluate":
         return {**common, "evaluate": resolved["evaluate"]}
+    ev = resolved["evaluate"]
+    kept = {k: ev[k] for k in ("draws", "c2st_problems", "histograms")}
     if stage == "baselines":
         return {
             **common,
             "model": resolved["model"],
             "meta_batch": resolved["train"]["meta_batch"],
             "baselines": resolved["baselines"],
-            "evaluate": resolved["evaluate"],
+            **kept,
         }
+    if stage == "reference":
+        return {**common, **kept}
     raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 

@@ -127,6 +127,10 @@ class MetaDataset:
     def __len__(self) -> int:
         return self.theta.shape[0]
 
+    def head(self, n: int) -> MetaDataset:
+        """The first ``n`` problems (all of them if there are fewer)."""
+        return MetaDataset(self.simulator, self.theta[:n], self.x[:n], self.seed, self.provenance)
+
     @cached_property
     def fingerprint(self) -> str:
         """Digest of the content (name, theta, x): what a model trained on it depends on."""

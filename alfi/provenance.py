@@ -67,6 +67,10 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
         *("alfi.columns", "alfi.baselines", "alfi.regressor"),
     ),
+    "abc_smc": (
+        *("alfi.data", "alfi.model", "alfi.evaluate", "alfi.results", "alfi.columns"),
+        *("alfi.baselines", "alfi.abc"),
+    ),
     "npe": (
         *("alfi.data", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
         *("alfi.columns", "alfi.baselines", "alfi.npe"),

@@ -29,8 +29,9 @@ SUMMARY_CAPTION = (
     "simulated at the final estimate; asym. err: mean absolute error on the Weinberg asymmetry."
 )
 COMPARISON_CAPTION = (
-    "Every method on the same test problems: final per-problem RMSE (mean over problems; ± sd "
-    "over seeds where a method has several), its ratio to the MLE's, the fraction of truths in "
+    "Every method on the same test problems (SMC-ABC on the first few: 'problems'): final "
+    "per-problem RMSE (mean over problems; ± sd over seeds where a method has several), its "
+    "ratio to the MLE's on the same problems, the fraction of truths in "
     "the method's central 90 % interval (from its draws), the C2ST accuracy of its draws against "
     "the exact posterior's (0.5: indistinguishable; first problems only), simulated observations "
     "per test problem and in training, and wall-clock seconds in training and per test problem."

@@ -95,6 +95,7 @@ COMPARISON_HEADERS = {
     "simulator": "simulator",
     "method": "method",
     "rmse": "RMSE",
+    "problems": "problems",
     "ratio": "/ MLE",
     "coverage90": "90 % cover",
     "c2st": "C2ST",

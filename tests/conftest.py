@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,6 +97,17 @@ class Workflow:
         return counts
 
 
+@pytest.fixture
+def require_sbi() -> None:
+    """Skip, naming the extra, unless ALFI_REQUIRE_BASELINES=1 (CI with the extra): then fail."""
+    try:
+        import sbi  # noqa: F401
+    except ImportError:
+        if os.environ.get("ALFI_REQUIRE_BASELINES") == "1":
+            raise
+        pytest.skip("needs the baselines extra (sbi): pip install -e '.[baselines]'")
+
+
 @pytest.fixture(scope="session")
 def repository() -> Workflow:
     """The workflow as the repository holds it (for dry runs and lint)."""
@@ -120,7 +132,9 @@ def check_results() -> Callable[[Path, list[str], list[int]], None]:
     """Checks of a finished run's results folder: tables, figures and report files."""
     from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 
-    def check(results: Path, simulators: list[str], t_test: list[int]) -> None:
+    def check(
+        results: Path, simulators: list[str], t_test: list[int], methods: list[str] | None = None
+    ) -> None:
         for table, columns in (
             ("estimates", ESTIMATE_COLUMNS),
             ("metrics", METRIC_COLUMNS),
@@ -134,7 +148,21 @@ def check_results() -> Callable[[Path, list[str], list[int]], None]:
         assert set(alfi.t_test) == set(t_test) and estimates["estimate"].notna().all()
         finals = alfi[alfi.t == alfi.t_test]
         assert len(finals) > 0
-        for name in ("summary", "ablation"):
+        # Every configured method ran on every simulator; those with draws report where the
+        # truth falls in them, and their C2ST against the exact posterior.
+        if methods is None:
+            methods = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())["methods"]
+        assert set(estimates.method) == set(methods)
+        assert (estimates.groupby("simulator")["method"].nunique() == len(methods)).all()
+        with_draws = {"alfi", "posterior", "prior_mean", "npe", "abc_smc"} & set(methods)
+        drawn = estimates[estimates.method.isin(with_draws)]
+        assert drawn.loc[drawn.t == drawn.t_test, "truth_quantile"].between(0, 1).all()
+        metrics = pd.read_parquet(results / "metrics.parquet")
+        c2st = metrics[metrics.metric == "c2st"]
+        if "posterior" in methods:
+            assert set(c2st.method) == with_draws - {"posterior"}
+        assert c2st["value"].between(0, 1).all()
+        for name in ("summary", "ablation", "methods"):
             for ext in ("md", "tex"):
                 assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
         pngs = list((results / "figures").glob("*.png"))

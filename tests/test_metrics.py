@@ -24,7 +24,15 @@ def _estimates(rows: list[dict]) -> pd.DataFrame:
     """An estimates table: each row ``RUN`` updated by a dict (``t`` defaults to ``t_test``)."""
     full = []
     for row in rows:
-        merged = {**RUN, "problem": 0, "t_test": 2, "derived": False, "sigma": np.nan, **row}
+        merged = {
+            **RUN,
+            "problem": 0,
+            "t_test": 2,
+            "derived": False,
+            "sigma": np.nan,
+            "truth_quantile": np.nan,
+            **row,
+        }
         full.append({"t": merged["t_test"], **merged})
     return pd.DataFrame(full)[ESTIMATE_COLUMNS]
 

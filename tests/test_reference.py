@@ -10,7 +10,6 @@ than 1e-3 of its value. Samples are compared within 4 Monte-Carlo standard error
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import numpy as np
@@ -203,19 +202,8 @@ def test_c2st_without_sbi_names_the_extra(monkeypatch) -> None:
         metrics.c2st(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)))
 
 
-def _require_sbi() -> None:
-    """Skip, naming the extra, unless ALFI_REQUIRE_BASELINES=1 (CI with the extra): then fail."""
-    try:
-        import sbi  # noqa: F401
-    except ImportError:
-        if os.environ.get("ALFI_REQUIRE_BASELINES") == "1":
-            raise
-        pytest.skip("needs the baselines extra (sbi): pip install -e '.[baselines]'")
-
-
 @pytest.mark.baselines
-def test_c2st_against_the_reference(generator) -> None:
-    _require_sbi()
+def test_c2st_against_the_reference(generator, require_sbi) -> None:
     sim = get_simulator("poisson")
     x = sim.simulate(torch.tensor([[1.0], [5.0]]), 200, generator(11))
     post = reference_posterior(sim, x)

@@ -78,6 +78,7 @@ def make_results(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
                         "true": np.broadcast_to(cols["true"][None], shape).ravel(),
                         "estimate": cols["est"].ravel(),
                         "sigma": cols["sig"].ravel(),
+                        "truth_quantile": np.nan,
                     }
                 ).assign(**keys)
             )
@@ -207,7 +208,10 @@ def test_table_files(results, tmp_path: Path) -> None:
     paths = _write_inputs(results, tmp_path)
     written = report.write_tables(paths["estimates"], paths["metrics"], tmp_path / "tables")
     names = sorted(p.name for p in written)
-    assert names == ["ablation.md", "ablation.tex", "summary.md", "summary.tex"]
+    assert names == [f"{n}.{x}" for n in ("ablation", "methods", "summary") for x in ("md", "tex")]
+    methods_md = (tmp_path / "tables" / "methods.md").read_text().splitlines()
+    # one row per simulator and entry: the MLE, and ALFI at each T_test (4 summary rows)
+    assert len([line for line in methods_md if line.startswith("| ")]) == 1 + 4 + 2
     summary_md = (tmp_path / "tables" / "summary.md").read_text().splitlines()
     assert summary_md[0].startswith("| simulator") and "ALFI/MLE (means)" in summary_md[0]
     assert len([line for line in summary_md if line.startswith("|")]) == 2 + 4
@@ -407,6 +411,7 @@ def test_cli_commands(results, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "f").glob("*.png")) == [
         "ablation.png",
         "calibration.png",
+        "methods.png",
         "poisson_boxplot.png",
         "poisson_trajectory.png",
     ]
@@ -416,7 +421,7 @@ def test_bad_inputs(results, tmp_path: Path) -> None:
     estimates, metrics, samples = results
     paths = _write_inputs((estimates.drop(columns="sigma"), metrics, samples), tmp_path)
     args = _parse(_tables_argv(paths, tmp_path / "t"))
-    with pytest.raises(InputError, match="missing columns \\['sigma'\\]"):
+    with pytest.raises(InputError, match="missing columns \\['sigma'"):
         args.run(args)
     with pytest.raises(InputError, match="empty"):
         alfi_metrics.summary_table(estimates.iloc[:0], metrics)

@@ -22,19 +22,25 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 def test_dry_run_default_config(repository):
     counts = repository.dry_run("--config", "results=/tmp/alfi-dry-default")
-    # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test.
+    # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test;
+    # per simulator the exact posterior, the prior, the regressor and NPE for the one seed, and
+    # SMC-ABC at 2 budgets.
     assert counts == {
         "settings": 4,
-        "stage_settings": 12,
+        "stage_settings": 20,
         "dataset": 8,
         "train": 9,
         "evaluate": 18,
         "mle": 4,
+        "posterior": 4,
+        "prior_mean": 4,
+        "amortised": 8,
+        "abc_smc": 8,
         "aggregate": 3,
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 61,
+        "total": 93,
     }
 
 
@@ -42,8 +48,10 @@ def test_dry_run_paper_config(repository):
     counts = repository.dry_run(
         "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p"
     )
-    # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test.
-    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["total"] == 250
+    # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test; the regressor
+    # and NPE for each simulator and seed.
+    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["amortised"] == 24
+    assert counts["abc_smc"] == 8 and counts["total"] == 298
 
 
 @pytest.mark.parametrize(
@@ -106,9 +114,15 @@ def test_invalid_config_stops_before_any_job(repository, override, message, tmp_
     assert not any(tmp_path.iterdir())
 
 
-def test_conda_env_matches_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    env = yaml.safe_load((ROOT / "envs" / "alfi.yaml").read_text())["dependencies"]
+@pytest.mark.parametrize("name, extras", [("alfi", []), ("baselines", ["baselines"])])
+def test_conda_env_matches_pyproject(name, extras):
+    """envs/alfi.yaml holds the package's dependencies; envs/baselines.yaml those and the
+    baselines extra's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [
+        d for extra in extras for d in project["optional-dependencies"][extra]
+    ]
+    env = yaml.safe_load((ROOT / "envs" / f"{name}.yaml").read_text())["dependencies"]
     rename = {"torch": "pytorch"}
 
     def parse(spec: str) -> tuple[str, str]:
@@ -118,7 +132,7 @@ def test_conda_env_matches_pyproject():
     conda = dict(
         parse(d) for d in env if isinstance(d, str) and not d.startswith(("python", "pip"))
     )
-    assert conda == dict(parse(d) for d in project)
+    assert conda == dict(parse(d) for d in wanted)
 
 
 def _edit_config(project: Path, edit) -> dict:
@@ -201,7 +215,16 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     # invocation (no second run needed), and the model records the new data.
     _edit_config(project.root, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
     assert project.dry_run(*common) == _downstream(
-        settings=1, stage_settings=1, dataset=2, mle=1, train=1, evaluate=t
+        settings=1,
+        stage_settings=1,
+        dataset=2,
+        mle=1,
+        train=1,
+        evaluate=t,
+        posterior=1,
+        prior_mean=1,
+        amortised=2,
+        abc_smc=1,
     )
     project.run("--cores", "2", *common)
     assert project.dry_run(*common) == {}
@@ -214,7 +237,9 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")
-    assert project.dry_run(*common) == _downstream(dataset=2, mle=1, train=1, evaluate=t)
+    assert project.dry_run(*common) == _downstream(
+        dataset=2, mle=1, train=1, evaluate=t, posterior=1, prior_mean=1, amortised=2, abc_smc=1
+    )
 
     # The root seed: every random draw, so every job but the full settings files' content.
     _edit_config(project.root, lambda c: c.update(seed=1))

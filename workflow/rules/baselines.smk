@@ -4,7 +4,7 @@
 rule posterior:
     input:
         settings=ancient(rules.settings.output[0]),
-        stage=stage_file("evaluate"),
+        stage=stage_file("reference"),
         dataset=split_file("test"),
         code=stage_code("posterior"),
     output:
@@ -30,7 +30,7 @@ rule posterior:
 rule prior_mean:
     input:
         settings=ancient(rules.settings.output[0]),
-        stage=stage_file("evaluate"),
+        stage=stage_file("reference"),
         dataset=split_file("test"),
         reference=reference_draws,
         code=stage_code("prior_mean"),
@@ -83,3 +83,34 @@ rule amortised:
         " --train-dataset {input.train} --dataset {input.dataset} {params.reference}"
         " --estimates {output.estimates} --metrics {output.metrics}"
         " --samples {output.samples} > {log} 2>&1"
+
+
+rule abc_smc:
+    input:
+        settings=ancient(rules.settings.output[0]),
+        stage=stage_file("baselines"),
+        dataset=split_file("test"),
+        reference=reference_draws,
+        code=stage_code("abc_smc"),
+    output:
+        **{
+            t: f"{RESULTS}/runs/{{simulator}}/abc_smc/budget{{budget}}/{t}.parquet"
+            for t in TABLES
+        },
+    log:
+        f"{RESULTS}/logs/abc_smc/{{simulator}}_budget{{budget}}.log",
+    benchmark:
+        f"{RESULTS}/logs/abc_smc/{{simulator}}_budget{{budget}}.benchmark.tsv"
+    conda:
+        "../../envs/baselines.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=RES["evaluate_mem_mb"],
+        runtime=RES["evaluate_runtime"],
+    params:
+        reference=reference_option,
+    shell:
+        "alfi --quiet baseline --method abc_smc --budget {wildcards.budget}"
+        " --config {input.settings} --simulator {wildcards.simulator} --threads {threads}"
+        " --dataset {input.dataset} {params.reference} --estimates {output.estimates}"
+        " --metrics {output.metrics} --samples {output.samples} > {log} 2>&1"

@@ -12,7 +12,7 @@ from alfi.config import (
     validate_config,
     variants_for,
 )
-from alfi.baselines import missing_requirements
+from alfi.baselines import has_likelihood, missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.provenance import source_files
 from alfi.simulators import available, get_simulator
@@ -47,6 +47,7 @@ wildcard_constraints:
     split="train|test",
     table="|".join(TABLES),
     method="regressor|npe",
+    budget=r"\d+",
 
 
 def code(*modules):
@@ -125,10 +126,22 @@ def runs():
     ]
 
 
+def posterior_simulators():
+    """Simulators whose exact posterior is computed: those with a log-likelihood (a plugin may
+    have none; the workflow says so when it starts)."""
+    if "posterior" not in METHODS:
+        return []
+    return [s for s in SIMULATORS if has_likelihood(get_simulator(s))]
+
+
 def c2st_enabled(simulator):
     """Whether the methods with draws are compared with the exact posterior's by C2ST."""
     ev = settings_for(config, simulator)["evaluate"]
-    return "posterior" in METHODS and ev["draws"] > 0 and ev["c2st_problems"] > 0
+    return (
+        simulator in posterior_simulators()
+        and ev["draws"] > 0
+        and ev["c2st_problems"] > 0
+    )
 
 
 def reference_draws(wildcards):
@@ -158,9 +171,16 @@ def run_tables(table):
             for s, v, seed in runs()
             for t in T_TEST
         ]
-    for method in ("mle", "posterior", "prior_mean"):
+    for method in ("mle", "prior_mean"):
         if method in METHODS:
             paths += expand(getattr(rules, method).output[table], simulator=SIMULATORS)
+    paths += expand(rules.posterior.output[table], simulator=posterior_simulators())
+    if "abc_smc" in METHODS:
+        paths += [
+            expand(rules.abc_smc.output[table], simulator=s, budget=budget)[0]
+            for s in SIMULATORS
+            for budget in settings_for(config, s)["baselines"]["abc_smc"]["budgets"]
+        ]
     for method in ("regressor", "npe"):
         if method in METHODS:
             paths += expand(
@@ -246,5 +266,11 @@ C2ST = any(c2st_enabled(s) for s in SIMULATORS)
 _missing = missing_requirements(METHODS + (["c2st"] if C2ST else []))
 if _missing:
     raise WorkflowError("; ".join(_missing))
+for _name in sorted(set(SIMULATORS) - set(posterior_simulators())):
+    if "posterior" in METHODS:
+        logger.warning(
+            f"method posterior: not run for {_name}, which has no log_likelihood "
+            "(nor, then, the C2ST of its methods)"
+        )
 # The C2ST of ALFI's evaluations needs sbi: the baselines environment then.
 EVALUATE_ENV = "../../envs/baselines.yaml" if C2ST else "../../envs/alfi.yaml"

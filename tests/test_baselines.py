@@ -1,0 +1,193 @@
+"""The methods beside ALFI: mixture draws, the prior, the exact posterior as a method, the
+regressor, sbi's NPE, the truth quantiles they report, the comparison table and the check for a
+missing optional package.
+
+Statistical tolerances are 4 standard errors at fixed seeds: the binomial sd of a coverage,
+sqrt(a (1 - a) / n), and the Monte-Carlo sd of a mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alfi.baselines import missing_requirements
+from alfi.columns import ESTIMATE_COLUMNS
+from alfi.comparison import comparison_table
+from alfi.data import make_dataset
+from alfi.evaluate import mixture_draws, run_mle, run_prior, truth_quantiles
+from alfi.reference import run_reference
+from alfi.regressor import fit_regressor, run_regressor
+from alfi.simulators import get_simulator
+
+SETTINGS = {
+    "model": {"encoding": 16, "hidden": 32, "recurrent": 16, "x_hidden": [32]},
+    "train": {"meta_batch": 16},
+    "baselines": {
+        "regressor": {"epochs": 15, "lr": 3e-3},
+        "npe": {
+            "density": "maf",
+            "batch": 32,
+            "lr": 1e-3,
+            "max_epochs": 40,
+            "stop_after_epochs": 5,
+        },
+    },
+}
+
+
+def _rmse(trajectory, data) -> float:
+    return float(((trajectory.estimate[-1] - data.theta) ** 2).mean(-1).sqrt().mean())
+
+
+def _coverage(quantiles: np.ndarray, level: float = 0.9) -> float:
+    return float((np.abs(quantiles - 0.5) <= level / 2).mean())
+
+
+def test_mixture_draws_match_the_mixture_moments(generator) -> None:
+    mean = torch.tensor([[[0.0], [2.0]]])  # N = 1, K = 2, D = 1
+    scale = torch.tensor([[[1.0], [0.5]]])
+    draws = mixture_draws(mean, scale, 40_000, generator(1))
+    # mixture mean 1, variance (1 + 0.25) / 2 + 1 = 1.625; sd of the mean sqrt(1.625 / 40000)
+    assert draws.shape == (1, 40_000, 1)
+    assert abs(draws.mean().item() - 1.0) < 4 * math.sqrt(1.625 / 40_000)
+    assert abs(draws.var().item() - 1.625) < 0.05  # sd of the variance ~ 0.012
+
+
+def test_truth_quantiles_of_the_prior_and_posterior_are_calibrated(generator) -> None:
+    """Truths drawn from the prior are in the prior's and in the exact posterior's central 90 %
+    intervals 90 % of the time (binomial sd 0.015 at n = 400)."""
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 400, 20, seed=3)
+    prior = run_prior(sim, data, generator(4), draws=500)
+    mean, std = sim.prior_moments()
+    assert torch.allclose(prior.estimate[0], mean.expand(400, -1))
+    assert torch.allclose(prior.sigma[0], std.expand(400, -1))
+    exact = run_reference(sim, data, generator(5), draws=500)
+    for trajectory in (prior, exact):
+        quantiles = truth_quantiles(sim, trajectory.draws, data.theta.double())
+        assert quantiles.shape == (400, 1)
+        assert abs(_coverage(quantiles) - 0.9) < 4 * math.sqrt(0.09 / 400)
+    # the posterior mean is as accurate as the MLE (here within 10 %), the prior far worse
+    mle = _rmse(run_mle(sim, data, generator(6)), data)
+    assert _rmse(exact, data) < 1.1 * mle < _rmse(prior, data) / 3
+
+
+def test_truth_quantiles_of_derived_quantities() -> None:
+    sim = get_simulator("weinberg")
+    true = sim.sample_prior((3,), torch.Generator().manual_seed(0)).double()
+    draws = true.unsqueeze(1).expand(-1, 10, -1) + 1e-9  # every draw just above the truth
+    quantiles = truth_quantiles(sim, draws, true)
+    assert quantiles.shape == (3, 3)  # two parameters and the asymmetry
+    assert (quantiles[:, :2] == 0).all()
+    without = truth_quantiles(sim, None, true)
+    assert without.shape == (3, 3) and np.isnan(without).all()
+
+
+def test_regressor_learns_and_is_reproducible(generator) -> None:
+    sim = get_simulator("poisson")
+    train = make_dataset(sim, 256, 50, seed=1)
+    test = make_dataset(sim, 64, 50, seed=2)
+    runs = []
+    for _ in range(2):
+        model, cost = fit_regressor(sim, train, SETTINGS, seed=0, device=torch.device("cpu"))
+        runs.append(run_regressor(model, sim, test, generator(7)))
+    assert torch.equal(runs[0].estimate, runs[1].estimate)
+    assert cost["train_simulations"] == 256 * 50 and cost["train_seconds"] > 0
+    prior = _rmse(run_prior(sim, test, generator(8)), test)
+    assert _rmse(runs[0], test) < prior / 3, (_rmse(runs[0], test), prior)
+
+
+@pytest.mark.baselines
+def test_npe_learns_and_is_reproducible(generator, require_sbi) -> None:
+    from alfi.npe import fit_npe, run_npe
+
+    sim = get_simulator("poisson")
+    train = make_dataset(sim, 256, 50, seed=1)
+    test = make_dataset(sim, 64, 50, seed=2)
+    runs = []
+    for _ in range(2):
+        npe, cost = fit_npe(sim, train, SETTINGS, seed=0, device=torch.device("cpu"))
+        runs.append(run_npe(npe, sim, test, generator(9), seed=0, draws=200))
+    assert torch.equal(runs[0].estimate, runs[1].estimate)
+    assert runs[0].draws.shape == (64, 200, 1)
+    low, high = sim.bounds()
+    assert ((runs[0].draws >= low) & (runs[0].draws <= high)).all()  # rejected outside the box
+    prior = _rmse(run_prior(sim, test, generator(8)), test)
+    assert _rmse(runs[0], test) < prior / 3, (_rmse(runs[0], test), prior)
+
+
+def test_missing_package_names_it_and_the_install_command(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sbi" else real(name, *a)
+    )
+    assert missing_requirements(["alfi", "mle", "posterior", "regressor"]) == []
+    (message,) = missing_requirements(["npe"])
+    assert "'npe'" in message and "sbi" in message and "pip install -e '.[baselines]'" in message
+
+
+def _rows(method: str, seed: int, errors: list[float], quantiles: list[float], t_test=0):
+    variant = "nll-exp" if method == "alfi" else method
+    return [
+        {
+            "simulator": "toy",
+            "method": method,
+            "variant": variant,
+            "seed": seed,
+            "problem": p,
+            "t_test": t_test,
+            "t": t_test,
+            "parameter": "a",
+            "derived": False,
+            "true": 0.0,
+            "estimate": e,
+            "sigma": 1.0,
+            "truth_quantile": q,
+            "fingerprint": "f",
+        }
+        for p, (e, q) in enumerate(zip(errors, quantiles, strict=True))
+    ]
+
+
+def test_comparison_table_by_hand() -> None:
+    estimates = pd.DataFrame(
+        _rows("mle", 0, [1.0, -1.0], [np.nan, np.nan])
+        + _rows("npe", 0, [2.0, 2.0], [0.5, 0.99])
+        + _rows("npe", 1, [4.0, 4.0], [0.5, 0.5])
+        + _rows("alfi", 0, [3.0, 1.0], [0.01, 0.5], t_test=5)
+    )[ESTIMATE_COLUMNS]
+    metrics = pd.DataFrame(
+        [
+            {
+                **{
+                    k: r[k] for k in ("simulator", "method", "variant", "seed", "problem", "t_test")
+                },
+                "metric": m,
+                "value": v,
+                "fingerprint": "f",
+            }
+            for r in estimates.to_dict("records")
+            for m, v in (
+                ("simulations", 10.0 if r["method"] == "alfi" else 0.0),
+                ("train_simulations", 100.0 * (r["seed"] + 1)),
+            )
+        ]
+    )
+    table = comparison_table(estimates, metrics).set_index("method")
+    assert list(table.index) == ["mle", "alfi (T=5)", "npe"]
+    assert table.loc["npe", "rmse"] == 3.0 and table.loc["npe", "rmse_sd"] == pytest.approx(
+        math.sqrt(2)
+    )
+    assert table.loc["npe", "ratio"] == 3.0 and table.loc["alfi (T=5)", "ratio"] == 2.0
+    assert table.loc["npe", "coverage90"] == 0.75  # 0.99 is outside the central 90 %
+    assert table.loc["alfi (T=5)", "coverage90"] == 0.5
+    assert np.isnan(table.loc["mle", "coverage90"])
+    assert table.loc["npe", "train_simulations"] == 150.0  # mean over seeds
+    assert table.loc["alfi (T=5)", "total_simulations"] == 100.0 + 10.0 * 2

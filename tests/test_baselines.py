@@ -133,8 +133,8 @@ def test_missing_package_names_it_and_the_install_command(monkeypatch) -> None:
     assert "'npe'" in message and "sbi" in message and "pip install -e '.[baselines]'" in message
 
 
-def _rows(method: str, seed: int, errors: list[float], quantiles: list[float], t_test=0):
-    variant = "nll-exp" if method == "alfi" else method
+def _rows(method, seed, errors, quantiles, t_test=0, variant=None):
+    variant = variant or ("nll-exp" if method == "alfi" else method)
     return [
         {
             "simulator": "toy",
@@ -162,6 +162,7 @@ def test_comparison_table_by_hand() -> None:
         + _rows("npe", 0, [2.0, 2.0], [0.5, 0.99])
         + _rows("npe", 1, [4.0, 4.0], [0.5, 0.5])
         + _rows("alfi", 0, [3.0, 1.0], [0.01, 0.5], t_test=5)
+        + _rows("abc_smc", 0, [-2.0], [0.5], variant="budget1000")  # on the first problem only
     )[ESTIMATE_COLUMNS]
     metrics = pd.DataFrame(
         [
@@ -181,7 +182,7 @@ def test_comparison_table_by_hand() -> None:
         ]
     )
     table = comparison_table(estimates, metrics).set_index("method")
-    assert list(table.index) == ["mle", "alfi (T=5)", "npe"]
+    assert list(table.index) == ["mle", "alfi (T=5)", "npe", "abc_smc (1e+03)"]
     assert table.loc["npe", "rmse"] == 3.0 and table.loc["npe", "rmse_sd"] == pytest.approx(
         math.sqrt(2)
     )
@@ -191,3 +192,29 @@ def test_comparison_table_by_hand() -> None:
     assert np.isnan(table.loc["mle", "coverage90"])
     assert table.loc["npe", "train_simulations"] == 150.0  # mean over seeds
     assert table.loc["alfi (T=5)", "total_simulations"] == 100.0 + 10.0 * 2
+    # SMC-ABC ran on problem 0 alone: its ratio is to the MLE's error there (1)
+    assert table.loc["abc_smc (1e+03)", "problems"] == 1
+    assert table.loc["abc_smc (1e+03)", "ratio"] == 2.0
+
+
+ABC = {
+    "model": {},
+    "baselines": {"abc_smc": {"particles": 50, "epsilon_decay": 0.5, "pilot_fraction": 0.1}},
+}
+
+
+@pytest.mark.baselines
+def test_abc_smc_spends_its_budget_and_learns(generator, require_sbi) -> None:
+    from alfi.abc import run_abc
+
+    sim = get_simulator("poisson")
+    test = make_dataset(sim, 4, 50, seed=2)
+    run = run_abc(
+        sim, test, generator(3), settings=ABC, budget=20_000, problems=3, seed=0, draws=100
+    )
+    assert run.estimate.shape == (1, 3, 1) and run.draws.shape == (3, 100, 1)
+    assert run.simulations_per_problem == 20_000  # 400 datasets of 50 observations
+    prior = _rmse(run_prior(sim, test.head(3), generator(8)), test.head(3))
+    assert _rmse(run, test.head(3)) < prior / 3
+    with pytest.raises(ValueError, match="abc_smc budget 1000 is 20 datasets of 50"):
+        run_abc(sim, test, generator(3), settings=ABC, budget=1000, problems=1, seed=0)

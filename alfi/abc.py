@@ -5,7 +5,8 @@ second with its own database and scheduler), it takes batched torch simulators a
 it counts simulations against a hard budget, which is what a matched-budget comparison needs.
 
 **Summary statistics** :math:`s(X)` of a problem's ``M`` observations, per coordinate of the
-preprocessed (and squashed, as ALFI's encoder sees them) observations :math:`z_j`: the mean, the
+preprocessed and squashed (``baselines.abc_smc.squash``, asinh by default) observations
+:math:`z_j`: the mean, the
 standard deviation, the minimum and the maximum, so :math:`4X` numbers. They are the sufficient
 statistics of the Poisson (mean), Gaussian (mean, sd) and uniform (max) parts of the toy
 simulators, and a generic description otherwise. They are standardised by their spread under the
@@ -62,7 +63,7 @@ def run_abc(
     start = time.perf_counter()
     device = generator.device
     n_obs = data.x.shape[1]
-    squash_kind = settings["model"].get("squash", "none")
+    squash_kind = cfg["squash"]
     datasets = budget // n_obs
     pilot = max(2, math.ceil(cfg["pilot_fraction"] * datasets))
     if datasets - pilot < 2 * cfg["particles"]:

@@ -56,8 +56,15 @@ def missing_requirements(needs: Iterable[str]) -> list[str]:
         f"{need!r} needs the optional package {package}; install it with: {INSTALL}"
         for need in needs
         for package in REQUIREMENTS.get(need, ())
-        if importlib.util.find_spec(package) is None
+        if not _installed(package)
     ]
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a broken install, or an import hook that refuses it
+        return False
 
 
 def has_likelihood(simulator: Any) -> bool:

@@ -6,7 +6,9 @@ the training meta-dataset ALFI meta-trains on, so NPE spends the same simulation
 none at test time. The embedding :math:`e` is sbi's ``PermutationInvariantEmbedding``: a
 per-observation network (``FCEmbedding``, ``model.x_hidden`` units) averaged over the ``M``
 observations, then an MLP (``model.hidden`` units) to ``model.encoding`` features; observations
-go in preprocessed, squashed and standardised as ALFI's are (:mod:`alfi.model`).
+go in preprocessed, squashed (``baselines.npe.squash``, asinh by default: without it the heavy
+tails of a steep line's responses leave NPE at 58x the MLE on linear regression, with it 13x)
+and standardised, as ALFI's are (:mod:`alfi.model`).
 
 sbi's training splits off ``validation_fraction`` of the problems and stops after
 ``stop_after_epochs`` epochs without improvement (or ``max_epochs``). Draws are rejected outside
@@ -76,8 +78,8 @@ def fit_npe(
     sbi = _sbi()
     start = time.perf_counter()
     cfg, model = settings["baselines"]["npe"], settings["model"]
-    x_mean, x_std = observation_statistics(simulator, data.x, model.get("squash", "none"))
-    result = NPEResult(None, x_mean, x_std, model.get("squash", "none"))
+    x_mean, x_std = observation_statistics(simulator, data.x, cfg["squash"])
+    result = NPEResult(None, x_mean, x_std, cfg["squash"])
     low, high = simulator.bounds(device)
     prior = sbi.utils.BoxUniform(low.float(), high.float(), device=device.type)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

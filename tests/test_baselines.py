@@ -35,6 +35,7 @@ SETTINGS = {
             "lr": 1e-3,
             "max_epochs": 40,
             "stop_after_epochs": 5,
+            "squash": "asinh",
         },
     },
 }
@@ -198,8 +199,9 @@ def test_comparison_table_by_hand() -> None:
 
 
 ABC = {
-    "model": {},
-    "baselines": {"abc_smc": {"particles": 50, "epsilon_decay": 0.5, "pilot_fraction": 0.1}},
+    "baselines": {
+        "abc_smc": {"particles": 50, "epsilon_decay": 0.5, "pilot_fraction": 0.1, "squash": "asinh"}
+    }
 }
 
 

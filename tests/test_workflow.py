@@ -114,6 +114,40 @@ def test_invalid_config_stops_before_any_job(repository, override, message, tmp_
     assert not any(tmp_path.iterdir())
 
 
+HIDE_SBI = """
+import sys
+
+
+class HideSbi:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sbi" or name.startswith("sbi."):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)")
+
+
+sys.meta_path.insert(0, HideSbi())
+"""
+
+
+def test_a_method_without_its_package_stops_before_any_job(repository, tmp_path, monkeypatch):
+    """A lean install (no baselines extra) runs any config that leaves out the methods needing
+    it; one that names such a method stops before any job, naming the package and the fix."""
+    (tmp_path / "hide").mkdir()
+    (tmp_path / "hide" / "sitecustomize.py").write_text(HIDE_SBI)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "hide"))
+    results = tmp_path / "results"
+    lean = repository.dry_run(
+        "--config", "methods=[alfi,mle,prior_mean,regressor]", f"results={results}"
+    )
+    assert lean["amortised"] == 4 and "posterior" not in lean
+    result = repository.run(
+        "--dry-run", "--config", "methods=[alfi,mle,npe]", f"results={results}", check=False
+    )
+    assert result.returncode != 0
+    message = "'npe' needs the optional package sbi; install it with: pip install -e '.[baselines]'"
+    assert message in result.stdout + result.stderr
+    assert not results.exists()
+
+
 @pytest.mark.parametrize("name, extras", [("alfi", []), ("baselines", ["baselines"])])
 def test_conda_env_matches_pyproject(name, extras):
     """envs/alfi.yaml holds the package's dependencies; envs/baselines.yaml those and the

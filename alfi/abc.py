@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from alfi.config import derive_seed
-from alfi.evaluate import Trajectory
+from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
 from alfi.model import squash
 from alfi.simulators import Simulator
@@ -107,15 +107,14 @@ def run_abc(
             pick = torch.multinomial(weights / weights.sum(), max(draws, 1000), replacement=True)
             samples.append(particles[pick])
     theta = torch.stack(samples).to(device)  # (n, S, D)
-    estimate = theta.mean(1)
-    derived = {k: v.mean(1).unsqueeze(0).cpu() for k, v in simulator.derived(theta).items()}
-    final_x = simulator.simulate(simulator.clamp(estimate), n_obs, generator)
-    return Trajectory(
-        estimate=estimate.unsqueeze(0).cpu(),
-        sigma=theta.std(1).unsqueeze(0).cpu(),
-        derived=derived,
-        final_x=final_x.cpu(),
+    return point_trajectory(
+        simulator,
+        data.head(n),
+        theta.mean(1),
+        generator,
+        start=start,
+        sigma=theta.std(1),
+        draws=theta[:, :draws] if draws else None,
+        derived={k: v.mean(1) for k, v in simulator.derived(theta).items()},
         simulations_per_problem=datasets * n_obs,
-        draws=theta[:, :draws].cpu() if draws else None,
-        seconds_per_problem=(time.perf_counter() - start) / max(n, 1),
     )

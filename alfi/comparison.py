@@ -21,13 +21,15 @@ final per-problem RMSE (:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 
 from alfi.columns import MAIN_VARIANT
-from alfi.metrics import final_rmse, select
+from alfi.metrics import LEVELS, final_rmse, select
 
-__all__ = ["COMPARISON_COLUMNS", "entry_label", "comparison_table"]
+__all__ = ["COMPARISON_COLUMNS", "entry_label", "comparison_table", "calibration_table"]
 
 COMPARISON_COLUMNS = [
     "simulator",
@@ -116,3 +118,42 @@ def comparison_table(
     table = table.sort_values(["simulator", "_order", "t_test", "simulations"])
     table = table.reset_index(drop=True)
     return table[COMPARISON_COLUMNS]
+
+
+def calibration_table(
+    estimates: pd.DataFrame, variant: str = MAIN_VARIANT, levels: tuple[float, ...] = LEVELS
+) -> pd.DataFrame:
+    r"""Coverage of every entry's central intervals against their level, per simulator.
+
+    Final rows of simulator parameters (derived ones aside). From the draws where the entry has
+    them (:math:`|u - 1/2| \le \alpha / 2`, ``u`` the ``truth_quantile``), else from the
+    Gaussian :math:`N(\hat\theta, \sigma^2)` (:math:`|\hat\theta - \theta^*| \le z\sigma`);
+    entries with neither (point estimates) are left out. Columns ``simulator, method, level,
+    coverage, n`` (``method``: the :func:`entry_label`; ``n``: rows counted).
+    """
+    final = estimates[(estimates["t"] == estimates["t_test"]) & ~estimates["derived"]]
+    final = final[(final["method"] != "alfi") | (final["variant"] == variant)]
+    rows = []
+    keys = ["simulator", "method", "variant", "t_test"]
+    for (sim, method, run_variant, t_test), part in final.groupby(keys, sort=True):
+        quantile = part["truth_quantile"].dropna()
+        if len(quantile):
+            distance, scale = (quantile - 0.5).abs().to_numpy(), None
+        else:
+            ok = np.isfinite(part["sigma"]) & (part["sigma"] > 0)
+            if not ok.any():
+                continue
+            distance = ((part["estimate"] - part["true"]).abs() / part["sigma"])[ok].to_numpy()
+            scale = NormalDist()
+        for level in levels:
+            bound = level / 2 if scale is None else scale.inv_cdf((1 + level) / 2)
+            rows.append(
+                {
+                    "simulator": sim,
+                    "method": entry_label(method, run_variant, t_test),
+                    "level": level,
+                    "coverage": float(np.mean(distance <= bound)),
+                    "n": len(distance),
+                }
+            )
+    return pd.DataFrame(rows, columns=["simulator", "method", "level", "coverage", "n"])

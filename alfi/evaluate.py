@@ -157,49 +157,64 @@ def mixture_draws(mean: Tensor, scale: Tensor, n: int, generator: torch.Generato
     return mean.gather(1, index) + scale.gather(1, index) * noise
 
 
+def point_trajectory(
+    simulator: Simulator,
+    data: MetaDataset,
+    estimate: Tensor,
+    generator: torch.Generator,
+    *,
+    start: float,
+    sigma: Tensor | None = None,
+    draws: Tensor | None = None,
+    derived: dict[str, Tensor] | None = None,
+    simulations_per_problem: int = 0,
+) -> Trajectory:
+    """A one-point trajectory ``(1, N, D)`` from a final ``estimate`` ``(N, D)`` (and a spread
+    ``sigma``, NaN by default): observations are simulated at it for the KS distance, derived
+    quantities taken at it unless given ``(N,)``, the time per problem counted from ``start``
+    (a :func:`time.perf_counter` reading)."""
+    final_x = _simulate_at(simulator, estimate, data.x.shape[1], generator)
+    derived = simulator.derived(estimate) if derived is None else derived
+    return Trajectory(
+        estimate=estimate.unsqueeze(0).cpu(),
+        sigma=(torch.full_like(estimate, float("nan")) if sigma is None else sigma)
+        .unsqueeze(0)
+        .cpu(),
+        derived={k: v.unsqueeze(0).cpu() for k, v in derived.items()},
+        final_x=final_x.cpu(),
+        simulations_per_problem=simulations_per_problem,
+        draws=None if draws is None else draws.cpu(),
+        seconds_per_problem=(time.perf_counter() - start) / max(len(data), 1),
+    )
+
+
 @torch.no_grad()
 def run_mle(simulator: Simulator, data: MetaDataset, generator: torch.Generator) -> Trajectory:
     """The exact MLE of every problem, as a one-point trajectory ``(1, N, D)``."""
     start = time.perf_counter()
-    device = generator.device
-    estimate = simulator.mle(data.x.to(device)).float()
-    final_x = _simulate_at(simulator, estimate, data.x.shape[1], generator)
-    derived = {k: v.unsqueeze(0).cpu() for k, v in simulator.derived(estimate).items()}
-    return Trajectory(
-        estimate=estimate.unsqueeze(0).cpu(),
-        sigma=torch.full((1, *estimate.shape), float("nan")),
-        derived=derived,
-        final_x=final_x.cpu(),
-        simulations_per_problem=0,
-        seconds_per_problem=(time.perf_counter() - start) / max(len(data), 1),
-    )
+    estimate = simulator.mle(data.x.to(generator.device)).float()
+    return point_trajectory(simulator, data, estimate, generator, start=start)
 
 
 @torch.no_grad()
 def run_prior(
     simulator: Simulator, data: MetaDataset, generator: torch.Generator, draws: int = 0
 ) -> Trajectory:
-    r"""The negative control: the prior itself, uniform on the box :math:`[l, h]`.
-
-    Estimate :math:`(l + h) / 2`, spread :math:`(h - l) / \sqrt{12}`, ``draws`` from the prior;
-    no simulations, whatever the data.
+    """The negative control: the prior itself (its mean, standard deviation and ``draws``
+    draws, :meth:`~alfi.simulators.Simulator.prior_moments`), whatever the data; no simulations.
     """
     start = time.perf_counter()
-    device = generator.device
     n = len(data)
-    mean, std = simulator.prior_moments(device)
-    estimate = mean.expand(n, -1).float()
-    final_x = _simulate_at(simulator, estimate, data.x.shape[1], generator)
-    samples = simulator.sample_prior((n, draws), generator).float().cpu() if draws else None
-    derived = {k: v.unsqueeze(0).cpu() for k, v in simulator.derived(estimate).items()}
-    return Trajectory(
-        estimate=estimate.unsqueeze(0).cpu(),
-        sigma=std.expand(1, n, -1).float().cpu(),
-        derived=derived,
-        final_x=final_x.cpu(),
-        simulations_per_problem=0,
+    mean, std = simulator.prior_moments(generator.device)
+    samples = simulator.sample_prior((n, draws), generator).float() if draws else None
+    return point_trajectory(
+        simulator,
+        data,
+        mean.expand(n, -1).float(),
+        generator,
+        start=start,
+        sigma=std.expand(n, -1).float(),
         draws=samples,
-        seconds_per_problem=(time.perf_counter() - start) / max(n, 1),
     )
 
 

@@ -23,14 +23,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from alfi.columns import LOSSES, MAIN_VARIANT, WEIGHTINGS
-from alfi.comparison import comparison_table
+from alfi.comparison import calibration_table, comparison_table
 from alfi.io import atomic_path
 from alfi.metrics import (
     Horizon,
     ablation_table,
     along_t,
     check_estimates,
-    coverage,
     derived_error,
     final_rmse,
     horizon,
@@ -417,31 +416,35 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
 
 
 def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
-    """Empirical vs nominal coverage of the final proposal's central intervals, per simulator."""
-    table = coverage(estimates, variant)
+    """Empirical vs nominal coverage of every method's central intervals, one panel per
+    simulator; ALFI (``variant``) at each ``T_test``, labelled (:func:`calibration_table`)."""
+    table = calibration_table(estimates, variant)
     if table.empty:
-        raise ValueError(f"no finite sigma for variant {variant!r}: no calibration to plot")
-    fig, axes = _figure(height=3.7)
-    ax = axes[0, 0]
-    ax.plot([0, 1], [0, 1], color=COLORS["train"], linestyle="--", linewidth=1.0, label="ideal")
-    sns.lineplot(
-        data=table,
-        x="level",
-        y="coverage",
-        hue="simulator",
-        style="simulator",
-        markers=True,
-        dashes=False,
-        palette="colorblind",
-        ax=ax,
-        markersize=4,
-    )
-    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
-    ax.set_xlabel("nominal level")
-    ax.set_ylabel("empirical coverage")
-    ax.set_title(f"ALFI ({variant}), final proposal")
-    ax.get_legend().remove()  # below the axes, where it cannot hide a curve
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+        raise ValueError(f"no draws nor finite sigma for variant {variant!r}: no calibration")
+    sims = sorted(table["simulator"].unique())
+    fig, axes = _figure(1, len(sims), height=3.4)
+    methods = list(dict.fromkeys(table.sort_values("method")["method"]))
+    palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
+    for ax, sim in zip(axes[0], sims, strict=True):
+        ax.plot([0, 1], [0, 1], color=COLORS["train"], linestyle="--", linewidth=1.0, label="ideal")
+        sns.lineplot(
+            data=table[table["simulator"] == sim],
+            x="level",
+            y="coverage",
+            hue="method",
+            palette=palette,
+            marker="o",
+            markersize=3,
+            ax=ax,
+        )
+        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=sim, xlabel="nominal level")
+        ax.set_ylabel("")
+        ax.get_legend().remove()  # one legend for every panel, outside
+    axes[0, 0].set_ylabel("empirical coverage")
+    handles = {}
+    for ax in axes[0]:
+        handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
     return fig
 
 
@@ -506,7 +509,7 @@ def write_figures(
         if (alfi.loc[alfi["simulator"] == sim, "parameter"] == "asymmetry").any():
             figures[f"{sim}_asymmetry"] = asymmetry_figure(estimates, sim, t_sim, variant)
     figures["ablation"] = ablation_figure(estimates, t_train)
-    if not coverage(estimates, variant).empty:
+    if not calibration_table(estimates, variant).empty:
         figures["calibration"] = calibration_figure(estimates, variant)
     if metrics is not None:
         figures["methods"] = methods_figure(comparison_table(estimates, metrics, variant))

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from alfi.config import derive_seed
-from alfi.evaluate import Trajectory
+from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
 from alfi.model import squash
 from alfi.simulators import Simulator
@@ -142,15 +142,14 @@ def run_npe(
         samples = npe.posterior.sample_batched(
             (max(draws, ESTIMATE_DRAWS),), x=features, show_progress_bars=False
         ).transpose(0, 1)  # (N, S, D)
-    estimate = samples.mean(1)
-    derived = {k: v.mean(1).unsqueeze(0).cpu() for k, v in simulator.derived(samples).items()}
-    final_x = simulator.simulate(simulator.clamp(estimate), data.x.shape[1], generator)
-    return Trajectory(
-        estimate=estimate.unsqueeze(0).cpu(),
-        sigma=samples.std(1).unsqueeze(0).cpu(),
+    derived = {k: v.mean(1) for k, v in simulator.derived(samples).items()}
+    return point_trajectory(
+        simulator,
+        data,
+        samples.mean(1),
+        generator,
+        start=start,
+        sigma=samples.std(1),
+        draws=samples[:, :draws] if draws else None,
         derived=derived,
-        final_x=final_x.cpu(),
-        simulations_per_problem=0,
-        draws=samples[:, :draws].cpu() if draws else None,
-        seconds_per_problem=(time.perf_counter() - start) / max(len(data), 1),
     )

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from alfi.config import derive_seed
-from alfi.evaluate import Trajectory
+from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
 from alfi.model import squash
 from alfi.nn import MLP, SetEncoder
@@ -103,15 +103,5 @@ def run_regressor(
 ) -> Trajectory:
     """The regressor's estimate of every problem, as a one-point trajectory ``(1, N, D)``."""
     start = time.perf_counter()
-    device = generator.device
-    estimate = model(simulator, data.x.to(device))
-    final_x = simulator.simulate(simulator.clamp(estimate), data.x.shape[1], generator)
-    derived = {k: v.unsqueeze(0).cpu() for k, v in simulator.derived(estimate).items()}
-    return Trajectory(
-        estimate=estimate.unsqueeze(0).cpu(),
-        sigma=torch.full((1, *estimate.shape), float("nan")),
-        derived=derived,
-        final_x=final_x.cpu(),
-        simulations_per_problem=0,
-        seconds_per_problem=(time.perf_counter() - start) / max(len(data), 1),
-    )
+    estimate = model(simulator, data.x.to(generator.device))
+    return point_trajectory(simulator, data, estimate, generator, start=start)

@@ -17,7 +17,7 @@ import torch
 
 from alfi.baselines import missing_requirements
 from alfi.columns import ESTIMATE_COLUMNS
-from alfi.comparison import comparison_table
+from alfi.comparison import calibration_table, comparison_table
 from alfi.data import make_dataset
 from alfi.evaluate import mixture_draws, run_mle, run_prior, truth_quantiles
 from alfi.reference import run_reference
@@ -220,3 +220,21 @@ def test_abc_smc_spends_its_budget_and_learns(generator, require_sbi) -> None:
     assert _rmse(run, test.head(3)) < prior / 3
     with pytest.raises(ValueError, match="abc_smc budget 1000 is 20 datasets of 50"):
         run_abc(sim, test, generator(3), settings=ABC, budget=1000, problems=1, seed=0)
+
+
+def test_calibration_table_from_draws_or_sigma() -> None:
+    """From the truth quantiles where a method has draws, else from its Gaussian sigma; point
+    estimates are left out."""
+    estimates = pd.DataFrame(
+        _rows("npe", 0, [0.0] * 4, [0.5, 0.7, 0.9, 0.99])  # |u - 1/2| = 0, .2, .4, .49
+        + _rows("alfi", 0, [0.5, 1.5, 2.5, 0.1], [np.nan] * 4, t_test=5)  # sigma 1: z = |error|
+        + _rows("regressor", 0, [0.0] * 4, [np.nan] * 4)
+    )[ESTIMATE_COLUMNS]
+    estimates.loc[estimates.method == "regressor", "sigma"] = np.nan
+    table = calibration_table(estimates, levels=(0.5, 0.9)).set_index(["method", "level"])
+    assert set(table.index.get_level_values(0)) == {"npe", "alfi (T=5)"}
+    assert table.loc[("npe", 0.5), "coverage"] == 0.5  # 0 and 0.2 <= 0.25
+    assert table.loc[("npe", 0.9), "coverage"] == 0.75  # all but 0.49 <= 0.45
+    # Gaussian: z_0.5 = 0.674, z_0.9 = 1.645
+    assert table.loc[("alfi (T=5)", 0.5), "coverage"] == 0.5
+    assert table.loc[("alfi (T=5)", 0.9), "coverage"] == 0.75

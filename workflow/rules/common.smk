@@ -235,6 +235,7 @@ def readme_figures():
         "poisson_boxplot",
         "linear_regression_trajectory",
         "weinberg_histograms",
+        "methods",
     ]
     made = {Path(f).stem for f in figure_files()}
     return [f"{RESULTS}/figures/{n}.png" for n in shown if n in made]

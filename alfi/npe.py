@@ -51,6 +51,28 @@ class NPEResult:
         return ((values - self.x_mean.to(x.device)) / self.x_std.to(x.device)).float()
 
 
+class _NoTracker:
+    """sbi's tracking protocol, discarding everything: by default sbi writes TensorBoard logs to
+    ``./sbi-logs`` (the workflow's folder); the training summary stays on the trainer."""
+
+    log_dir = None
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def add_figure(self, name: str, figure: Any, step: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def _sbi():
     try:
         import sbi.inference
@@ -102,7 +124,11 @@ def fit_npe(
             cfg["density"], embedding_net=embedding, z_score_x="none"
         )
         inference = sbi.inference.NPE(
-            prior=prior, density_estimator=estimator, device=device.type, show_progress_bars=False
+            prior=prior,
+            density_estimator=estimator,
+            device=device.type,
+            show_progress_bars=False,
+            tracker=_NoTracker(),
         )
         inference.append_simulations(
             data.theta.to(device).float(), result.features(simulator, data.x.to(device))

@@ -4,6 +4,7 @@ it refuses to go on with a non-finite loss and says whose fault it is."""
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 
 import pytest
@@ -74,38 +75,11 @@ def test_resume_gives_identical_weights(tmp_path):
     sim = get_simulator("multivariate")
     data = make_dataset(sim, 48, 20, seed=1)
     settings = _settings(epochs=4, steps=3)  # 12 steps, checkpoints every 4
-    straight = train(
-        sim,
-        data,
-        settings,
-        variant="nll-exp",
-        seed=7,
-        device=CPU,
-        checkpoint=tmp_path / "a.pt",
-        progress=False,
-    )
-    killed = train(
-        sim,
-        data,
-        settings,
-        variant="nll-exp",
-        seed=7,
-        device=CPU,
-        checkpoint=tmp_path / "b.pt",
-        stop_after=8,
-        progress=False,
-    )
+    run = functools.partial(train, sim, data, settings, variant="nll-exp", seed=7, device=CPU)
+    straight = run(checkpoint=tmp_path / "a.pt", progress=False)
+    killed = run(checkpoint=tmp_path / "b.pt", stop_after=8, progress=False)
     assert killed.steps_done == 8 and load_torch(tmp_path / "b.pt")["step"] == 8
-    resumed = train(
-        sim,
-        data,
-        settings,
-        variant="nll-exp",
-        seed=7,
-        device=CPU,
-        checkpoint=tmp_path / "b.pt",
-        progress=False,
-    )
+    resumed = run(checkpoint=tmp_path / "b.pt", progress=False)
     assert resumed.steps_done == straight.steps_done == 12
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -13,7 +13,8 @@
 
 Each run writes the same ``estimates``, ``metrics`` and ``samples`` tables as an ALFI evaluation
 (:mod:`alfi.results`), with ``t_test = 0``, ``variant`` ``exact`` for the posterior, ``budgetN`` for
-SMC-ABC at a budget of ``N`` and the method's name otherwise, and the training cost in
+SMC-ABC at a budget of ``N``, ``nN`` for an amortised method trained on the first ``N`` training
+problems (``--train-size``) and the method's name otherwise, and the training cost in
 ``metrics``.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from alfi.columns import BASELINES
-from alfi.io import InputError
+from alfi.io import InputError, MetaDataset
 
 __all__ = [
     "REQUIREMENTS",
@@ -142,10 +143,21 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
     return run_npe(npe, simulator, data, generator, seed=train_seed, draws=draws), cost
 
 
-def _variant(args: argparse.Namespace) -> str:
+def _variant(args: argparse.Namespace, train_data: MetaDataset | None) -> str:
     if args.method == "posterior":
         return "exact"
-    return f"budget{args.budget}" if args.method == "abc_smc" else args.method
+    if args.method == "abc_smc":
+        return f"budget{args.budget}"
+    return f"n{len(train_data)}" if train_data is not None else args.method
+
+
+def _training_subset(data: MetaDataset, size: int | None) -> MetaDataset:
+    """The first ``size`` problems of the training meta-dataset (all of them for ``None``)."""
+    if size is None:
+        return data
+    if not 1 <= size <= len(data):
+        raise InputError(f"--train-size {size}: expected 1 to {len(data)}, the training problems")
+    return data.head(size)
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
@@ -162,6 +174,10 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None
+    if train_data is not None:
+        train_data = _training_subset(train_data, args.train_size)
+    elif args.train_size is not None:
+        raise InputError("--train-size needs --train-dataset")
     if args.method == "abc_smc":  # one SMC run per problem: on the first few only
         data = data.head(settings["baselines"]["abc_smc"]["problems"])
     trajectory, cost = _run(args, config, settings, device, simulator, data, train_data)
@@ -190,7 +206,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         trajectory,
         data,
         method=args.method,
-        variant=_variant(args),
+        variant=_variant(args, train_data),
         seed=args.seed,
         t_test=0,
         fingerprint=digest(record),
@@ -208,6 +224,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True, choices=BASELINES)
     p.add_argument("--seed", type=int, default=0, help="training seed (combined with config seed)")
     p.add_argument("--train-dataset", type=Path, default=None, help="for regressor and npe")
+    p.add_argument(
+        "--train-size", type=int, default=None, help="train on the first N problems only"
+    )
     p.add_argument("--dataset", required=True, type=Path, help="the test meta-dataset")
     p.add_argument("--reference", type=Path, default=None, help="exact draws (.npz), for C2ST")
     p.add_argument("--draws-out", type=Path, default=None, help="write the draws here (.npz)")

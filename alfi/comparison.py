@@ -53,11 +53,14 @@ ORDER = ("posterior", "mle", "alfi", "npe", "abc_smc", "regressor", "prior_mean"
 
 def entry_label(method: str, variant: str, t_test: int) -> str:
     """``alfi (T=15)`` for ALFI, ``abc_smc (1.2e+05)`` for SMC-ABC at a budget of 120000
-    simulated observations per problem, the method's name otherwise."""
+    simulated observations per problem, ``npe (n=250)`` for an amortised method trained on 250
+    problems, the method's name otherwise. The method is the label's first word."""
     if method == "alfi":
         return f"alfi (T={t_test})"
     if method == "abc_smc" and variant.startswith("budget"):
         return f"abc_smc ({int(variant.removeprefix('budget')):.2g})"
+    if variant[:1] == "n" and variant[1:].isdigit():
+        return f"{method} (n={variant[1:]})"
     return method
 
 
@@ -115,7 +118,7 @@ def comparison_table(
     )
     rank = {name: i for i, name in enumerate(ORDER)}
     table["_order"] = [rank.get(m.split(" ")[0], len(ORDER)) for m in table["method"]]
-    table = table.sort_values(["simulator", "_order", "t_test", "simulations"])
+    table = table.sort_values(["simulator", "_order", "t_test", "simulations", "train_simulations"])
     table = table.reset_index(drop=True)
     return table[COMPARISON_COLUMNS]
 

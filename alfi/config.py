@@ -32,6 +32,7 @@ __all__ = [
     "settings_for",
     "settings",
     "stage_settings",
+    "train_sizes",
     "import_plugin",
     "parse_variant",
     "derive_seed",
@@ -70,14 +71,58 @@ def _format_error(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate (and fill defaults into) a copy of ``config``; raise :class:`ConfigError`."""
-    from alfi.simulators import available  # torch: only once a config is validated
-
     config = copy.deepcopy(config)
     schema = json.loads(SCHEMA_PATH.read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is not None:
-        raise ConfigError(_format_error(error))
+    while (error := jsonschema.exceptions.best_match(validator.iter_errors(config))) is not None:
+        if not _coerce_text(config, error):
+            raise ConfigError(_format_error(error))
+    return _check_config(config)
+
+
+#: Types a text value from the command line may stand for: Snakemake's ``--config
+#: seeds=[0,1,2]`` reads the list's items as text ('0', '1', '2').
+_TEXT_TYPES = {"integer": int, "number": (int, float), "boolean": bool}
+
+
+def _coerce_text(config: dict[str, Any], error: jsonschema.ValidationError) -> bool:
+    """Replace a text value where the schema wants a number or a boolean by its YAML reading,
+    if that is one; whether it did."""
+    expected = error.validator_value if error.validator == "type" else None
+    kinds = expected if isinstance(expected, list) else [expected]
+    if not isinstance(error.instance, str) or not error.absolute_path:
+        return False
+    value = _read_text(error.instance)
+    wanted = tuple(_TEXT_TYPES[k] for k in kinds if k in _TEXT_TYPES)
+    if not wanted or not isinstance(value, wanted):
+        return False
+    if isinstance(value, bool) and bool not in wanted:  # True is an int to Python
+        return False
+    *parents, last = error.absolute_path
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return True
+
+
+def _read_text(text: str) -> Any:
+    """An integer, a float or a YAML boolean spelled by ``text``, else ``text`` itself."""
+    for read in (int, float):
+        try:
+            return read(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What the schema cannot say: a usable results folder, known simulators, enough problems."""
+    from alfi.simulators import available  # torch: only once a config is validated
+
     results = str(config["results"]).strip()
     if not results or Path(results).resolve() == Path(Path(results).resolve().anchor):
         raise ConfigError(
@@ -95,7 +140,32 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     for name in config["variants"]:
         if name != "default" and name not in available():
             raise ConfigError(f"invalid config at 'variants': unknown simulator {name!r}")
+    if {"regressor", "npe"} & set(config["methods"]):
+        for name in config["simulators"]:
+            _check_train_sizes(settings_for(config, name), name)
     return config
+
+
+#: Fewest training problems an amortised baseline may be given: NPE holds a tenth out to stop.
+MIN_TRAIN_PROBLEMS = 10
+
+
+def train_sizes(settings: dict[str, Any]) -> list[int]:
+    """Training-set sizes (problems) of the amortised baselines: each share in
+    ``baselines.train_fractions`` of ``dataset.n_train``, rounded; distinct, ascending."""
+    n_train = settings["dataset"]["n_train"]
+    return sorted({round(share * n_train) for share in settings["baselines"]["train_fractions"]})
+
+
+def _check_train_sizes(settings: dict[str, Any], simulator: str) -> None:
+    n_train = settings["dataset"]["n_train"]
+    for share in settings["baselines"]["train_fractions"]:
+        if round(share * n_train) < MIN_TRAIN_PROBLEMS:
+            raise ConfigError(
+                f"invalid config at 'baselines.train_fractions' ({simulator}): {share} of "
+                f"dataset.n_train = {n_train} is {round(share * n_train)} problems; expected a "
+                f"share that leaves at least {MIN_TRAIN_PROBLEMS}"
+            )
 
 
 def import_plugin(module: str) -> None:
@@ -210,8 +280,10 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     ``data`` (meta-datasets and the MLE): the root seed, device, dataset sizes and how many
     problems keep their samples; ``train``: the root seed, device, model and training settings
     except how often checkpoints are written (no effect on the result); ``evaluate``: the root
-    seed, device and evaluation settings. A setting changes a stage's outputs only through these,
-    which is what lets the workflow rerun exactly the jobs a change concerns.
+    seed, device and evaluation settings; ``baselines``: the baselines' settings but the training
+    shares and ABC budgets, which name each run's outputs instead. A setting changes a stage's
+    outputs only through these, which is what lets the workflow rerun exactly the jobs a change
+    concerns.
     """
     resolved = settings_for(config, simulator)
     common = {"seed": config["seed"], "device": config["device"]}
@@ -229,11 +301,14 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     ev = resolved["evaluate"]
     kept = {k: ev[k] for k in ("draws", "c2st_problems", "histograms")}
     if stage == "baselines":
+        # Training shares and ABC budgets name the runs (paths), so adding one reruns no other.
+        baselines = {k: v for k, v in resolved["baselines"].items() if k != "train_fractions"}
+        baselines["abc_smc"] = {k: v for k, v in baselines["abc_smc"].items() if k != "budgets"}
         return {
             **common,
             "model": resolved["model"],
             "meta_batch": resolved["train"]["meta_batch"],
-            "baselines": resolved["baselines"],
+            "baselines": baselines,
             **kept,
         }
     if stage == "reference":

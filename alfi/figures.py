@@ -450,27 +450,28 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
 
 def methods_figure(comparison: pd.DataFrame) -> Figure:
     """Final RMSE against the simulated observations each method spent on the whole test set
-    (training included), log axes, one panel per simulator; ± sd over seeds as error bars.
-    Methods that simulate nothing (the exact posterior, the MLE, the prior) are lines."""
+    (training included), log axes, one panel per simulator; ± sd over seeds as error bars. One
+    curve per method through its budgets (ALFI's T_test, SMC-ABC's budgets, the amortised
+    methods' training sizes); methods that simulate nothing (the exact posterior, the MLE, the
+    prior) are lines."""
     sims = sorted(comparison["simulator"].unique())
     fig, axes = _figure(1, len(sims), height=3.0)
-    palette = dict(
-        zip(comparison["method"].unique(), sns.color_palette("colorblind"), strict=False)
-    )
+    family = comparison["method"].str.split(" ").str[0]
+    palette = dict(zip(family.unique(), sns.color_palette("colorblind"), strict=False))
     for ax, sim in zip(axes[0], sims, strict=True):
-        rows = comparison[comparison["simulator"] == sim]
-        spent = rows[rows["total_simulations"] > 0]
-        for row in spent.itertuples():
+        rows = comparison[comparison["simulator"] == sim].assign(family=family)
+        spent = rows[rows["total_simulations"] > 0].sort_values("total_simulations")
+        for name, curve in spent.groupby("family", sort=False):
             ax.errorbar(
-                row.total_simulations,
-                row.rmse,
-                yerr=0 if np.isnan(row.rmse_sd) else row.rmse_sd,
-                fmt="o",
-                color=palette[row.method],
-                label=row.method,
+                curve["total_simulations"],
+                curve["rmse"],
+                yerr=curve["rmse_sd"].fillna(0),
+                fmt="o-",
+                color=palette[name],
+                label=name,
             )
         for row in rows[rows["total_simulations"] <= 0].itertuples():
-            ax.axhline(row.rmse, color=palette[row.method], linestyle="--", label=row.method)
+            ax.axhline(row.rmse, color=palette[row.family], linestyle="--", label=row.family)
         ax.set(xscale="log", yscale="log", title=sim, xlabel="simulated observations, total")
         for axis in (ax.xaxis, ax.yaxis):  # decades only: minor labels collide on short ranges
             axis.set_minor_formatter(NullFormatter())

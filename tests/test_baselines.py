@@ -9,6 +9,7 @@ sqrt(a (1 - a) / n), and the Monte-Carlo sd of a mean.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,13 +18,15 @@ import torch
 
 from alfi.baselines import missing_requirements
 from alfi.columns import ESTIMATE_COLUMNS
-from alfi.comparison import calibration_table, comparison_table
+from alfi.comparison import calibration_table, comparison_table, entry_label
+from alfi.config import load_config, stage_settings
 from alfi.data import make_dataset
 from alfi.evaluate import mixture_draws, run_mle, run_prior, truth_quantiles
 from alfi.reference import run_reference
 from alfi.regressor import fit_regressor, run_regressor
 from alfi.simulators import get_simulator
 
+ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "model": {"encoding": 16, "hidden": 32, "recurrent": 16, "x_hidden": [32]},
     "train": {"meta_batch": 16},
@@ -256,3 +259,23 @@ def test_reference_c2st_reads_the_exact_draws(generator, tmp_path, require_sbi) 
     shifted = same + 4 * exact.sigma[0].unsqueeze(1)
     scores = reference_c2st(shifted, tmp_path / "draws.npz", 2, seed=0)
     assert scores.shape == (2,) and (scores > 0.9).all()
+
+
+def test_entry_labels_name_the_budget() -> None:
+    assert entry_label("alfi", "nll-exp", 15) == "alfi (T=15)"
+    assert entry_label("abc_smc", "budget120000", 0) == "abc_smc (1.2e+05)"
+    assert entry_label("npe", "n250", 0) == "npe (n=250)"
+    assert entry_label("posterior", "exact", 0) == "posterior"
+
+
+def test_a_new_budget_or_training_share_changes_no_other_run() -> None:
+    """The baselines' settings stamp leaves out what names a run's outputs (ABC budgets,
+    training shares), so adding one reruns no other run; any other setting is in it."""
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    before = stage_settings(config, "poisson", "baselines")
+    baselines = config["defaults"]["baselines"]
+    baselines["abc_smc"]["budgets"] = [1000, 5000]
+    baselines["train_fractions"] = [0.5, 1.0]
+    assert stage_settings(config, "poisson", "baselines") == before
+    baselines["npe"]["lr"] = 2e-3
+    assert stage_settings(config, "poisson", "baselines") != before

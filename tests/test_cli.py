@@ -123,6 +123,10 @@ def _bad_config(tmp_path: Path, edit) -> Path:
         (lambda c: c["defaults"]["dataset"].update(n_real="many"), "'many' is not of type"),
         (lambda c: c.update(simulators=["poisson", "gauss"]), "unknown simulator 'gauss'"),
         (lambda c: c["variants"].update(poisson=["nll-cubic"]), "nll-cubic"),
+        (  # 0.1 of the tiny config's 32 training problems: 3, too few for NPE's stopping split
+            lambda c: c["defaults"]["baselines"].update(train_fractions=[0.1, 1.0]),
+            "0.1 of dataset.n_train = 32 is 3 problems; expected a share that leaves at least 10",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path, capsys, edit, message):
@@ -278,3 +282,24 @@ def test_console_script_help():
         [sys.executable, "-m", "alfi", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert "weinberg" in out
+
+
+def test_an_amortised_baseline_on_the_first_training_problems(tmp_path, capsys):
+    """``--train-size N``: trained on the first N problems, what it spent says so, the run is
+    labelled ``nN``; a size the training set cannot give is one clear line and writes nothing."""
+    cfg = ["--config", str(TINY), "--simulator", "poisson"]
+    for split in ("train", "test"):
+        main(["-q", "dataset", *cfg, "--split", split, "--out", f"{tmp_path}/{split}.npz"])
+    data = [f"--train-dataset={tmp_path}/train.npz", f"--dataset={tmp_path}/test.npz"]
+    run = ["-q", "baseline", *cfg, "--method", "regressor", *data]
+    assert main([*run, "--train-size", "12", *_tables(tmp_path / "r")]) == 0
+    metrics = pd.read_parquet(tmp_path / "r_metrics.parquet")
+    spent = metrics.loc[metrics["metric"] == "train_simulations", "value"]
+    n_real = yaml.safe_load(TINY.read_text())["defaults"]["dataset"]["n_real"]
+    assert len(spent) and (spent == 12 * n_real).all()
+    assert set(pd.read_parquet(tmp_path / "r_estimates.parquet")["variant"]) == {"n12"}
+
+    assert main([*run, "--train-size", "33", *_tables(tmp_path / "big")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["alfi baseline: error: --train-size 33: expected 1 to 32, the training problems"]
+    assert not list(tmp_path.glob("big_*"))

@@ -21,6 +21,14 @@ import yaml
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 
+# The test jobs take seconds: poll every 2 s, not the profile's 10 s that suits real jobs.
+FAST_POLLING = [
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--seconds-between-status-checks",
+    "2",
+]
+
 
 def _cluster_problem() -> str | None:
     if shutil.which("sinfo") is None:
@@ -54,6 +62,7 @@ def test_tiny_workflow_through_slurm(cluster, project, check_results, tmp_path):
         "slurm",
         "--profile",
         "profiles/slurm",
+        *FAST_POLLING,
         "--jobs",
         "4",
         "--configfile",
@@ -128,6 +137,7 @@ def test_requeued_training_resumes_and_matches_an_uninterrupted_run(cluster, pro
         "slurm",
         "--profile",
         "profiles/slurm",
+        *FAST_POLLING,
         "--jobs",
         "2",
         "--slurm-jobname-prefix",
@@ -217,6 +227,7 @@ def test_failed_job_keeps_its_slurm_log(cluster, project, tmp_path):
         "slurm",
         "--profile",
         "profiles/slurm",
+        *FAST_POLLING,
         "--jobs",
         "1",
         *config,

@@ -23,8 +23,8 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 def test_dry_run_default_config(repository):
     counts = repository.dry_run("--config", "results=/tmp/alfi-dry-default")
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test;
-    # per simulator the exact posterior, the prior, the regressor and NPE for the one seed, and
-    # SMC-ABC at 2 budgets.
+    # per simulator the exact posterior, the prior, the regressor and NPE for the one seed at 3
+    # training sizes, and SMC-ABC at 2 budgets.
     assert counts == {
         "settings": 4,
         "stage_settings": 20,
@@ -34,13 +34,13 @@ def test_dry_run_default_config(repository):
         "mle": 4,
         "posterior": 4,
         "prior_mean": 4,
-        "amortised": 8,
+        "amortised": 24,
         "abc_smc": 8,
         "aggregate": 3,
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 93,
+        "total": 109,
     }
 
 
@@ -49,9 +49,9 @@ def test_dry_run_paper_config(repository):
         "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p"
     )
     # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test; the regressor
-    # and NPE for each simulator and seed.
-    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["amortised"] == 24
-    assert counts["abc_smc"] == 8 and counts["total"] == 298
+    # and NPE for each simulator, seed and of 3 training sizes.
+    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["amortised"] == 72
+    assert counts["abc_smc"] == 8 and counts["total"] == 346
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_a_method_without_its_package_stops_before_any_job(repository, tmp_path,
     lean = repository.dry_run(
         "--config", "methods=[alfi,mle,prior_mean,regressor]", f"results={results}"
     )
-    assert lean["amortised"] == 4 and "posterior" not in lean
+    assert lean["amortised"] == 4 * 3 and "posterior" not in lean
     result = repository.run(
         "--dry-run", "--config", "methods=[alfi,mle,npe]", f"results={results}", check=False
     )

@@ -61,13 +61,13 @@ rule amortised:
         code=lambda wildcards: stage_code(wildcards.method)(wildcards),
     output:
         **{
-            t: f"{RESULTS}/runs/{{simulator}}/{{method}}/seed{{seed}}/{t}.parquet"
+            t: f"{RESULTS}/runs/{{simulator}}/{{method}}/n{{size}}/seed{{seed}}/{t}.parquet"
             for t in TABLES
         },
     log:
-        f"{RESULTS}/logs/{{method}}/{{simulator}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/{{method}}/{{simulator}}_n{{size}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/logs/{{method}}/{{simulator}}_seed{{seed}}.benchmark.tsv"
+        f"{RESULTS}/logs/{{method}}/{{simulator}}_n{{size}}_seed{{seed}}.benchmark.tsv"
     conda:
         "../../envs/baselines.yaml"
     threads: RES["train_threads"]
@@ -80,7 +80,8 @@ rule amortised:
     shell:
         "alfi --quiet baseline --method {wildcards.method} --config {input.settings}"
         " --simulator {wildcards.simulator} --seed {wildcards.seed} --threads {threads}"
-        " --train-dataset {input.train} --dataset {input.dataset} {params.reference}"
+        " --train-dataset {input.train} --train-size {wildcards.size}"
+        " --dataset {input.dataset} {params.reference}"
         " --estimates {output.estimates} --metrics {output.metrics}"
         " --samples {output.samples} > {log} 2>&1"
 

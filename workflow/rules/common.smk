@@ -9,6 +9,7 @@ from alfi.config import (
     STAGES,
     settings_for,
     stage_settings,
+    train_sizes,
     validate_config,
     variants_for,
 )
@@ -48,6 +49,7 @@ wildcard_constraints:
     table="|".join(TABLES),
     method="regressor|npe",
     budget=r"\d+",
+    size=r"\d+",
 
 
 def code(*modules):
@@ -183,12 +185,18 @@ def run_tables(table):
         ]
     for method in ("regressor", "npe"):
         if method in METHODS:
-            paths += expand(
-                rules.amortised.output[table],
-                simulator=SIMULATORS,
-                method=method,
-                seed=SEEDS,
-            )
+            paths += [
+                expand(
+                    rules.amortised.output[table],
+                    simulator=s,
+                    method=method,
+                    size=size,
+                    seed=seed,
+                )[0]
+                for s in SIMULATORS
+                for size in train_sizes(settings_for(config, s))
+                for seed in SEEDS
+            ]
     return paths
 
 

@@ -61,6 +61,7 @@ rule aggregate:
         f"{RESULTS}/logs/aggregate/{{table}}.log",
     benchmark:
         f"{RESULTS}/logs/aggregate/{{table}}.benchmark.tsv"
+    localrule: True  # seconds of concatenation: not worth a cluster job
     conda:
         "../../envs/alfi.yaml"
     shell:

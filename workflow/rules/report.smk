@@ -54,6 +54,7 @@ rule tables:
         f"{RESULTS}/logs/tables.log",
     benchmark:
         f"{RESULTS}/logs/tables.benchmark.tsv"
+    localrule: True  # seconds of formatting: not worth a cluster job
     conda:
         "../../envs/alfi.yaml"
     params:

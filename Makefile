@@ -16,8 +16,10 @@ READY := $(VENV)/.ready
 run: $(READY)
 	$(VENV)/bin/snakemake --cores all
 
+# Two workers, one test file each at a time: the workflow and SLURM files (minutes, mostly
+# waiting on job start-up and status polls) run side by side.
 test: $(READY)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 env: $(READY)
 

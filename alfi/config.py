@@ -150,21 +150,25 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
 MIN_TRAIN_PROBLEMS = 10
 
 
-def train_sizes(settings: dict[str, Any]) -> list[int]:
-    """Training-set sizes (problems) of the amortised baselines: each share in
-    ``baselines.train_fractions`` of ``dataset.n_train``, rounded; distinct, ascending."""
+def _shares(settings: dict[str, Any]) -> dict[float, int]:
+    """Each share in ``baselines.train_fractions`` to its size: that share of
+    ``dataset.n_train``, rounded, in problems."""
     n_train = settings["dataset"]["n_train"]
-    return sorted({round(share * n_train) for share in settings["baselines"]["train_fractions"]})
+    return {share: round(share * n_train) for share in settings["baselines"]["train_fractions"]}
+
+
+def train_sizes(settings: dict[str, Any]) -> list[int]:
+    """Training-set sizes (problems) of the amortised baselines, distinct and ascending."""
+    return sorted(set(_shares(settings).values()))
 
 
 def _check_train_sizes(settings: dict[str, Any], simulator: str) -> None:
-    n_train = settings["dataset"]["n_train"]
-    for share in settings["baselines"]["train_fractions"]:
-        if round(share * n_train) < MIN_TRAIN_PROBLEMS:
+    for share, size in _shares(settings).items():
+        if size < MIN_TRAIN_PROBLEMS:
             raise ConfigError(
                 f"invalid config at 'baselines.train_fractions' ({simulator}): {share} of "
-                f"dataset.n_train = {n_train} is {round(share * n_train)} problems; expected a "
-                f"share that leaves at least {MIN_TRAIN_PROBLEMS}"
+                f"dataset.n_train = {settings['dataset']['n_train']} is {size} problems; "
+                f"expected a share that leaves at least {MIN_TRAIN_PROBLEMS}"
             )
 
 

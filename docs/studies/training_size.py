@@ -46,14 +46,14 @@ def run_files(config: dict, seeds: list[int], table: str) -> list[Path]:
 
 
 def summary(estimates: pd.DataFrame, metrics: pd.DataFrame) -> str:
-    table = comparison_table(estimates, metrics)
-    table = table[table["method"].str.split(" ").str[0].isin(METHODS)]
+    every = comparison_table(estimates, metrics)
+    mle = every.set_index(["simulator", "method"])["rmse"]
+    table = every[every["method"].str.split(" ").str[0].isin(METHODS)]
     rows = [
         "| simulator | method (training problems) | seeds | final RMSE / MLE's | ± sd | "
         "90 % coverage | C2ST | training observations | training s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    mle = comparison_table(estimates, metrics).set_index(["simulator", "method"])["rmse"]
     for row in table.itertuples():
         sd = row.rmse_sd / mle[(row.simulator, "mle")]
         rows.append(

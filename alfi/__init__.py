@@ -28,6 +28,8 @@ _EXPORTS = {
     "TrainResult": "alfi.train",
     "train_alfi": "alfi.train:train",
     "training_step": "alfi.train",
+    "Ensemble": "alfi.ensemble",
+    "train_ensemble": "alfi.train_ensemble",
     "save_model": "alfi.train",
     "load_model": "alfi.train",
     # evaluation and results

@@ -3,9 +3,11 @@
 1. ``throughput`` — simulated observations per second at the shapes training uses.
 2. ``step`` — meta-training step time at the paper's hyper-parameters, split into simulate,
    forward (the unroll minus simulation) and backward + optimiser step; median and quartiles.
-3. ``evaluate`` — paper-scale evaluation (K = 500 inits, T_test = 30): problems per second and
+3. ``ensemble`` — the step of a batched ensemble of ``G`` models (:mod:`alfi.train_ensemble`)
+   against one model's, per model, and the paper grid's projected hours at each ``G``.
+4. ``evaluate`` — paper-scale evaluation (K = 500 inits, T_test = 30): problems per second and
    the projected time for 500 problems.
-4. ``accuracy`` — test RMSE against training wall-clock for Poisson (on θ) and Weinberg (on the
+5. ``accuracy`` — test RMSE against training wall-clock for Poisson (on θ) and Weinberg (on the
    identifiable a(θ)), the MLE's RMSE on the same problems beside it.
 
 Each row carries peak memory: CUDA's peak allocation, or on CPU the process's peak resident set
@@ -27,14 +29,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from alfi.config import config_path, derive_seed, load_config, settings_for
+from alfi.config import config_path, derive_seed, load_config, settings_for, variants_for
 from alfi.data import make_dataset, make_generator, resolve_device
 from alfi.evaluate import run_alfi, run_mle
 from alfi.io import write_parquet
 from alfi.simulators import Simulator, get_simulator
 from alfi.train import apply_gradients, batch_loss, build_model, train
 
-__all__ = ["paper_config", "paper_settings", "run_benchmarks", "run_from_args"]
+PARTS = ("throughput", "step", "ensemble", "evaluate", "accuracy")
+
+__all__ = ["PARTS", "paper_config", "paper_settings", "run_benchmarks", "run_from_args"]
 
 
 @functools.cache
@@ -177,6 +181,91 @@ def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5
     }
 
 
+def bench_ensemble(
+    name: str,
+    device: torch.device,
+    sizes: tuple[int, ...] = (1, 6, 18),
+    steps: int = 20,
+    warmup: int = 3,
+) -> list[dict[str, Any]]:
+    """Median step time of ensembles of ``sizes`` models at the paper's hyper-parameters
+    (:func:`alfi.train_ensemble.ensemble_step`; ``G = 1`` is :func:`alfi.train.training_step`),
+    per model and relative to one model, and the projected hours of this simulator's models of
+    the paper grid (``configs/paper.yaml``: variants x seeds, each its epochs of steps) at that
+    ``G``."""
+    from alfi.ensemble import Ensemble
+    from alfi.train import _total_steps, training_step
+    from alfi.train_ensemble import ensemble_step
+
+    sim = get_simulator(name)
+    settings = paper_settings(name)
+    cfg = settings["train"]
+    grid = settings_for(paper_config(), name)
+    grid_models = len(paper_config()["seeds"]) * len(variants_for(paper_config(), name))
+    grid_steps = _total_steps(grid, grid["dataset"]["n_train"])[1]
+    data = make_dataset(sim, 256, settings["dataset"]["n_real"], seed=1, device=str(device))
+    x_all, rows, single_ms = data.x.to(device), [], None
+    for size in sizes:
+        _reset_peak(device)
+        members = [("nll-exp", seed) for seed in range(size)]
+        models = [build_model(sim, settings, data).to(device) for _ in members]
+        generators = [make_generator(seed, device) for _, seed in members]
+        theta_all = models[0].standardise_theta(data.theta.to(device))
+        if size == 1:
+            optimiser = torch.optim.Adam(models[0].parameters(), lr=cfg["lr"])
+        else:
+            ensemble = Ensemble(models)
+            optimiser = torch.optim.Adam(ensemble.parameters(), lr=cfg["lr"])
+        times = []
+        for i in range(warmup + steps):
+            index = torch.randint(
+                0, len(data), (size, cfg["meta_batch"]), device=device, generator=generators[0]
+            )
+            _sync(device)
+            start = time.perf_counter()
+            if size == 1:
+                training_step(
+                    models[0],
+                    optimiser,
+                    sim,
+                    x_all[index[0]],
+                    theta_all[index[0]],
+                    cfg=cfg,
+                    generator=generators[0],
+                )
+            else:
+                ensemble_step(
+                    ensemble,
+                    optimiser,
+                    sim,
+                    x_all[index],
+                    theta_all[index],
+                    cfg=cfg,
+                    generators=generators,
+                    members=members,
+                )
+            _sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        step_ms = 1e3 * statistics.median(times)
+        single_ms = single_ms or step_ms  # sizes start with 1
+        per_model = step_ms / size
+        rows.append(
+            {
+                "simulator": name,
+                "group_size": size,
+                "step_ms_median": step_ms,
+                "per_model_ms": per_model,
+                "per_model_vs_single": per_model / single_ms,
+                "grid_models": grid_models,
+                "grid_steps_per_model": grid_steps,
+                "grid_hours": grid_models * grid_steps * per_model / 3.6e6,
+                "peak_mib": _peak_mib(device),
+            }
+        )
+    return rows
+
+
 def bench_evaluate(
     name: str,
     device: torch.device,
@@ -312,6 +401,11 @@ def run_benchmarks(
         tables["step"] = pd.DataFrame(
             [bench_step(n, device, steps=5 if quick else 30) for n in names]
         )
+    if "ensemble" in parts:
+        sizes = (1, 2) if quick else (1, 6, 18)
+        tables["ensemble"] = pd.DataFrame(
+            [row for n in names for row in bench_ensemble(n, device, sizes, 3 if quick else 20)]
+        )
     if "evaluate" in parts:
         tables["evaluate"] = pd.DataFrame(
             [bench_evaluate(n, device, problems=2 if quick else 8) for n in names]
@@ -351,11 +445,9 @@ def run_from_args(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     parts = args.only.split(",")
-    unknown = sorted(set(parts) - {"throughput", "step", "evaluate", "accuracy"})
+    unknown = sorted(set(parts) - set(PARTS))
     if unknown:
-        raise ValueError(
-            f"unknown benchmark part(s) {unknown}; expected throughput, step, evaluate, accuracy"
-        )
+        raise ValueError(f"unknown benchmark part(s) {unknown}; expected {', '.join(PARTS)}")
     budgets = {"poisson": args.poisson_seconds, "weinberg": args.weinberg_seconds}
     if args.quick:
         budgets = {k: min(v, 10.0) for k, v in budgets.items()}

@@ -94,16 +94,39 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     log.info("wrote %s: %d problems x %d observations", args.out, n, sizes["n_real"])
 
 
+def _members(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The ``(variant, seed)`` of each ``--out``: ``--variant`` and ``--seed`` give one value per
+    output, or one value for all of them."""
+    n = len(args.out)
+    for name, counts in (("variant", {1, n}), ("seed", {1, n}), ("checkpoint", {n})):
+        values = getattr(args, name)
+        if values is not None and len(values) not in counts:
+            expected = " or ".join(str(c) for c in sorted(counts))
+            raise ConfigError(
+                f"--{name} has {len(values)} values for {n} --out paths; expected {expected}"
+            )
+    variants = args.variant * n if len(args.variant) == 1 else args.variant
+    seeds = args.seed * n if len(args.seed) == 1 else args.seed
+    members = list(zip(variants, seeds, strict=True))
+    if len(set(members)) != n:
+        raise ConfigError(f"the models to train must differ; got (variant, seed) {members}")
+    return members
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from alfi.config import parse_variant
     from alfi.simulators import get_simulator
-    from alfi.train import save_model, train
+    from alfi.train import save_model
+    from alfi.train_ensemble import train_ensemble
 
     config, settings, device = _setup(args)
-    parse_variant(args.variant)
-    _outputs(args.out, args.checkpoint)
+    members = _members(args)
+    for variant, _ in members:
+        parse_variant(variant)
+    checkpoints = args.checkpoint or [None] * len(members)
+    _outputs(*args.out, *checkpoints)
     log.info(
         "device %s, torch %s, %d threads, SLURM_JOB_ID=%s, CUDA_VISIBLE_DEVICES=%s",
         device,
@@ -114,32 +137,32 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
-    result = train(
+    results = train_ensemble(
         simulator,
         data,
         settings,
-        variant=args.variant,
-        seed=derive_seed(config["seed"], "run", args.seed),
+        [(variant, derive_seed(config["seed"], "run", seed)) for variant, seed in members],
         device=device,
-        checkpoint=args.checkpoint,
+        checkpoints=checkpoints,
         progress=not args.quiet,
     )
-    save_model(
-        args.out,
-        result.model,
-        simulator,
-        settings,
-        variant=args.variant,
-        seed=args.seed,
-        history=result.history,
-        provenance=result.provenance,
-    )
-    log.info(
-        "wrote %s after %d steps (fingerprint %s)",
-        args.out,
-        result.steps_done,
-        result.provenance["fingerprint"],
-    )
+    for out, (variant, seed), result in zip(args.out, members, results, strict=True):
+        save_model(
+            out,
+            result.model,
+            simulator,
+            settings,
+            variant=variant,
+            seed=seed,
+            history=result.history,
+            provenance=result.provenance,
+        )
+        log.info(
+            "wrote %s after %d steps (fingerprint %s)",
+            out,
+            result.steps_done,
+            result.provenance["fingerprint"],
+        )
 
 
 def _write_tables(args: argparse.Namespace, simulator, trajectory, data, **keys) -> None:
@@ -318,13 +341,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=cmd_dataset)
 
-    p = sub.add_parser("train", help="meta-train ALFI (resumes from --checkpoint)")
+    p = sub.add_parser(
+        "train",
+        help="meta-train ALFI (resumes from --checkpoint); several --out: one batched ensemble",
+    )
     _common(p)
-    p.add_argument("--variant", default="nll-exp", help="LOSS-WEIGHTING, e.g. nll-exp")
-    p.add_argument("--seed", type=int, default=0, help="training seed (combined with config seed)")
+    p.add_argument(
+        "--variant", nargs="+", default=["nll-exp"], help="LOSS-WEIGHTING per --out, e.g. nll-exp"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="training seed per --out (with config seed)",
+    )
     p.add_argument("--dataset", required=True, type=Path)
-    p.add_argument("--checkpoint", type=Path, default=None)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, nargs="+", default=None, help="one per --out")
+    p.add_argument("--out", required=True, type=Path, nargs="+", help="model file(s) to write")
     p.set_defaults(run=cmd_train)
 
     for name, run, text in (
@@ -367,7 +401,7 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
-        "--only", default="throughput,step,evaluate,accuracy", help="comma-separated parts"
+        "--only", default="throughput,step,ensemble,evaluate,accuracy", help="comma-separated parts"
     )
     p.add_argument("--poisson-seconds", type=float, default=300.0)
     p.add_argument("--weinberg-seconds", type=float, default=600.0)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from alfi import proposal
-from alfi.nn import MLP, SetEncoder
+from alfi.nn import MLP, SetEncoder, gru_cell
 from alfi.simulators import Simulator
 
 __all__ = ["ModelConfig", "ALFI", "squash"]
@@ -123,6 +123,47 @@ class ALFI(nn.Module):
         """The real data's contribution to the theta-encoder, ``(P, E)`` to ``(P, H)``."""
         return self.real_projection(real_code)
 
+    def propose(
+        self,
+        simulator: Simulator,
+        psi: Tensor,
+        *,
+        n_theta: int,
+        n_sim: int,
+        generator: torch.Generator,
+    ) -> tuple[Tensor, Tensor]:
+        """Steps 1 and 2 (no gradient flows through them): ``B`` draws ``theta`` ``(P, B, D)``
+        from the proposals ``psi`` ``(P, 2D)`` and ``M`` simulations ``x`` ``(P, B, M, X)`` at
+        each, both from ``generator``."""
+        with torch.no_grad():
+            theta = proposal.sample(psi, n_theta, generator)
+            x = simulator.simulate(simulator.clamp(self.raw_theta(theta)), n_sim, generator)
+        return theta, x
+
+    def forward(
+        self,
+        simulator: Simulator,
+        real_context: Tensor,
+        psi: Tensor,
+        state: Tensor,
+        theta: Tensor,
+        x: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """Steps 3 and 4: the update of ``psi`` ``(P, 2D)`` and ``state`` ``(P, R)`` from the
+        draws of :meth:`propose` and ``real_context`` ``(P, H)`` (:meth:`real_context`)."""
+        sim_code = self.encode(simulator, x)  # (P, B, E)
+        score = proposal.whitened_score(psi.unsqueeze(1), theta)
+        features = torch.cat((sim_code, theta, score), dim=-1)
+        summary = self.theta_encoder(features, context=real_context)  # (P, E)
+        state = gru_cell(self.pre(torch.cat((summary, psi), dim=-1)), state, self.cell)
+        delta = self.config.clip * torch.tanh(self.post(state))
+        psi = psi + delta
+        if self.config.bound_mean:
+            mean, log_scale = proposal.split(psi)
+            low, high = (self.standardise_theta(b) for b in simulator.bounds(psi.device))
+            psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
+        return psi, state
+
     def step(
         self,
         simulator: Simulator,
@@ -134,23 +175,10 @@ class ALFI(nn.Module):
         n_sim: int,
         generator: torch.Generator,
     ) -> tuple[Tensor, Tensor]:
-        """One update: ``real_context`` ``(P, H)`` (:meth:`real_context`), ``psi`` ``(P, 2D)``,
-        ``state`` ``(P, R)``."""
-        with torch.no_grad():
-            theta = proposal.sample(psi, n_theta, generator)  # (P, B, D)
-            x = simulator.simulate(simulator.clamp(self.raw_theta(theta)), n_sim, generator)
-        sim_code = self.encode(simulator, x)  # (P, B, E)
-        score = proposal.whitened_score(psi.unsqueeze(1), theta)
-        features = torch.cat((sim_code, theta, score), dim=-1)
-        summary = self.theta_encoder(features, context=real_context)  # (P, E)
-        state = self.cell(self.pre(torch.cat((summary, psi), dim=-1)), state)
-        delta = self.config.clip * torch.tanh(self.post(state))
-        psi = psi + delta
-        if self.config.bound_mean:
-            mean, log_scale = proposal.split(psi)
-            low, high = (self.standardise_theta(b) for b in simulator.bounds(psi.device))
-            psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
-        return psi, state
+        """One update, :meth:`propose` then :meth:`forward`: ``real_context`` ``(P, H)``
+        (:meth:`real_context`), ``psi`` ``(P, 2D)``, ``state`` ``(P, R)``."""
+        theta, x = self.propose(simulator, psi, n_theta=n_theta, n_sim=n_sim, generator=generator)
+        return self(simulator, real_context, psi, state, theta, x)
 
     def unroll(
         self,

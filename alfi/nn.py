@@ -1,6 +1,8 @@
 r"""Building blocks of the recurrent inference machine (Figure 1 of the paper).
 
 * :class:`MLP` — fully-connected layers with ReLU activations.
+* :func:`gru_cell` — the GRU update of a :class:`torch.nn.GRUCell`'s weights, in plain tensor
+  operations so that ``torch.func.vmap`` batches it over an ensemble of models.
 * :class:`SetEncoder` — :math:`\operatorname{enc}(X) = \frac1M \sum_j \phi(x_j)`, a per-observation
   MLP averaged over the set, so it can express any learned moment of the data; with
   ``pooling="mean-max"`` the last layer reads the mean and the coordinate-wise max of the hidden
@@ -13,8 +15,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-__all__ = ["POOLINGS", "MLP", "SetEncoder"]
+__all__ = ["POOLINGS", "MLP", "SetEncoder", "gru_cell"]
 
 POOLINGS = ("mean", "mean-max")
 
@@ -67,3 +70,25 @@ class SetEncoder(nn.Module):
         if self.pooling == "mean-max":
             return last(torch.cat((x.mean(dim=-2), x.amax(dim=-2)), dim=-1))
         return last(x.mean(dim=-2))
+
+
+def gru_cell(x: Tensor, h: Tensor, cell: nn.GRUCell) -> Tensor:
+    r"""``cell(x, h)`` for ``x`` ``(*, I)``, ``h`` ``(*, R)``, written out:
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \quad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}),
+
+    .. math::
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})), \quad
+        h' = (h - n) \odot z + n.
+
+    The same operations in the same order as PyTorch's CPU kernel (the results agree bit for
+    bit there); unlike the fused ``torch.gru_cell``, ``vmap`` has batching rules for all of them.
+    """
+    input_gates = F.linear(x, cell.weight_ih, cell.bias_ih).chunk(3, dim=-1)
+    hidden_gates = F.linear(h, cell.weight_hh, cell.bias_hh).chunk(3, dim=-1)
+    reset = (hidden_gates[0] + input_gates[0]).sigmoid()
+    update = (hidden_gates[1] + input_gates[1]).sigmoid()
+    new = (input_gates[2] + hidden_gates[2] * reset).tanh()
+    return (h - new) * update + new

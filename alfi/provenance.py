@@ -46,7 +46,10 @@ __all__ = [
 #: The package modules whose code decides each step's output, besides the simulator's own.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("alfi.data",),
-    "train": ("alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses", "alfi.train"),
+    "train": (
+        *("alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses", "alfi.train"),
+        *("alfi.ensemble", "alfi.train_ensemble"),
+    ),
     "evaluate": (
         "alfi.data",
         "alfi.proposal",

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ __all__ = [
     "NonFiniteLossError",
     "TrainResult",
     "build_model",
+    "initial_model",
+    "training_generator",
     "training_record",
     "learning_rate",
     "fresh_observations",
@@ -157,17 +160,22 @@ def training_record(
     variant: str,
     seed: int,
     device: torch.device | str,
+    group: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
     """What a trained model depends on: its provenance record (see :mod:`alfi.provenance`).
 
     How often checkpoints are written is left out: it does not change the weights. Options added
     after a record format was fixed (:data:`LATER_OPTIONS`) are recorded only when they differ
     from their default, which is today's behaviour: a checkpoint made before they existed keeps
-    its fingerprint, and any run that turns one on gets another.
+    its fingerprint, and any run that turns one on gets another. ``group``, the ``(variant,
+    seed)`` members of the ensemble it trains in (:mod:`alfi.train_ensemble`), is recorded when
+    it has more than one: batched kernels round differently from a model's own.
     """
     train = _recorded(settings["train"], "train")
     train.pop("checkpoint_every", None)
+    together = {"ensemble": [[v, int(s)] for v, s in group]} if len(group) > 1 else {}
     return {
+        **together,
         "kind": "train",
         "simulator": simulator.name,
         "variant": variant,
@@ -399,20 +407,55 @@ def training_step(
 
 
 def _checkpoint(
-    model, optimiser, generator, step, settings, variant, seed, history, provenance
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    optimiser_state: dict[str, Any],
+    generator_state: torch.Tensor,
+    *,
+    step: int,
+    settings: dict[str, Any],
+    variant: str,
+    seed: int,
+    history: list[dict[str, float]],
+    provenance: dict[str, Any],
 ) -> dict:
+    """What a checkpoint holds: enough to continue the run exactly where it stopped."""
     return {
         "provenance": provenance,
-        "model": model.state_dict(),
-        "model_config": model.config.to_dict(),
-        "optimiser": optimiser.state_dict(),
-        "generator": generator.get_state(),
+        "model": model_state,
+        "model_config": model_config,
+        "optimiser": optimiser_state,
+        "generator": generator_state,
         "step": step,
         "settings": settings,
         "variant": variant,
         "seed": seed,
         "history": history,
     }
+
+
+def initial_model(
+    simulator: Simulator,
+    data: MetaDataset,
+    settings: dict[str, Any],
+    *,
+    variant: str,
+    seed: int,
+    device: torch.device | str,
+) -> ALFI:
+    """The untrained model of a run: weights drawn from the run's (seed, simulator, variant),
+    not from the global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init", simulator.name, variant))
+        return build_model(simulator, settings, data).to(device)
+
+
+def training_generator(
+    simulator: Simulator, *, variant: str, seed: int, device: torch.device | str
+) -> torch.Generator:
+    """The run's generator of every proposal draw and simulation."""
+    generator = torch.Generator(device=device)
+    return generator.manual_seed(derive_seed(seed, "train", simulator.name, variant))
 
 
 def train(
@@ -441,12 +484,9 @@ def train(
     cfg = settings["train"]
     record = training_record(simulator, data, settings, variant, seed, device)
     provenance = {"fingerprint": digest(record), "record": record}
-    with torch.random.fork_rng(devices=[]):  # weights drawn from the run's seed, not global state
-        torch.manual_seed(derive_seed(seed, "init", simulator.name, variant))
-        model = build_model(simulator, settings, data).to(device)
+    model = initial_model(simulator, data, settings, variant=variant, seed=seed, device=device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    generator = torch.Generator(device=device)
-    generator.manual_seed(derive_seed(seed, "train", simulator.name, variant))
+    generator = training_generator(simulator, variant=variant, seed=seed, device=device)
     step, history = 0, []
     state = _resumable(checkpoint, record, device)
     if state is not None:
@@ -504,7 +544,16 @@ def train(
             save_torch(
                 checkpoint,
                 _checkpoint(
-                    model, optimiser, generator, step, settings, variant, seed, history, provenance
+                    model.state_dict(),
+                    model.config.to_dict(),
+                    optimiser.state_dict(),
+                    generator.get_state(),
+                    step=step,
+                    settings=settings,
+                    variant=variant,
+                    seed=seed,
+                    history=history,
+                    provenance=provenance,
                 ),
             )
     bar.close()

@@ -11,7 +11,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider --device cuda -m "not slow" 2>&1 | tail -15 | tee "$OUT/cuda_tests.txt"
-timeout 200 python3 -m alfi bench --device cuda --only throughput,step,evaluate \
+timeout 200 python3 -m alfi bench --device cuda --only throughput,step,ensemble,evaluate \
     --out-dir "$OUT/bench" 2>&1 | tee "$OUT/bench.txt"
 timeout 240 python3 -m alfi bench --device cuda --only accuracy --poisson-seconds 60 \
     --weinberg-seconds 120 --out-dir "$OUT/acc" 2>&1 | tee "$OUT/accuracy.txt"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from alfi.config import STAGES, load_config, settings_for, stage_settings
@@ -52,6 +53,34 @@ def test_dry_run_paper_config(repository):
     # and NPE for each simulator, seed and of 3 training sizes.
     assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["amortised"] == 72
     assert counts["abc_smc"] == 8 and counts["total"] == 346
+
+
+def test_grouped_training_jobs(repository, tmp_path):
+    """resources.train_group_size: the paper grid's 18 models per simulator in jobs of 6 (one
+    rule per group, named after it); a real run of one group writes every member's model."""
+    grouped = "resources={train_group_size: 6}"
+    counts = repository.dry_run(
+        "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-g", grouped
+    )
+    groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
+    expected = [f"train_{s}_group{k}" for s in ("poisson", "linear_regression") for k in range(3)]
+    assert len(groups) == 12 and set(groups.values()) == {1} and set(expected) <= set(groups)
+    assert counts["evaluate"] == 144 and counts["total"] == 346 - 72 + 12
+    lint = repository.run("--lint", "--config", grouped)
+    assert "Congratulations" in lint.stdout + lint.stderr
+
+    results = tmp_path / "results"
+    models = [results / "models" / "weinberg" / "nll-exp" / f"seed{seed}.pt" for seed in (0, 1)]
+    args = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}", "seeds=[0,1]"]
+    args += ["simulators=[weinberg]", "resources={train_group_size: 2}"]
+    repository.run(*map(str, models), "--cores", "2", *args)
+    fingerprints = set()
+    for seed, model in enumerate(models):
+        state = torch.load(model, map_location="cpu", weights_only=True)
+        assert state["seed"] == seed and len(state["provenance"]["record"]["ensemble"]) == 2
+        fingerprints.add(state["provenance"]["fingerprint"])
+    assert len(fingerprints) == 2
+    assert (results / "logs" / "train" / "weinberg_group0.log").is_file()
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,9 @@ TABLES = ["estimates", "metrics", "samples"]
 RES = config["resources"]
 GPU = RES["gpu"]
 PACKAGE = Path(workflow.main_snakefile).parent / "alfi"
+MODEL = f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt"
+# Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
+CHECKPOINT = f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt"
 
 
 wildcard_constraints:
@@ -65,6 +68,11 @@ def stage_code(stage):
         return workflow_paths(source_files(get_simulator(wildcards.simulator), stage))
 
     return files
+
+
+def simulator_stage_code(simulator, stage):
+    """stage_code for one named simulator (a rule without wildcards)."""
+    return workflow_paths(source_files(get_simulator(simulator), stage))
 
 
 def simulator_code(simulators):
@@ -126,6 +134,22 @@ def runs():
         for v in variants_for(config, s)
         for seed in SEEDS
     ]
+
+
+def model_file(simulator, variant, seed):
+    return expand(MODEL, simulator=simulator, variant=variant, seed=seed)[0]
+
+
+def training_groups():
+    """(simulator, index, members) of each training job: a simulator's models (variant, seed),
+    variants outer and seeds inner, in groups of resources.train_group_size."""
+    size = RES["train_group_size"]
+    groups = []
+    for s in SIMULATORS:
+        members = [(v, seed) for v in variants_for(config, s) for seed in SEEDS]
+        for index, start in enumerate(range(0, len(members), size)):
+            groups.append((s, index, members[start : start + size]))
+    return groups
 
 
 def posterior_simulators():

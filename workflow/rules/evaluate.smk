@@ -2,7 +2,7 @@ rule evaluate:
     input:
         settings=ancient(rules.settings.output[0]),
         stage=stage_file("evaluate"),
-        model=rules.train.output[0],
+        model=MODEL,
         dataset=split_file("test"),
         reference=reference_draws,
         code=stage_code("evaluate"),

@@ -1,27 +1,74 @@
-rule train:
-    input:
-        settings=ancient(rules.settings.output[0]),
-        stage=stage_file("train"),
-        dataset=split_file("train"),
-        code=stage_code("train"),
-    output:
-        f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt",
-    log:
-        f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.benchmark.tsv"
-    conda:
-        "../../envs/alfi.yaml"
-    threads: RES["train_threads"]
-    resources:
-        mem_mb=RES["train_mem_mb"],
-        runtime=RES["train_runtime"],
-        gpu=GPU,
-    params:
-        # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
-        checkpoint=f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt",
-    shell:
-        "alfi train --config {input.settings} --simulator {wildcards.simulator}"
-        " --variant {wildcards.variant} --seed {wildcards.seed} --threads {threads}"
-        " --dataset {input.dataset} --checkpoint {params.checkpoint} --out {output}"
-        " > {log} 2>&1"
+# Each model in its own job (resources.train_group_size: 1, the default), or groups of models of
+# one simulator trained together in one job as one batched ensemble (alfi.train_ensemble).
+
+
+if RES["train_group_size"] == 1:
+
+    rule train:
+        input:
+            settings=ancient(rules.settings.output[0]),
+            stage=stage_file("train"),
+            dataset=split_file("train"),
+            code=stage_code("train"),
+        output:
+            MODEL,
+        log:
+            f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.benchmark.tsv"
+        conda:
+            "../../envs/alfi.yaml"
+        threads: RES["train_threads"]
+        resources:
+            mem_mb=RES["train_mem_mb"],
+            runtime=RES["train_runtime"],
+            gpu=GPU,
+        params:
+            checkpoint=CHECKPOINT,
+        shell:
+            "alfi train --config {input.settings} --simulator {wildcards.simulator}"
+            " --variant {wildcards.variant} --seed {wildcards.seed} --threads {threads}"
+            " --dataset {input.dataset} --checkpoint {params.checkpoint} --out {output}"
+            " > {log} 2>&1"
+
+else:
+    for simulator, index, members in training_groups():
+
+        rule:
+            name:
+                f"train_{simulator}_group{index}"
+            input:
+                settings=ancient(
+                    expand(str(rules.settings.output[0]), simulator=simulator)
+                ),
+                stage=expand(stage_file("train"), simulator=simulator),
+                dataset=expand(split_file("train"), simulator=simulator),
+                code=simulator_stage_code(simulator, "train"),
+            output:
+                [model_file(simulator, variant, seed) for variant, seed in members],
+            log:
+                f"{RESULTS}/logs/train/{simulator}_group{index}.log",
+            benchmark:
+                f"{RESULTS}/logs/train/{simulator}_group{index}.benchmark.tsv"
+            conda:
+                "../../envs/alfi.yaml"
+            threads: RES["train_threads"]
+            resources:
+                mem_mb=RES["train_mem_mb"],
+                runtime=RES["train_runtime"],
+                gpu=GPU,
+            params:
+                simulator=simulator,
+                variants=[variant for variant, _ in members],
+                seeds=[seed for _, seed in members],
+                checkpoints=[
+                    expand(
+                        CHECKPOINT, simulator=simulator, variant=variant, seed=seed
+                    )[0]
+                    for variant, seed in members
+                ],
+            shell:
+                "alfi train --config {input.settings} --simulator {params.simulator}"
+                " --variant {params.variants} --seed {params.seeds} --threads {threads}"
+                " --dataset {input.dataset} --checkpoint {params.checkpoints} --out {output}"
+                " > {log} 2>&1"

@@ -1,0 +1,363 @@
+r"""Meta-training a group of models of one simulator together, as one batched ensemble.
+
+The members ``(variant, seed)`` share the simulator, the meta-dataset and every model and
+training setting; they differ in their seed (initial weights, visiting order, random stream) and
+their ``LOSS-WEIGHTING``. Each step does for every member what :func:`alfi.train.train` does for
+one model — its meta-batch, its :math:`\psi_1`, its unroll, its loss, its gradient clipped to its
+own norm, its Adam update — but the networks of all members run as one
+:class:`~alfi.ensemble.Ensemble`, and Adam updates the stacked weights in one call (Adam is
+elementwise: stacking changes no number).
+
+Each member keeps its own checkpoint and model file, in the format of a model trained alone.
+A member draws exactly what it would draw alone (its own generator), and its weights follow the
+same updates up to the rounding of the batched kernels (tests/test_ensemble.py); as rounding
+grows over a long run, its provenance record names the group
+(:func:`alfi.train.training_record`), and its checkpoint is resumed by the same group only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from alfi import proposal
+from alfi.config import parse_variant
+from alfi.ensemble import Ensemble
+from alfi.io import InputError, MetaDataset, save_torch
+from alfi.losses import meta_loss
+from alfi.provenance import digest
+from alfi.simulators import Simulator
+from alfi.train import (
+    NonFiniteLossError,
+    TrainResult,
+    _batch_indices,
+    _checkpoint,
+    _diagnose_non_finite,
+    _proposal_diverged,
+    _resumable,
+    _total_steps,
+    fresh_observations,
+    initial_model,
+    learning_rate,
+    train,
+    training_generator,
+    training_record,
+    unroll_length,
+)
+
+__all__ = ["ensemble_step", "train_ensemble"]
+
+log = logging.getLogger(__name__)
+
+
+def train_ensemble(
+    simulator: Simulator,
+    data: MetaDataset,
+    settings: dict[str, Any],
+    members: Sequence[tuple[str, int]],
+    *,
+    device: torch.device | str = "cpu",
+    checkpoints: Sequence[Path | None] | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> list[TrainResult]:
+    """Train the models ``members`` (``(variant, seed)`` pairs) together; one
+    :class:`~alfi.train.TrainResult` per member, in order.
+
+    ``checkpoints`` (one path or ``None`` per member) are resumed and written as
+    :func:`alfi.train.train` does, and resumed only all together: if the members' checkpoints
+    stand at different steps (the job was killed between two writes, or one was removed), the
+    group starts afresh. A group of one is :func:`alfi.train.train`.
+    """
+    members = [(str(variant), int(seed)) for variant, seed in members]
+    if not members:
+        raise InputError("an ensemble needs at least one (variant, seed) member")
+    if len(set(members)) != len(members):
+        raise InputError(f"an ensemble's members must differ; got {members}")
+    checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(members)
+    if len(checkpoints) != len(members):
+        raise InputError(
+            f"expected {len(members)} checkpoints, one per member, got {len(checkpoints)}"
+        )
+    for variant, _ in members:
+        parse_variant(variant)
+    if len(data) == 0:
+        raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
+    if len(members) == 1:
+        (variant, seed), (checkpoint,) = members[0], checkpoints
+        return [
+            train(
+                simulator,
+                data,
+                settings,
+                variant=variant,
+                seed=seed,
+                device=device,
+                checkpoint=checkpoint,
+                stop_after=stop_after,
+                progress=progress,
+            )
+        ]
+
+    records = [
+        training_record(simulator, data, settings, v, s, device, group=members) for v, s in members
+    ]
+    states = [
+        _resumable(c, r, torch.device(device)) for c, r in zip(checkpoints, records, strict=True)
+    ]
+    reached = {None if state is None else state["step"] for state in states}
+    if len(reached) > 1:  # killed between two members' writes, or one removed: start afresh
+        log.warning(
+            "the checkpoints of group %s stand at different steps (%s); the group starts afresh",
+            members,
+            ", ".join("none" if s is None else str(s["step"]) for s in states),
+        )
+        states = [None] * len(members)
+    return _train_together(
+        simulator,
+        data,
+        settings,
+        members,
+        records,
+        states,
+        device,
+        checkpoints,
+        stop_after,
+        progress,
+    )
+
+
+def _clip_each(parameters: list[torch.Tensor], max_norm: float) -> None:
+    """:func:`torch.nn.utils.clip_grad_norm_` for each member: the gradients of member ``g``
+    (slice ``g`` of every stacked parameter) scaled by ``min(1, max_norm / (‖grad_g‖ + 1e-6))``."""
+    grads = [p.grad for p in parameters]
+    norms = torch.stack(
+        [
+            torch.nn.utils.get_total_norm([grad[g] for grad in grads])
+            for g in range(grads[0].shape[0])
+        ]
+    )
+    factor = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(factor.reshape(-1, *(1,) * (grad.dim() - 1)))
+
+
+def _member_optimiser_state(optimiser: torch.optim.Optimizer, g: int) -> dict[str, Any]:
+    """Member ``g``'s slice of the stacked Adam state, as a one-model Adam's ``state_dict``."""
+    state = optimiser.state_dict()
+    sliced = {
+        i: {k: v if k == "step" else v[g].clone() for k, v in entry.items()}
+        for i, entry in state["state"].items()
+    }
+    return {"state": sliced, "param_groups": state["param_groups"]}
+
+
+def _stacked_optimiser_state(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The inverse of :func:`_member_optimiser_state` over all members."""
+    first = states[0]["state"]
+    stacked = {
+        i: {
+            k: v if k == "step" else torch.stack([s["state"][i][k] for s in states])
+            for k, v in entry.items()
+        }
+        for i, entry in first.items()
+    }
+    return {"state": stacked, "param_groups": states[0]["param_groups"]}
+
+
+def ensemble_step(
+    ensemble: Ensemble,
+    optimiser: torch.optim.Optimizer,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    theta: torch.Tensor,
+    *,
+    cfg: dict[str, Any],
+    generators: Sequence[torch.Generator],
+    members: Sequence[tuple[str, int]],
+    step: int = 0,
+) -> torch.Tensor:
+    r""":func:`alfi.train.training_step` for every member at once: raw real data ``x_real``
+    ``(G, P, M_r, X)``, standardised ``theta`` ``(G, P, D)``, one generator and one
+    ``(variant, seed)`` per member. Each member draws its :math:`\psi_1` and unrolls from its
+    own generator; its loss is clipped to ``cfg["grad_clip"]`` on its own gradient norm. Returns
+    the ``(G,)`` losses (detached)."""
+    psi = torch.stack(
+        [
+            proposal.initial((x_real.shape[1],), simulator.theta_dim, g, cfg["initial_log_scale"])
+            for g in generators
+        ]
+    )
+    trajectory = _unroll(ensemble, simulator, x_real, psi, cfg, generators, members, step)
+    tail = cfg.get("tail_steps", 0)
+    losses = torch.stack(
+        [
+            meta_loss(trajectory[:, g], theta[g], *parse_variant(variant), cfg["beta"], tail)
+            for g, (variant, _) in enumerate(members)
+        ]
+    )
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        g = int((~finite).nonzero()[0])
+        means = ensemble.raw_theta(trajectory[..., : simulator.theta_dim].transpose(0, 1))[g]
+        raise _diagnose_non_finite(
+            simulator, means, cfg["n_sim"], members[g][1], step, members[g][0]
+        )
+    optimiser.zero_grad(set_to_none=True)
+    losses.sum().backward()  # member g's loss reaches only member g's weights
+    if cfg["grad_clip"] is not None:
+        _clip_each(ensemble.parameters(), cfg["grad_clip"])
+    optimiser.step()
+    return losses.detach()
+
+
+def _train_together(
+    simulator: Simulator,
+    data: MetaDataset,
+    settings: dict[str, Any],
+    members: list[tuple[str, int]],
+    records: list[dict[str, Any]],
+    states: list[dict | None],
+    device: torch.device | str,
+    checkpoints: list[Path | None],
+    stop_after: int | None,
+    progress: bool,
+) -> list[TrainResult]:
+    cfg = settings["train"]
+    provenances = [{"fingerprint": digest(r), "record": r} for r in records]
+    models = [
+        initial_model(simulator, data, settings, variant=v, seed=s, device=device)
+        for v, s in members
+    ]
+    generators = [
+        training_generator(simulator, variant=v, seed=s, device=device) for v, s in members
+    ]
+    step, histories = 0, [[] for _ in members]
+    if states[0] is not None:
+        for model, generator, state in zip(models, generators, states, strict=True):
+            model.load_state_dict(state["model"])
+            generator.set_state(state["generator"].cpu())
+        step, histories = states[0]["step"], [list(s["history"]) for s in states]
+        log.info("resumed %d members at step %d", len(members), step)
+    ensemble = Ensemble(models).to(device)
+    optimiser = torch.optim.Adam(ensemble.parameters(), lr=cfg["lr"])
+    if states[0] is not None:
+        optimiser.load_state_dict(_stacked_optimiser_state([s["optimiser"] for s in states]))
+
+    theta_raw = data.theta.to(device)
+    theta_all = models[0].standardise_theta(theta_raw)  # the prior's moments: the same for all
+    x_all = data.x.to(device)
+    per_epoch, total = _total_steps(settings, len(data))
+    last = total if stop_after is None else min(total, stop_after)
+    bar = tqdm(
+        total=total,
+        initial=step,
+        disable=not progress,
+        desc=f"{simulator.name} x{len(members)}",
+        mininterval=2.0,
+        unit="step",
+    )
+    start = time.perf_counter()
+    while step < last:
+        index = torch.stack(
+            [_batch_indices(s, step, per_epoch, len(data), cfg["meta_batch"]) for _, s in members]
+        ).to(device)  # (G, P)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(cfg, step, total)
+        if cfg.get("fresh_real", False):
+            x_real = torch.stack(
+                [
+                    fresh_observations(
+                        simulator, theta_raw[i], x_all.shape[1], s, step, f"{simulator.name} {v}"
+                    )
+                    for i, (v, s) in zip(index, members, strict=True)
+                ]
+            )
+        else:
+            x_real = x_all[index]
+        losses = ensemble_step(
+            ensemble,
+            optimiser,
+            simulator,
+            x_real,
+            theta_all[index],
+            cfg=cfg,
+            generators=generators,
+            members=members,
+            step=step,
+        )
+        step += 1
+        bar.update(1)
+        if step % 50 == 0 or step == last:
+            seconds = time.perf_counter() - start
+            for history, loss in zip(histories, losses.tolist(), strict=True):
+                history.append({"step": step, "loss": loss, "seconds": seconds})
+        if step % cfg["checkpoint_every"] == 0 or step == last:
+            for g, (variant, seed) in enumerate(members):
+                if checkpoints[g] is None:
+                    continue
+                save_torch(
+                    checkpoints[g],
+                    _checkpoint(
+                        ensemble.member_state(g),
+                        ensemble.config.to_dict(),
+                        _member_optimiser_state(optimiser, g),
+                        generators[g].get_state(),
+                        step=step,
+                        settings=settings,
+                        variant=variant,
+                        seed=seed,
+                        history=histories[g],
+                        provenance=provenances[g],
+                    ),
+                )
+    bar.close()
+    return [
+        TrainResult(
+            model=ensemble.member(g),
+            history=histories[g],
+            steps_done=step,
+            provenance=provenances[g],
+        )
+        for g in range(len(members))
+    ]
+
+
+def _unroll(
+    ensemble: Ensemble,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    psi: torch.Tensor,
+    cfg: dict[str, Any],
+    generators: list[torch.Generator],
+    members: list[tuple[str, int]],
+    step: int,
+) -> torch.Tensor:
+    """The ensemble's unroll; a simulator error is explained as :func:`alfi.train.batch_loss`
+    explains it, naming the member whose proposal diverged."""
+    try:
+        return ensemble.unroll(
+            simulator,
+            x_real,
+            psi,
+            steps=unroll_length(cfg),
+            n_theta=cfg["n_theta"],
+            n_sim=cfg["n_sim"],
+            generators=generators,
+        )
+    except RuntimeError as exc:
+        for g, (variant, seed) in enumerate(members):
+            model = ensemble.member(g)
+            if _proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
+                raise NonFiniteLossError(
+                    f"the proposal became non-finite at step {step} ({simulator.name}, {variant}, "
+                    f"seed {seed}): the weights diverged, and the simulator refused the "
+                    f"parameters ({exc}); lower train.lr or set train.grad_clip"
+                ) from None
+        raise

@@ -201,7 +201,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         reference=_digest_file(args.reference),
     )
     _write_tables(
-        args,
+        (args.estimates, args.metrics, args.samples),
         simulator,
         trajectory,
         data,

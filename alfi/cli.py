@@ -165,12 +165,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
 
 
-def _write_tables(args: argparse.Namespace, simulator, trajectory, data, **keys) -> None:
-    """The estimates, metrics and samples tables of one run, to the paths the arguments name."""
+def _write_tables(paths: Sequence[Path], simulator, trajectory, data, **keys) -> None:
+    """The estimates, metrics and samples tables of one run, to ``paths`` in that order."""
     from alfi.results import trajectory_tables
 
     tables = trajectory_tables(simulator, trajectory, data, **keys)
-    for path, frame in zip((args.estimates, args.metrics, args.samples), tables, strict=True):
+    for path, frame in zip(paths, tables, strict=True):
         write_parquet(path, frame)
         log.info("wrote %s (%d rows)", path, len(frame))
 
@@ -190,15 +190,22 @@ def _evaluation_record(kind: str, simulator, data, device, **inputs) -> dict:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from alfi.data import make_generator
-    from alfi.evaluate import run_alfi
+    from alfi.evaluate import run_alfi_horizons
     from alfi.provenance import digest
     from alfi.simulators import get_simulator
     from alfi.train import load_model
 
     config, _, device = _setup(args)
-    if args.t_test < 1:
-        raise ConfigError(f"--t-test must be >= 1, got {args.t_test}")
-    _outputs(args.estimates, args.metrics, args.samples)
+    horizons = args.t_test
+    if min(horizons) < 1 or len(set(horizons)) != len(horizons):
+        raise ConfigError(f"--t-test must be distinct values >= 1, got {horizons}")
+    for table in ("estimates", "metrics", "samples"):
+        if len(getattr(args, table)) != len(horizons):
+            raise ConfigError(
+                f"--{table} has {len(getattr(args, table))} paths for {len(horizons)} --t-test "
+                "values; expected one per value"
+            )
+    _outputs(*args.estimates, *args.metrics, *args.samples)
     model, state = load_model(args.model, device)
     simulator = get_simulator(state["simulator"])
     data = load_dataset(args.dataset, simulator)
@@ -206,13 +213,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     # is part of what it was trained with.
     ev, tr = settings_for(config, simulator.name)["evaluate"], state["settings"]["train"]
     seed = derive_seed(
-        config["seed"], "evaluate", simulator.name, state["variant"], state["seed"], args.t_test
+        config["seed"], "evaluate", simulator.name, state["variant"], state["seed"], *horizons
     )
-    trajectory = run_alfi(
+    trajectories = run_alfi_horizons(
         model,
         simulator,
         data,
-        steps=args.t_test,
+        horizons=horizons,
         inits=ev["inits"],
         n_theta=tr["n_theta"],
         n_sim=tr["n_sim"],
@@ -221,36 +228,41 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         chunk=ev["chunk"],
         draws=ev["draws"],
     )
-    c2st = None
-    if args.reference is not None and ev["c2st_problems"]:
-        from alfi.baselines import reference_c2st
+    for i, t_test in enumerate(horizons):
+        trajectory = trajectories[t_test]
+        c2st = None
+        if args.reference is not None and ev["c2st_problems"]:
+            from alfi.baselines import reference_c2st
 
-        c2st = reference_c2st(trajectory.draws, args.reference, ev["c2st_problems"], config["seed"])
-    record = _evaluation_record(
-        "evaluate",
-        simulator,
-        data,
-        device,
-        model=state.get("provenance", {}).get("fingerprint"),
-        evaluate=ev,
-        t_test=args.t_test,
-        seed=seed,
-        reference=_digest_file(args.reference),
-    )
-    _write_tables(
-        args,
-        simulator,
-        trajectory,
-        data,
-        method="alfi",
-        variant=state["variant"],
-        seed=state["seed"],
-        t_test=args.t_test,
-        fingerprint=digest(record),
-        histograms=ev["histograms"],
-        training=training_cost(state),
-        c2st=c2st,
-    )
+            c2st = reference_c2st(
+                trajectory.draws, args.reference, ev["c2st_problems"], config["seed"]
+            )
+        record = _evaluation_record(
+            "evaluate",
+            simulator,
+            data,
+            device,
+            model=state.get("provenance", {}).get("fingerprint"),
+            evaluate=ev,
+            t_test=t_test,
+            t_tests=horizons,
+            seed=seed,
+            reference=_digest_file(args.reference),
+        )
+        _write_tables(
+            (args.estimates[i], args.metrics[i], args.samples[i]),
+            simulator,
+            trajectory,
+            data,
+            method="alfi",
+            variant=state["variant"],
+            seed=state["seed"],
+            t_test=t_test,
+            fingerprint=digest(record),
+            histograms=ev["histograms"],
+            training=training_cost(state),
+            c2st=c2st,
+        )
 
 
 def training_cost(state: dict) -> dict[str, float]:
@@ -289,7 +301,7 @@ def cmd_mle(args: argparse.Namespace) -> None:
     histograms = settings["evaluate"]["histograms"]
     record = _evaluation_record("mle", simulator, data, device, seed=seed, histograms=histograms)
     _write_tables(
-        args,
+        (args.estimates, args.metrics, args.samples),
         simulator,
         trajectory,
         data,
@@ -369,11 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p, simulator=name == "mle")
         if name == "evaluate":
             p.add_argument("--model", required=True, type=Path)
-            p.add_argument("--t-test", required=True, type=int)
+            p.add_argument(
+                "--t-test", required=True, type=int, nargs="+", help="one or more horizons"
+            )
             p.add_argument("--reference", type=Path, default=None, help="exact draws, for C2ST")
         p.add_argument("--dataset", required=True, type=Path)
         for table in ("estimates", "metrics", "samples"):
-            p.add_argument(f"--{table}", required=True, type=Path)
+            many = dict(nargs="+", help="one per --t-test") if name == "evaluate" else {}
+            p.add_argument(f"--{table}", required=True, type=Path, **many)
         p.set_defaults(run=run)
 
     p = sub.add_parser("aggregate", help="concatenate result tables of the same schema")

@@ -284,8 +284,9 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     ``data`` (meta-datasets and the MLE): the root seed, device, dataset sizes and how many
     problems keep their samples; ``train``: the root seed, device, model and training settings
     except how often checkpoints are written (no effect on the result); ``evaluate``: the root
-    seed, device and evaluation settings; ``baselines``: the baselines' settings but the training
-    shares and ABC budgets, which name each run's outputs instead. A setting changes a stage's
+    seed, device, evaluation settings and the ``T_test`` values (evaluated together);
+    ``baselines``: the baselines' settings but the training shares and ABC budgets, which name
+    each run's outputs instead. A setting changes a stage's
     outputs only through these, which is what lets the workflow rerun exactly the jobs a change
     concerns.
     """
@@ -300,8 +301,8 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     if stage == "train":
         train = {k: v for k, v in resolved["train"].items() if k != "checkpoint_every"}
         return {**common, "model": resolved["model"], "train": train}
-    if stage == "evaluate":
-        return {**common, "evaluate": resolved["evaluate"]}
+    if stage == "evaluate":  # every T_test comes from one unroll to the largest
+        return {**common, "evaluate": resolved["evaluate"], "t_test": config["t_test"]}
     ev = resolved["evaluate"]
     kept = {k: ev[k] for k in ("draws", "c2st_problems", "histograms")}
     if stage == "baselines":

@@ -18,6 +18,7 @@ averaged over coordinates.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ from alfi.simulators import Simulator
 __all__ = [
     "Trajectory",
     "run_alfi",
+    "run_alfi_horizons",
     "run_mle",
     "run_prior",
     "mixture_draws",
@@ -100,12 +102,54 @@ def run_alfi(
     are drawn per problem from the final proposal mixture (:func:`mixture_draws`), after every
     other random draw, so they leave the estimates unchanged.
     """
+    (trajectory,) = run_alfi_horizons(
+        model,
+        simulator,
+        data,
+        horizons=[steps],
+        inits=inits,
+        n_theta=n_theta,
+        n_sim=n_sim,
+        generator=generator,
+        initial_log_scale=initial_log_scale,
+        chunk=chunk,
+        draws=draws,
+    ).values()
+    return trajectory
+
+
+@torch.no_grad()
+def run_alfi_horizons(
+    model: ALFI,
+    simulator: Simulator,
+    data: MetaDataset,
+    *,
+    horizons: Sequence[int],
+    inits: int,
+    n_theta: int,
+    n_sim: int,
+    generator: torch.Generator,
+    initial_log_scale: float = 0.5,
+    chunk: int = 4096,
+    draws: int = 0,
+) -> dict[int, Trajectory]:
+    """:func:`run_alfi` stopped at each of ``horizons`` (``T_test`` values), from one unroll of
+    ``max(horizons)`` updates: the trajectory to ``T`` is the first ``T`` updates of it, so the
+    horizons are compared on the same initial proposals and draws, at the cost of the longest.
+
+    After the unroll, for each horizon in increasing order, observations are simulated at its
+    estimate and ``draws`` samples drawn from its proposal mixture. The test-time seconds per
+    problem of horizon ``T`` are the unroll's share ``T / max(horizons)`` of the whole.
+    """
+    horizons = sorted(set(int(h) for h in horizons))
+    if not horizons or horizons[0] < 1:
+        raise ValueError(f"horizons must be >= 1, got {horizons}")
     start = time.perf_counter()
     device = generator.device
-    n, d = len(data), simulator.theta_dim
+    n, d, steps = len(data), simulator.theta_dim, horizons[-1]
     x_real = data.x.to(device)
     problems_per_chunk = max(1, chunk // inits)
-    means, variances, derived, finals = [], [], {}, []
+    means, variances, derived, finals = [], [], {}, {h: [] for h in horizons}
     for rows in torch.arange(n, device=device).split(problems_per_chunk):
         real_code = model.encode(simulator, x_real[rows]).repeat_interleave(inits, dim=0)
         psi = proposal.initial((rows.numel() * inits,), d, generator, initial_log_scale)
@@ -125,24 +169,31 @@ def run_alfi(
         means.append(estimate)
         spread = (mean_raw - estimate.unsqueeze(2)) ** 2
         variances.append((scale_raw**2 + spread).mean(2))
-        finals.append((mean_raw[-1], scale_raw[-1]))
+        for h in horizons:
+            finals[h].append((mean_raw[h], scale_raw[h]))
         for name, value in simulator.derived(mean_raw).items():
             derived.setdefault(name, []).append(value.mean(2))
     estimate = torch.cat(means, 1)
-    final_x = _simulate_at(simulator, estimate[-1], data.x.shape[1], generator)
-    samples = None
-    if draws:
-        final_mean, final_scale = (torch.cat(parts) for parts in zip(*finals, strict=True))
-        samples = mixture_draws(final_mean, final_scale, draws, generator).cpu()
-    return Trajectory(
-        estimate=estimate.cpu(),
-        sigma=torch.cat(variances, 1).sqrt().cpu(),
-        derived={k: torch.cat(v, 1).cpu() for k, v in derived.items()},
-        final_x=final_x.cpu(),
-        simulations_per_problem=inits * steps * n_theta * n_sim,
-        draws=samples,
-        seconds_per_problem=(time.perf_counter() - start) / max(n, 1),
-    )
+    sigma = torch.cat(variances, 1).sqrt().cpu()
+    derived_all = {k: torch.cat(v, 1).cpu() for k, v in derived.items()}
+    seconds = (time.perf_counter() - start) / max(n, 1)
+    out = {}
+    for h in horizons:
+        final_x = _simulate_at(simulator, estimate[h], data.x.shape[1], generator)
+        samples = None
+        if draws:
+            final_mean, final_scale = (torch.cat(parts) for parts in zip(*finals[h], strict=True))
+            samples = mixture_draws(final_mean, final_scale, draws, generator).cpu()
+        out[h] = Trajectory(
+            estimate=estimate[: h + 1].cpu(),
+            sigma=sigma[: h + 1],
+            derived={k: v[: h + 1] for k, v in derived_all.items()},
+            final_x=final_x.cpu(),
+            simulations_per_problem=inits * h * n_theta * n_sim,
+            draws=samples,
+            seconds_per_problem=seconds * h / steps,
+        )
+    return out
 
 
 def mixture_draws(mean: Tensor, scale: Tensor, n: int, generator: torch.Generator) -> Tensor:

@@ -28,8 +28,9 @@ def _settings(model=None, **train_options):
     return settings
 
 
-def test_config_defaults_reproduce_the_record_from_before_the_options(tmp_path):
-    config = load_config("config.yaml")
+def test_schema_defaults_reproduce_the_record_from_before_the_options(tmp_path):
+    """configs/paper.yaml leaves the options at their schema defaults (config.yaml sets them)."""
+    config = load_config("configs/paper.yaml")
     settings = settings_for(config, "poisson")
     assert settings["train"]["fresh_real"] is False and settings["model"]["pooling"] == "mean"
     sim = get_simulator("poisson")

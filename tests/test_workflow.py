@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 def test_dry_run_default_config(repository):
     counts = repository.dry_run("--config", "results=/tmp/alfi-dry-default")
-    # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; 2 T_test;
+    # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; both T_test
+    # from one evaluation of each model;
     # per simulator the exact posterior, the prior, the regressor and NPE for the one seed at 3
     # training sizes, and SMC-ABC at 2 budgets.
     assert counts == {
@@ -31,7 +32,7 @@ def test_dry_run_default_config(repository):
         "stage_settings": 20,
         "dataset": 8,
         "train": 9,
-        "evaluate": 18,
+        "evaluate": 9,
         "mle": 4,
         "posterior": 4,
         "prior_mean": 4,
@@ -41,7 +42,7 @@ def test_dry_run_default_config(repository):
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 109,
+        "total": 100,
     }
 
 
@@ -49,10 +50,10 @@ def test_dry_run_paper_config(repository):
     counts = repository.dry_run(
         "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p"
     )
-    # 4 simulators x 6 variants x 3 seeds = 72 models, each tested at 2 T_test; the regressor
+    # 4 simulators x 6 variants x 3 seeds = 72 models, each tested once (both T_test); the regressor
     # and NPE for each simulator, seed and of 3 training sizes.
-    assert counts["train"] == 72 and counts["evaluate"] == 144 and counts["amortised"] == 72
-    assert counts["abc_smc"] == 8 and counts["total"] == 346
+    assert counts["train"] == 72 and counts["evaluate"] == 72 and counts["amortised"] == 72
+    assert counts["abc_smc"] == 8 and counts["total"] == 274
 
 
 def test_grouped_training_jobs(repository, tmp_path):
@@ -65,7 +66,7 @@ def test_grouped_training_jobs(repository, tmp_path):
     groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
     expected = [f"train_{s}_group{k}" for s in ("poisson", "linear_regression") for k in range(3)]
     assert len(groups) == 12 and set(groups.values()) == {1} and set(expected) <= set(groups)
-    assert counts["evaluate"] == 144 and counts["total"] == 346 - 72 + 12
+    assert counts["evaluate"] == 72 and counts["total"] == 274 - 72 + 12
     lint = repository.run("--lint", "--config", grouped)
     assert "Congratulations" in lint.stdout + lint.stderr
 
@@ -262,15 +263,14 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         project.root,
         lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}}),
     )
-    t = len(config["t_test"])
     assert project.dry_run(*common) == _downstream(
-        settings=1, stage_settings=1, train=1, evaluate=t
+        settings=1, stage_settings=1, train=1, evaluate=1
     )
 
     # Evaluation settings of Poisson only: its evaluations (2 variants), no training.
     _edit_config(project.root, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
     assert project.dry_run(*common) == _downstream(
-        settings=2, stage_settings=2, train=1, evaluate=t + 2 * t
+        settings=2, stage_settings=2, train=1, evaluate=1 + 2
     )
     project.run("--cores", "2", *common)
 
@@ -283,7 +283,7 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         dataset=2,
         mle=1,
         train=1,
-        evaluate=t,
+        evaluate=1,
         posterior=1,
         prior_mean=1,
         amortised=2,
@@ -301,8 +301,13 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")
     assert project.dry_run(*common) == _downstream(
-        dataset=2, mle=1, train=1, evaluate=t, posterior=1, prior_mean=1, amortised=2, abc_smc=1
+        dataset=2, mle=1, train=1, evaluate=1, posterior=1, prior_mean=1, amortised=2, abc_smc=1
     )
+
+    # Another T_test: every evaluation (all T_test come from one unroll), nothing else.
+    _edit_config(project.root, lambda c: c.update(t_test=[*c["t_test"], 9]))
+    assert project.dry_run(*common) == _downstream(stage_settings=n, evaluate=n + 1)
+    _edit_config(project.root, lambda c: c.update(t_test=c["t_test"][:-1]))
 
     # The root seed: every random draw, so every job but the full settings files' content.
     _edit_config(project.root, lambda c: c.update(seed=1))

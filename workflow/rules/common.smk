@@ -36,6 +36,7 @@ RES = config["resources"]
 GPU = RES["gpu"]
 PACKAGE = Path(workflow.main_snakefile).parent / "alfi"
 MODEL = f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt"
+ALFI_RUN = f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{{table}}.parquet"
 # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
 CHECKPOINT = f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt"
 
@@ -187,13 +188,9 @@ def run_tables(table):
     paths = []
     if "alfi" in METHODS:
         paths += [
-            expand(
-                rules.evaluate.output[table],
-                simulator=s,
-                variant=v,
-                seed=seed,
-                t_test=t,
-            )[0]
+            expand(ALFI_RUN, simulator=s, variant=v, seed=seed, t_test=t, table=table)[
+                0
+            ]
             for s, v, seed in runs()
             for t in T_TEST
         ]

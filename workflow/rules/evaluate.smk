@@ -1,4 +1,5 @@
 rule evaluate:
+    """Every T_test from one unroll to the largest (alfi.evaluate.run_alfi_horizons)."""
     input:
         settings=ancient(rules.settings.output[0]),
         stage=stage_file("evaluate"),
@@ -8,13 +9,16 @@ rule evaluate:
         code=stage_code("evaluate"),
     output:
         **{
-            t: f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{t}.parquet"
-            for t in TABLES
+            f"{table}_T{t}": expand(
+                ALFI_RUN, t_test=t, table=table, allow_missing=True
+            )[0]
+            for t in T_TEST
+            for table in TABLES
         },
     log:
-        f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.log",
+        f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}_T{{t_test}}.benchmark.tsv"
+        f"{RESULTS}/logs/evaluate/{{simulator}}_{{variant}}_seed{{seed}}.benchmark.tsv"
     conda:
         EVALUATE_ENV
     threads: RES["train_threads"]
@@ -23,13 +27,20 @@ rule evaluate:
         runtime=RES["evaluate_runtime"],
         gpu=GPU,
     params:
+        **{
+            table: lambda wildcards, output, table=table: [
+                output[f"{table}_T{t}"] for t in T_TEST
+            ]
+            for table in TABLES
+        },
         reference=reference_option,
+        t_test=T_TEST,
     shell:
         "alfi --quiet evaluate --config {input.settings} --model {input.model}"
-        " --t-test {wildcards.t_test} --dataset {input.dataset} --threads {threads}"
+        " --t-test {params.t_test} --dataset {input.dataset} --threads {threads}"
         " {params.reference}"
-        " --estimates {output.estimates} --metrics {output.metrics}"
-        " --samples {output.samples} > {log} 2>&1"
+        " --estimates {params.estimates} --metrics {params.metrics}"
+        " --samples {params.samples} > {log} 2>&1"
 
 
 rule mle:

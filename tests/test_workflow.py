@@ -297,17 +297,17 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
     assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint
 
+    # Another T_test: every evaluation (all T_test come from one unroll), nothing else.
+    _edit_config(project.root, lambda c: c.update(t_test=[*c["t_test"], 9]))
+    assert project.dry_run(*common) == _downstream(stage_settings=n, evaluate=n + 1)
+    _edit_config(project.root, lambda c: c.update(t_test=c["t_test"][:-1]))
+
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")
     assert project.dry_run(*common) == _downstream(
         dataset=2, mle=1, train=1, evaluate=1, posterior=1, prior_mean=1, amortised=2, abc_smc=1
     )
-
-    # Another T_test: every evaluation (all T_test come from one unroll), nothing else.
-    _edit_config(project.root, lambda c: c.update(t_test=[*c["t_test"], 9]))
-    assert project.dry_run(*common) == _downstream(stage_settings=n, evaluate=n + 1)
-    _edit_config(project.root, lambda c: c.update(t_test=c["t_test"][:-1]))
 
     # The root seed: every random draw, so every job but the full settings files' content.
     _edit_config(project.root, lambda c: c.update(seed=1))

@@ -251,3 +251,29 @@ def test_cli_trains_a_group_into_one_file_per_model(linear_regression, tmp_path)
         .splitlines()[-1]
         .endswith("--seed has 3 values for 2 --out paths; expected 1 or 2")
     )
+
+
+def test_ensemble_trains_and_resumes_on_the_device(device, tmp_path):
+    """``--device cuda``: the batched ensemble runs there, and resumes exactly."""
+    sim = get_simulator("weinberg")
+    data = make_dataset(sim, 48, 20, seed=2, device=device.type)
+    settings = _settings(epochs=2)
+    members = MEMBERS[:2]
+    whole = train_ensemble(sim, data, settings, members, device=device, progress=False)
+    checkpoints = [tmp_path / f"{v}-{s}.ckpt" for v, s in members]
+    train_ensemble(
+        sim,
+        data,
+        settings,
+        members,
+        device=device,
+        checkpoints=checkpoints,
+        stop_after=3,
+        progress=False,
+    )
+    resumed = train_ensemble(
+        sim, data, settings, members, device=device, checkpoints=checkpoints, progress=False
+    )
+    for a, b in zip(whole, resumed, strict=True):
+        assert next(a.model.parameters()).device.type == device.type
+        assert _equal(_weights(a), _weights(b))

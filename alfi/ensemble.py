@@ -20,8 +20,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
-from alfi import proposal
-from alfi.model import ALFI
+from alfi.model import ALFI, propose
 from alfi.simulators import Simulator
 
 __all__ = ["Ensemble"]
@@ -76,10 +75,20 @@ class Ensemble:
         model.load_state_dict(self.member_state(g))
         return model
 
-    def _vmapped(self, call: _Call, *args: Tensor, simulator: Simulator | None = None):
-        """``call`` for every member: ``args`` ``(G, ...)``, member ``g`` reading slice ``g``
-        with its own weights; ``simulator``, if given, is the method's first argument."""
-        weights = {f"model.{k}": v for k, v in (self.params | self.buffers).items()}
+    def _weights(self) -> dict[str, Tensor]:
+        """The stacked weights under the names :class:`_Call` gives them."""
+        return {f"model.{k}": v for k, v in (self.params | self.buffers).items()}
+
+    def _vmapped(
+        self,
+        call: _Call,
+        weights: dict[str, Tensor],
+        *args: Tensor,
+        simulator: Simulator | None = None,
+    ):
+        """``call`` for every member: ``weights`` (:meth:`_weights`) and ``args`` ``(G, ...)``,
+        member ``g`` reading slice ``g``; ``simulator``, if given, is the method's first
+        argument."""
         lead = () if simulator is None else (simulator,)
 
         def one(member_weights: dict[str, Tensor], *inputs: Tensor):
@@ -120,35 +129,28 @@ class Ensemble:
             raise ValueError(
                 f"expected {self.size} generators, one per member, got {len(generators)}"
             )
-        real_code = self._vmapped(self._calls["encode"], x_real, simulator=simulator)
-        context = self._vmapped(self._calls["real_context"], real_code)
+        weights = self._weights()
+        real_code = self._vmapped(self._calls["encode"], weights, x_real, simulator=simulator)
+        context = self._vmapped(self._calls["real_context"], weights, real_code)
         state = psi.new_zeros(*psi.shape[:2], self.config.recurrent)
         trajectory = [psi]
         for _ in range(steps):
-            draws = [
-                self._propose(simulator, g, psi[g], n_theta, n_sim, generator)
+            draws = [  # member by member: each from its own generator
+                propose(
+                    simulator,
+                    psi[g],
+                    self.buffers["theta_mean"][g],
+                    self.buffers["theta_std"][g],
+                    n_theta=n_theta,
+                    n_sim=n_sim,
+                    generator=generator,
+                )
                 for g, generator in enumerate(generators)
             ]
             theta = torch.stack([d[0] for d in draws])
             x = torch.stack([d[1] for d in draws])
             psi, state = self._vmapped(
-                self._update, context, psi, state, theta, x, simulator=simulator
+                self._update, weights, context, psi, state, theta, x, simulator=simulator
             )
             trajectory.append(psi)
         return torch.stack(trajectory)
-
-    def _propose(
-        self,
-        simulator: Simulator,
-        g: int,
-        psi: Tensor,
-        n_theta: int,
-        n_sim: int,
-        generator: torch.Generator,
-    ) -> tuple[Tensor, Tensor]:
-        """:meth:`ALFI.propose` of member ``g`` (its statistics, its generator)."""
-        with torch.no_grad():
-            theta = proposal.sample(psi, n_theta, generator)
-            raw = theta * self.buffers["theta_std"][g] + self.buffers["theta_mean"][g]
-            x = simulator.simulate(simulator.clamp(raw), n_sim, generator)
-        return theta, x

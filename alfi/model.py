@@ -29,7 +29,7 @@ from alfi import proposal
 from alfi.nn import MLP, SetEncoder, gru_cell
 from alfi.simulators import Simulator
 
-__all__ = ["ModelConfig", "ALFI", "squash"]
+__all__ = ["ModelConfig", "ALFI", "propose", "squash"]
 
 
 def squash(x: Tensor, kind: str) -> Tensor:
@@ -65,6 +65,26 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "x_hidden": list(self.x_hidden)}
+
+
+@torch.no_grad()
+def propose(
+    simulator: Simulator,
+    psi: Tensor,
+    theta_mean: Tensor,
+    theta_std: Tensor,
+    *,
+    n_theta: int,
+    n_sim: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Steps 1 and 2 (no gradient flows through them): ``B`` draws ``theta`` ``(P, B, D)`` from
+    the proposals ``psi`` ``(P, 2D)`` (standardised space) and ``M`` simulations ``x``
+    ``(P, B, M, X)`` at each de-standardised (``theta * theta_std + theta_mean``), prior-clipped
+    draw, both from ``generator``."""
+    theta = proposal.sample(psi, n_theta, generator)
+    x = simulator.simulate(simulator.clamp(theta * theta_std + theta_mean), n_sim, generator)
+    return theta, x
 
 
 class ALFI(nn.Module):
@@ -132,13 +152,16 @@ class ALFI(nn.Module):
         n_sim: int,
         generator: torch.Generator,
     ) -> tuple[Tensor, Tensor]:
-        """Steps 1 and 2 (no gradient flows through them): ``B`` draws ``theta`` ``(P, B, D)``
-        from the proposals ``psi`` ``(P, 2D)`` and ``M`` simulations ``x`` ``(P, B, M, X)`` at
-        each, both from ``generator``."""
-        with torch.no_grad():
-            theta = proposal.sample(psi, n_theta, generator)
-            x = simulator.simulate(simulator.clamp(self.raw_theta(theta)), n_sim, generator)
-        return theta, x
+        """Steps 1 and 2: :func:`propose` with this model's prior standardisation."""
+        return propose(
+            simulator,
+            psi,
+            self.theta_mean,
+            self.theta_std,
+            n_theta=n_theta,
+            n_sim=n_sim,
+            generator=generator,
+        )
 
     def forward(
         self,

@@ -130,6 +130,25 @@ def _total_steps(settings: dict[str, Any], n_problems: int) -> tuple[int, int]:
     return per_epoch, max(1, round(settings["train"]["epochs"] * per_epoch))
 
 
+def _schedule(
+    settings: dict[str, Any], n_problems: int, stop_after: int | None
+) -> tuple[int, int, int]:
+    """Steps per epoch, steps in all, and the step a run ends at (``stop_after``, if sooner)."""
+    per_epoch, total = _total_steps(settings, n_problems)
+    return per_epoch, total, total if stop_after is None else min(total, stop_after)
+
+
+#: Steps between two entries of a run's loss history.
+HISTORY_EVERY = 50
+
+
+def _progress_bar(total: int, step: int, desc: str, progress: bool) -> tqdm:
+    """A training run's progress bar, from ``step`` of ``total`` (hidden unless ``progress``)."""
+    return tqdm(
+        total=total, initial=step, disable=not progress, desc=desc, mininterval=2.0, unit="step"
+    )
+
+
 @functools.lru_cache(maxsize=2)
 def _epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The visiting order of epoch ``epoch``: a function of (seed, epoch), drawn once per epoch."""
@@ -499,16 +518,8 @@ def train(
     theta_raw = data.theta.to(device)
     theta_all = model.standardise_theta(theta_raw)
     x_all = data.x.to(device)
-    per_epoch, total = _total_steps(settings, len(data))
-    last = total if stop_after is None else min(total, stop_after)
-    bar = tqdm(
-        total=total,
-        initial=step,
-        disable=not progress,
-        desc=f"{simulator.name} {variant}",
-        mininterval=2.0,
-        unit="step",
-    )
+    per_epoch, total, last = _schedule(settings, len(data), stop_after)
+    bar = _progress_bar(total, step, f"{simulator.name} {variant}", progress)
     start = time.perf_counter()
     while step < last:
         index = _batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
@@ -535,7 +546,7 @@ def train(
         )
         step += 1
         bar.update(1)
-        if step % 50 == 0 or step == last:
+        if step % HISTORY_EVERY == 0 or step == last:
             history.append(
                 {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start}
             )

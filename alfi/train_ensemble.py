@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from alfi import proposal
 from alfi.config import parse_variant
@@ -34,14 +33,16 @@ from alfi.losses import meta_loss
 from alfi.provenance import digest
 from alfi.simulators import Simulator
 from alfi.train import (
+    HISTORY_EVERY,
     NonFiniteLossError,
     TrainResult,
     _batch_indices,
     _checkpoint,
     _diagnose_non_finite,
+    _progress_bar,
     _proposal_diverged,
     _resumable,
-    _total_steps,
+    _schedule,
     fresh_observations,
     initial_model,
     learning_rate,
@@ -148,9 +149,8 @@ def _clip_each(parameters: list[torch.Tensor], max_norm: float) -> None:
         grad.mul_(factor.reshape(-1, *(1,) * (grad.dim() - 1)))
 
 
-def _member_optimiser_state(optimiser: torch.optim.Optimizer, g: int) -> dict[str, Any]:
-    """Member ``g``'s slice of the stacked Adam state, as a one-model Adam's ``state_dict``."""
-    state = optimiser.state_dict()
+def _member_optimiser_state(state: dict[str, Any], g: int) -> dict[str, Any]:
+    """Member ``g``'s slice of the stacked Adam ``state_dict``, as a one-model Adam's."""
     sliced = {
         i: {k: v if k == "step" else v[g].clone() for k, v in entry.items()}
         for i, entry in state["state"].items()
@@ -253,16 +253,8 @@ def _train_together(
     theta_raw = data.theta.to(device)
     theta_all = models[0].standardise_theta(theta_raw)  # the prior's moments: the same for all
     x_all = data.x.to(device)
-    per_epoch, total = _total_steps(settings, len(data))
-    last = total if stop_after is None else min(total, stop_after)
-    bar = tqdm(
-        total=total,
-        initial=step,
-        disable=not progress,
-        desc=f"{simulator.name} x{len(members)}",
-        mininterval=2.0,
-        unit="step",
-    )
+    per_epoch, total, last = _schedule(settings, len(data), stop_after)
+    bar = _progress_bar(total, step, f"{simulator.name} x{len(members)}", progress)
     start = time.perf_counter()
     while step < last:
         index = torch.stack(
@@ -294,11 +286,12 @@ def _train_together(
         )
         step += 1
         bar.update(1)
-        if step % 50 == 0 or step == last:
+        if step % HISTORY_EVERY == 0 or step == last:
             seconds = time.perf_counter() - start
             for history, loss in zip(histories, losses.tolist(), strict=True):
                 history.append({"step": step, "loss": loss, "seconds": seconds})
         if step % cfg["checkpoint_every"] == 0 or step == last:
+            optimiser_state = optimiser.state_dict()
             for g, (variant, seed) in enumerate(members):
                 if checkpoints[g] is None:
                     continue
@@ -307,7 +300,7 @@ def _train_together(
                     _checkpoint(
                         ensemble.member_state(g),
                         ensemble.config.to_dict(),
-                        _member_optimiser_state(optimiser, g),
+                        _member_optimiser_state(optimiser_state, g),
                         generators[g].get_state(),
                         step=step,
                         settings=settings,

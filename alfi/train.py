@@ -310,6 +310,15 @@ def _proposal_diverged(
     return False
 
 
+def _diverged(step: int, run: str, error: Exception) -> NonFiniteLossError:
+    """The error of a run (``"poisson, nll-exp"``) whose weights diverged so far that the
+    simulator refused the parameters the proposal gave it."""
+    return NonFiniteLossError(
+        f"the proposal became non-finite at step {step} ({run}): the weights diverged, and the "
+        f"simulator refused the parameters ({error}); lower train.lr or set train.grad_clip"
+    )
+
+
 def unroll_length(cfg: dict[str, Any]) -> int:
     """Updates unrolled per training step: the horizon ``steps`` plus ``tail_steps`` past it."""
     return cfg["steps"] + cfg.get("tail_steps", 0)
@@ -358,11 +367,7 @@ def batch_loss(
     except RuntimeError as exc:
         if not _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
             raise
-        raise NonFiniteLossError(
-            f"the proposal became non-finite at step {step} ({simulator.name}, {variant}): "
-            f"the weights diverged, and the simulator refused the parameters ({exc}); lower "
-            "train.lr or set train.grad_clip"
-        ) from None
+        raise _diverged(step, f"{simulator.name}, {variant}", exc) from None
     tail = cfg.get("tail_steps", 0)
     loss = meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail)
     if not torch.isfinite(loss):

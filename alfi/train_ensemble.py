@@ -34,11 +34,11 @@ from alfi.provenance import digest
 from alfi.simulators import Simulator
 from alfi.train import (
     HISTORY_EVERY,
-    NonFiniteLossError,
     TrainResult,
     _batch_indices,
     _checkpoint,
     _diagnose_non_finite,
+    _diverged,
     _progress_bar,
     _proposal_diverged,
     _resumable,
@@ -348,9 +348,6 @@ def _unroll(
         for g, (variant, seed) in enumerate(members):
             model = ensemble.member(g)
             if _proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
-                raise NonFiniteLossError(
-                    f"the proposal became non-finite at step {step} ({simulator.name}, {variant}, "
-                    f"seed {seed}): the weights diverged, and the simulator refused the "
-                    f"parameters ({exc}); lower train.lr or set train.grad_clip"
-                ) from None
+                run = f"{simulator.name}, {variant}, seed {seed}"
+                raise _diverged(step, run, exc) from None
         raise

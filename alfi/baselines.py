@@ -83,11 +83,13 @@ def save_draws(path: Path, draws: Any) -> None:
         np.savez(handle, draws=draws.numpy())
 
 
-def reference_c2st(draws: Any, reference: Path, problems: int, seed: int) -> np.ndarray:
+def reference_c2st(draws: Any, reference: Path, evaluate: dict[str, Any], seed: int) -> np.ndarray:
     """C2ST (:func:`alfi.metrics.c2st`) of a method's ``draws`` ``(N, S, D)`` against the exact
-    posterior's draws in ``reference`` (``.npz``), on the first ``problems`` problems."""
+    posterior's draws in ``reference`` (``.npz``), on the first ``evaluate["c2st_problems"]``
+    problems, with a forest of ``evaluate["c2st_trees"]`` trees."""
     from alfi.metrics import c2st
 
+    problems = evaluate["c2st_problems"]
     with np.load(reference) as stored:
         exact = stored["draws"]
     if exact.shape[0] < min(problems, len(draws)) or exact.shape[2] != draws.shape[2]:
@@ -95,7 +97,7 @@ def reference_c2st(draws: Any, reference: Path, problems: int, seed: int) -> np.
             f"{reference}: draws {exact.shape} do not match the method's {draws.shape}"
         )
     n = min(problems, len(draws))
-    return c2st(draws[:n].numpy(), exact[:n], seed=seed)
+    return c2st(draws[:n].numpy(), exact[:n], seed=seed, trees=evaluate["c2st_trees"])
 
 
 def _run(args: argparse.Namespace, config, settings, device, simulator, data, train_data):
@@ -184,7 +186,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     ev = settings["evaluate"]
     c2st = None
     if args.reference is not None and trajectory.draws is not None and ev["c2st_problems"]:
-        c2st = reference_c2st(trajectory.draws, args.reference, ev["c2st_problems"], config["seed"])
+        c2st = reference_c2st(trajectory.draws, args.reference, ev, config["seed"])
     if args.draws_out is not None:
         if trajectory.draws is None:
             raise InputError(f"--draws-out needs evaluate.draws > 0 (method {args.method!r})")

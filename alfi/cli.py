@@ -234,9 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.reference is not None and ev["c2st_problems"]:
             from alfi.baselines import reference_c2st
 
-            c2st = reference_c2st(
-                trajectory.draws, args.reference, ev["c2st_problems"], config["seed"]
-            )
+            c2st = reference_c2st(trajectory.draws, args.reference, ev, config["seed"])
         record = _evaluation_record(
             "evaluate",
             simulator,

@@ -304,7 +304,7 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     if stage == "evaluate":  # every T_test comes from one unroll to the largest
         return {**common, "evaluate": resolved["evaluate"], "t_test": config["t_test"]}
     ev = resolved["evaluate"]
-    kept = {k: ev[k] for k in ("draws", "c2st_problems", "histograms")}
+    kept = {k: ev[k] for k in ("draws", "c2st_problems", "c2st_trees", "histograms")}
     if stage == "baselines":
         # Training shares and ABC budgets name the runs (paths), so adding one reruns no other.
         baselines = {k: v for k, v in resolved["baselines"].items() if k != "train_fractions"}

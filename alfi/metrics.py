@@ -390,12 +390,15 @@ def sample_coverage(
     return pd.DataFrame(rows, columns=["parameter", "level", "coverage", "n"])
 
 
-def c2st(samples: np.ndarray, reference: np.ndarray, seed: int = 1) -> np.ndarray:
+def c2st(samples: np.ndarray, reference: np.ndarray, seed: int = 1, trees: int = 100) -> np.ndarray:
     """Classifier two-sample test accuracy per problem: 0.5 indistinguishable, 1 disjoint.
 
-    sbi's ``c2st`` (random forest, 5-fold cross-validation, both sets z-scored by ``samples``'
-    moments) on each problem, between a method's draws ``samples`` ``(N, S, D)`` and exact
-    reference draws ``reference`` ``(N, S', D)`` (:mod:`alfi.reference`); returns ``(N,)``.
+    sbi's ``c2st`` (a random forest of ``trees`` trees, 5-fold cross-validation, both sets
+    z-scored by ``samples``' moments) on each problem, between a method's draws ``samples``
+    ``(N, S, D)`` and exact reference draws ``reference`` ``(N, S', D)``
+    (:mod:`alfi.reference`); returns ``(N,)``. The forest's fits are the whole cost (about
+    1.4 s per problem at 100 trees and 1000 + 1000 draws); ``docs/studies/c2st_trees.md``
+    measures what fewer trees change.
     Needs the optional ``baselines`` extra (sbi, which brings torch and scikit-learn); this
     module imports neither until called.
     """
@@ -410,7 +413,14 @@ def c2st(samples: np.ndarray, reference: np.ndarray, seed: int = 1) -> np.ndarra
     if samples.ndim != 3 or reference.shape[::2] != samples.shape[::2]:
         raise InputError(f"samples {samples.shape} and reference {reference.shape} do not match")
     scores = [
-        float(sbi_c2st(torch.as_tensor(s).float(), torch.as_tensor(r).float(), seed=seed))
+        float(
+            sbi_c2st(
+                torch.as_tensor(s).float(),
+                torch.as_tensor(r).float(),
+                seed=seed,
+                classifier_kwargs={"n_estimators": trees},
+            )
+        )
         for s, r in zip(samples, reference, strict=True)
     ]
     return np.array(scores)

@@ -254,10 +254,11 @@ def test_reference_c2st_reads_the_exact_draws(generator, tmp_path, require_sbi) 
     exact = run_reference(sim, data, generator(5), draws=400)
     save_draws(tmp_path / "draws.npz", exact.draws)
     same = run_reference(sim, data, generator(6), draws=400).draws
-    assert (reference_c2st(same, tmp_path / "draws.npz", 2, seed=0) < 0.6).all()
+    evaluate = {"c2st_problems": 2, "c2st_trees": 25}
+    assert (reference_c2st(same, tmp_path / "draws.npz", evaluate, seed=0) < 0.6).all()
     # 4 posterior sds apart: Bayes accuracy Phi(2) = 0.977 for Gaussians
     shifted = same + 4 * exact.sigma[0].unsqueeze(1)
-    scores = reference_c2st(shifted, tmp_path / "draws.npz", 2, seed=0)
+    scores = reference_c2st(shifted, tmp_path / "draws.npz", evaluate, seed=0)
     assert scores.shape == (2,) and (scores > 0.9).all()
 
 
@@ -279,3 +280,12 @@ def test_a_new_budget_or_training_share_changes_no_other_run() -> None:
     assert stage_settings(config, "poisson", "baselines") == before
     baselines["npe"]["lr"] = 2e-3
     assert stage_settings(config, "poisson", "baselines") != before
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "baselines"])
+def test_the_c2st_forest_is_in_the_stamps_of_the_runs_it_scores(stage: str) -> None:
+    """Every run that reports a C2ST reruns when its forest changes."""
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    before = stage_settings(config, "poisson", stage)
+    config["defaults"]["evaluate"]["c2st_trees"] = 7
+    assert stage_settings(config, "poisson", stage) != before

@@ -203,13 +203,14 @@ def test_c2st_without_sbi_names_the_extra(monkeypatch) -> None:
 
 
 @pytest.mark.baselines
-def test_c2st_against_the_reference(generator, require_sbi) -> None:
+@pytest.mark.parametrize("trees", [100, 25])
+def test_c2st_against_the_reference(generator, require_sbi, trees: int) -> None:
     sim = get_simulator("poisson")
     x = sim.simulate(torch.tensor([[1.0], [5.0]]), 200, generator(11))
     post = reference_posterior(sim, x)
     reference = post.sample(500, generator(12)).numpy()
-    same = metrics.c2st(post.sample(500, generator(13)).numpy(), reference)
+    same = metrics.c2st(post.sample(500, generator(13)).numpy(), reference, trees=trees)
     shift = 2 * post.var().sqrt()[:, None].numpy()
-    shifted = metrics.c2st(post.sample(500, generator(14)).numpy() + shift, reference)
+    shifted = metrics.c2st(post.sample(500, generator(14)).numpy() + shift, reference, trees=trees)
     assert same.shape == (2,) and (same < 0.6).all(), same  # chance level 0.5
     assert (shifted > 0.75).all(), shifted  # two sds apart: Bayes accuracy Phi(1) = 0.84

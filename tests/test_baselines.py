@@ -282,7 +282,7 @@ def test_a_new_budget_or_training_share_changes_no_other_run() -> None:
     assert stage_settings(config, "poisson", "baselines") != before
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "baselines"])
+@pytest.mark.parametrize("stage", ["evaluate", "baselines", "reference"])
 def test_the_c2st_forest_is_in_the_stamps_of_the_runs_it_scores(stage: str) -> None:
     """Every run that reports a C2ST reruns when its forest changes."""
     config = load_config(ROOT / "configs" / "tiny.yaml")

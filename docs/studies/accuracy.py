@@ -30,22 +30,14 @@ from alfi.config import _merge, derive_seed, load_config, settings_for  # noqa: 
 from alfi.data import make_dataset, make_generator  # noqa: E402
 from alfi.evaluate import run_alfi, run_mle  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
-from alfi.train import train  # noqa: E402
+from alfi.train import LATER_OPTIONS, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The plain choices every candidate starts from (``config.yaml`` has since adopted the winners;
-#: the study keeps measuring each candidate against the plain configuration).
-PLAIN: dict = {
-    "model": {"pooling": "mean", "squash": "none", "bound_mean": False},
-    "train": {
-        "lr": 1e-3,
-        "lr_schedule": "constant",
-        "warmup": 0,
-        "tail_steps": 0,
-        "fresh_real": False,
-    },
-}
+#: the study keeps measuring each candidate against the plain configuration): every later
+#: option at its schema default, at the plain learning rate.
+PLAIN: dict = _merge(LATER_OPTIONS, {"train": {"lr": 1e-3}})
 
 #: Candidate name to the settings it changes (deep-merged over :data:`PLAIN`).
 CANDIDATES: dict[str, dict] = {

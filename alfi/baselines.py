@@ -145,6 +145,10 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
     return run_npe(npe, simulator, data, generator, seed=train_seed, draws=draws), cost
 
 
+#: The workflow stage (settings stamp) of the methods that train nothing; the rest: ``baselines``.
+_STAGE = {"posterior": "posterior", "prior_mean": "reference"}
+
+
 def _variant(args: argparse.Namespace, train_data: MetaDataset | None) -> str:
     if args.method == "posterior":
         return "exact"
@@ -198,7 +202,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         device,
         seed=args.seed,
         root=config["seed"],
-        settings=stage_settings(config, simulator.name, "baselines"),
+        settings=stage_settings(config, simulator.name, _STAGE.get(args.method, "baselines")),
         train=train_data.fingerprint if train_data is not None else None,
         reference=_digest_file(args.reference),
     )

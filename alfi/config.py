@@ -275,7 +275,7 @@ def settings(simulator: str, config: str | Path | Mapping[str, Any] = "laptop") 
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.
-STAGES = ("data", "train", "evaluate", "baselines", "reference")
+STAGES = ("data", "train", "evaluate", "baselines", "reference", "posterior")
 
 
 def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[str, Any]:
@@ -286,7 +286,10 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     except how often checkpoints are written (no effect on the result); ``evaluate``: the root
     seed, device, evaluation settings and the ``T_test`` values (evaluated together);
     ``baselines``: the baselines' settings but the training shares and ABC budgets, which name
-    each run's outputs instead. A setting changes a stage's
+    each run's outputs instead; ``reference`` (the prior-mean control, scored against the exact
+    posterior): the root seed, device and the draws' and C2ST's settings; ``posterior`` (the
+    exact posterior itself, which no C2ST scores): the root seed, device, how many draws and
+    how many problems keep their samples. A setting changes a stage's
     outputs only through these, which is what lets the workflow rerun exactly the jobs a change
     concerns.
     """
@@ -318,6 +321,8 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
         }
     if stage == "reference":
         return {**common, **kept}
+    if stage == "posterior":
+        return {**common, "draws": ev["draws"], "histograms": ev["histograms"]}
     raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 

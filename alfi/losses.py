@@ -60,17 +60,22 @@ def meta_loss(
     weighting: str = "exp",
     beta: float = 5.0,
     tail: int = 0,
+    tail_weight: float = 1.0,
 ) -> Tensor:
     r"""Weighted loss of a trajectory ``(T + tail + 1, P, 2D)`` (``psi_1`` first) for ``theta``
     ``(P, D)``.
 
     Averaged over the ``P`` problems; :math:`\psi_1` carries no weight (it does not depend on
-    the network). The last ``tail`` updates (run past the horizon ``T``) each get the weight of
-    update ``T``: the machine learns to hold a good proposal rather than keep moving it.
+    the network). The last ``tail`` updates (run past the horizon ``T``) each get
+    ``tail_weight`` times the weight of update ``T``: the machine learns to hold a good proposal
+    rather than keep moving it. ``tail_weight = 1 / tail`` spreads one update's weight over the
+    tail, so a longer tail does not take the loss's share from the updates up to ``T``.
     """
     steps = trajectory.shape[0] - 1 - tail
     weights = step_weights(weighting, steps, beta, trajectory.device)
     if tail:
-        weights = torch.cat((weights, weights[-1].expand(tail)))
+        if tail_weight <= 0:
+            raise ValueError(f"tail_weight must be > 0, got {tail_weight}")
+        weights = torch.cat((weights, (tail_weight * weights[-1]).expand(tail)))
     per_step = partial_loss(loss, trajectory[1:], theta.unsqueeze(0)).mean(-1)  # (T,)
     return (weights * per_step).sum()

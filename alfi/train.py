@@ -163,7 +163,13 @@ def _batch_indices(seed: int, step: int, per_epoch: int, n: int, batch: int) -> 
 #: Settings added later, with the default that reproduces the behaviour from before them.
 LATER_OPTIONS = {
     "model": {"pooling": "mean", "bound_mean": False, "squash": "none"},
-    "train": {"fresh_real": False, "lr_schedule": "constant", "warmup": 0, "tail_steps": 0},
+    "train": {
+        "fresh_real": False,
+        "lr_schedule": "constant",
+        "warmup": 0,
+        "tail_steps": 0,
+        "tail_weight": 1.0,
+    },
 }
 
 
@@ -369,7 +375,8 @@ def batch_loss(
             raise
         raise _diverged(step, f"{simulator.name}, {variant}", exc) from None
     tail = cfg.get("tail_steps", 0)
-    loss = meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail)
+    tail_weight = cfg.get("tail_weight", 1.0)
+    loss = meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail, tail_weight)
     if not torch.isfinite(loss):
         raise _diagnose_non_finite(
             simulator,

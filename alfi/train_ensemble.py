@@ -195,10 +195,12 @@ def ensemble_step(
         ]
     )
     trajectory = _unroll(ensemble, simulator, x_real, psi, cfg, generators, members, step)
-    tail = cfg.get("tail_steps", 0)
+    tail, tail_weight = cfg.get("tail_steps", 0), cfg.get("tail_weight", 1.0)
     losses = torch.stack(
         [
-            meta_loss(trajectory[:, g], theta[g], *parse_variant(variant), cfg["beta"], tail)
+            meta_loss(
+                trajectory[:, g], theta[g], *parse_variant(variant), cfg["beta"], tail, tail_weight
+            )
             for g, (variant, _) in enumerate(members)
         ]
     )

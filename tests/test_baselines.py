@@ -289,3 +289,16 @@ def test_the_c2st_forest_is_in_the_stamps_of_the_runs_it_scores(stage: str) -> N
     before = stage_settings(config, "poisson", stage)
     config["defaults"]["evaluate"]["c2st_trees"] = 7
     assert stage_settings(config, "poisson", stage) != before
+
+
+def test_the_exact_posterior_reruns_on_its_draws_not_on_the_c2st() -> None:
+    """No C2ST scores the exact posterior: its forest and problems leave its stamp alone."""
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    before = stage_settings(config, "poisson", "posterior")
+    config["defaults"]["evaluate"] |= {"c2st_trees": 7, "c2st_problems": 3}
+    assert stage_settings(config, "poisson", "posterior") == before
+    assert stage_settings(config, "poisson", "reference") != stage_settings(
+        load_config(ROOT / "configs" / "tiny.yaml"), "poisson", "reference"
+    )
+    config["defaults"]["evaluate"]["draws"] += 1
+    assert stage_settings(config, "poisson", "posterior") != before

@@ -136,6 +136,10 @@ def test_tail_steps_weigh_like_the_last_update():
     base = meta_loss(trajectory[:4], theta, "mse", "exp")
     assert base == 0
     assert meta_loss(trajectory, theta, "mse", "exp", tail=2) == pytest.approx(2.0)
+    # spread: the whole tail carries one update's weight
+    assert meta_loss(trajectory, theta, "mse", "exp", 5.0, 2, 0.5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="tail_weight must be > 0, got 0"):
+        meta_loss(trajectory, theta, "mse", "exp", 5.0, 2, 0.0)
 
 
 @pytest.mark.parametrize(

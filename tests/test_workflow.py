@@ -302,6 +302,19 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     assert project.dry_run(*common) == _downstream(stage_settings=n, evaluate=n + 1)
     _edit_config(project.root, lambda c: c.update(t_test=c["t_test"][:-1]))
 
+    # The C2ST's forest: every run that reports a C2ST, not the exact posterior, no training.
+    trees = config["defaults"]["evaluate"].get("c2st_trees", 100)
+    _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees + 1))
+    assert project.dry_run(*common) == _downstream(
+        settings=n,
+        stage_settings=3 * n,
+        evaluate=n + 1,
+        prior_mean=n,
+        amortised=2 * n,
+        abc_smc=n,
+    )
+    _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees))
+
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")

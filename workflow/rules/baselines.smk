@@ -4,7 +4,7 @@
 rule posterior:
     input:
         settings=ancient(rules.settings.output[0]),
-        stage=stage_file("reference"),
+        stage=stage_file("posterior"),
         dataset=split_file("test"),
         code=stage_code("posterior"),
     output:

@@ -96,15 +96,19 @@ def test_members_draw_what_they_draw_alone(linear_regression):
         torch.testing.assert_close(together[:, g], alone[g], rtol=1e-5, atol=1e-5)
 
 
-def test_members_follow_their_lone_training_to_rounding(linear_regression):
+@pytest.mark.parametrize(
+    "options", [{}, {"tail_steps": 2, "tail_weight": 0.25}], ids=["horizon", "spread-tail"]
+)
+def test_members_follow_their_lone_training_to_rounding(linear_regression, options):
     """Two steps of three different members (each its own meta-batches, loss, generator and
     clip) against the same three models trained alone. The batched kernels round differently
     (float32: relative 1.2e-7 per operation), and a run amplifies that: here about tenfold per
     step, since Adam's first steps move every weight by about lr whatever its gradient's size.
     After two steps that is ~1e-7 of the distance trained; a member given another's batch, loss,
-    generator or clip would be apart by O(1) of it. 1e-4 separates the two."""
+    generator or clip would be apart by O(1) of it. 1e-4 separates the two. With a tail past
+    the horizon, each member's loss weighs its tail as the lone model's does."""
     sim, data = linear_regression
-    settings = _settings()
+    settings = _settings(**options)
     start = [
         initial_model(sim, data, settings, variant=v, seed=s, device=CPU).state_dict()
         for v, s in MEMBERS

@@ -212,10 +212,11 @@ def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Final-step numbers, mean and sd over seeds, per simulator, candidate, T_test and band."""
+    """Final-step numbers, mean and sd over seeds, per simulator, candidate, training length
+    (``epochs_scale``), T_test and band."""
     last = frame[frame["step"] == frame["total_steps"]]
     return (
-        last.groupby(["simulator", "candidate", "band", "t_test"])
+        last.groupby(["simulator", "candidate", "epochs_scale", "band", "t_test"])
         .agg(
             ratio_mean=("ratio", "mean"),
             ratio_sd=("ratio", "std"),

@@ -68,6 +68,8 @@ rule amortised:
         f"{RESULTS}/logs/{{method}}/{{simulator}}_n{{size}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/logs/{{method}}/{{simulator}}_n{{size}}_seed{{seed}}.benchmark.tsv"
+    # the larger training sets first, after the ALFI trainings (see training_updates)
+    priority: lambda wildcards: int(wildcards.size) // 100
     conda:
         "../../envs/baselines.yaml"
     threads: RES["train_threads"]

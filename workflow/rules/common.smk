@@ -153,6 +153,20 @@ def training_groups():
     return groups
 
 
+# Priorities are not passed on to a job's inputs: the quick jobs every other waits on (settings,
+# datasets) go first, or a long training of one simulator holds a core while another
+# simulator's longer training still waits on its settings file.
+SETUP_PRIORITY = 10**6
+
+
+def training_updates(simulator):
+    """Meta-training updates of one model of ``simulator`` (epochs x unrolled updates): its
+    job's priority, so the longest trainings start first and the short jobs fill the cores
+    around them instead of a long training ending the run alone on one core."""
+    train = settings_for(config, simulator)["train"]
+    return train["epochs"] * (train["steps"] + train["tail_steps"])
+
+
 def posterior_simulators():
     """Simulators whose exact posterior is computed: those with a log-likelihood (a plugin may
     have none; the workflow says so when it starts)."""

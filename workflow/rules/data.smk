@@ -5,6 +5,7 @@ rule settings:
         f"{RESULTS}/logs/settings/{{simulator}}.log",
     benchmark:
         f"{RESULTS}/logs/settings/{{simulator}}.benchmark.tsv"
+    priority: SETUP_PRIORITY
     localrule: True
     conda:
         "../../envs/alfi.yaml"
@@ -21,6 +22,7 @@ rule stage_settings:
         f"{RESULTS}/logs/settings/{{simulator}}_{{stage}}.log",
     benchmark:
         f"{RESULTS}/logs/settings/{{simulator}}_{{stage}}.benchmark.tsv"
+    priority: SETUP_PRIORITY
     localrule: True
     conda:
         "../../envs/alfi.yaml"
@@ -43,6 +45,7 @@ rule dataset:
         f"{RESULTS}/logs/dataset/{{simulator}}_{{split}}.log",
     benchmark:
         f"{RESULTS}/logs/dataset/{{simulator}}_{{split}}.benchmark.tsv"
+    priority: SETUP_PRIORITY
     conda:
         "../../envs/alfi.yaml"
     shell:

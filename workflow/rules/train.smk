@@ -16,6 +16,7 @@ if RES["train_group_size"] == 1:
             f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.log",
         benchmark:
             f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.benchmark.tsv"
+        priority: lambda wildcards: training_updates(wildcards.simulator)
         conda:
             "../../envs/alfi.yaml"
         threads: RES["train_threads"]
@@ -50,6 +51,7 @@ else:
                 f"{RESULTS}/logs/train/{simulator}_group{index}.log",
             benchmark:
                 f"{RESULTS}/logs/train/{simulator}_group{index}.benchmark.tsv"
+            priority: training_updates(simulator) * len(members)
             conda:
                 "../../envs/alfi.yaml"
             threads: RES["train_threads"]

@@ -26,10 +26,10 @@ def test_dry_run_default_config(repository):
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; both T_test
     # from one evaluation of each model;
     # per simulator the exact posterior, the prior, the regressor and NPE for the one seed at 3
-    # training sizes, and SMC-ABC at 2 budgets.
+    # training sizes, and SMC-ABC at 2 budgets; 6 stage settings files per simulator.
     assert counts == {
         "settings": 4,
-        "stage_settings": 20,
+        "stage_settings": 24,
         "dataset": 8,
         "train": 9,
         "evaluate": 9,
@@ -42,7 +42,7 @@ def test_dry_run_default_config(repository):
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 100,
+        "total": 104,
     }
 
 
@@ -53,7 +53,7 @@ def test_dry_run_paper_config(repository):
     # 4 simulators x 6 variants x 3 seeds = 72 models, each tested once (both T_test); the regressor
     # and NPE for each simulator, seed and of 3 training sizes.
     assert counts["train"] == 72 and counts["evaluate"] == 72 and counts["amortised"] == 72
-    assert counts["abc_smc"] == 8 and counts["total"] == 274
+    assert counts["abc_smc"] == 8 and counts["total"] == 278
 
 
 def test_grouped_training_jobs(repository, tmp_path):
@@ -66,7 +66,7 @@ def test_grouped_training_jobs(repository, tmp_path):
     groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
     expected = [f"train_{s}_group{k}" for s in ("poisson", "linear_regression") for k in range(3)]
     assert len(groups) == 12 and set(groups.values()) == {1} and set(expected) <= set(groups)
-    assert counts["evaluate"] == 72 and counts["total"] == 274 - 72 + 12
+    assert counts["evaluate"] == 72 and counts["total"] == 278 - 72 + 12
     lint = repository.run("--lint", "--config", grouped)
     assert "Congratulations" in lint.stdout + lint.stderr
 

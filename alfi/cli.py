@@ -266,8 +266,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def training_cost(state: dict) -> dict[str, float]:
     """Observations simulated in meta-training (steps x meta-batch x unroll x B x M) and its wall
     clock (of the last process that trained it: a resumed run counts from its resumption)."""
+    from alfi.train import unroll_length
+
     tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
-    unroll = tr["steps"] + tr.get("tail_steps", 0)
+    unroll = unroll_length(tr)
     steps = last.get("step", 0)
     return {
         "train_simulations": float(steps * tr["meta_batch"] * unroll * tr["n_theta"] * tr["n_sim"]),

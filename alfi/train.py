@@ -330,6 +330,16 @@ def unroll_length(cfg: dict[str, Any]) -> int:
     return cfg["steps"] + cfg.get("tail_steps", 0)
 
 
+def variant_loss(
+    trajectory: torch.Tensor, theta: torch.Tensor, variant: str, cfg: dict[str, Any]
+) -> torch.Tensor:
+    """:func:`alfi.losses.meta_loss` of ``variant`` (``LOSS-WEIGHTING``) under the training
+    settings ``cfg`` (``beta``, ``tail_steps``, ``tail_weight``)."""
+    loss_kind, weighting = parse_variant(variant)
+    tail, tail_weight = cfg.get("tail_steps", 0), cfg.get("tail_weight", 1.0)
+    return meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail, tail_weight)
+
+
 def batch_loss(
     model: ALFI,
     simulator: Simulator,
@@ -356,7 +366,7 @@ def batch_loss(
     diverged proposal or the optimisation); ``seed`` and ``step`` name the step in that message
     and seed the diagnostic replays, which draw nothing from ``generator``.
     """
-    loss_kind, weighting = parse_variant(variant)
+    parse_variant(variant)  # a bad variant is named before any simulation
     psi = proposal.initial(
         (x_real.shape[0],), simulator.theta_dim, generator, cfg["initial_log_scale"]
     )
@@ -374,9 +384,7 @@ def batch_loss(
         if not _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
             raise
         raise _diverged(step, f"{simulator.name}, {variant}", exc) from None
-    tail = cfg.get("tail_steps", 0)
-    tail_weight = cfg.get("tail_weight", 1.0)
-    loss = meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail, tail_weight)
+    loss = variant_loss(trajectory, theta, variant, cfg)
     if not torch.isfinite(loss):
         raise _diagnose_non_finite(
             simulator,

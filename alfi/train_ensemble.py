@@ -29,7 +29,6 @@ from alfi import proposal
 from alfi.config import parse_variant
 from alfi.ensemble import Ensemble
 from alfi.io import InputError, MetaDataset, save_torch
-from alfi.losses import meta_loss
 from alfi.provenance import digest
 from alfi.simulators import Simulator
 from alfi.train import (
@@ -50,6 +49,7 @@ from alfi.train import (
     training_generator,
     training_record,
     unroll_length,
+    variant_loss,
 )
 
 __all__ = ["ensemble_step", "train_ensemble"]
@@ -195,12 +195,9 @@ def ensemble_step(
         ]
     )
     trajectory = _unroll(ensemble, simulator, x_real, psi, cfg, generators, members, step)
-    tail, tail_weight = cfg.get("tail_steps", 0), cfg.get("tail_weight", 1.0)
     losses = torch.stack(
         [
-            meta_loss(
-                trajectory[:, g], theta[g], *parse_variant(variant), cfg["beta"], tail, tail_weight
-            )
+            variant_loss(trajectory[:, g], theta[g], variant, cfg)
             for g, (variant, _) in enumerate(members)
         ]
     )

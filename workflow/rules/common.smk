@@ -17,6 +17,7 @@ from alfi.baselines import has_likelihood, missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.provenance import source_files
 from alfi.simulators import available, get_simulator
+from alfi.train import unroll_length
 
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).
@@ -164,7 +165,7 @@ def training_updates(simulator):
     job's priority, so the longest trainings start first and the short jobs fill the cores
     around them instead of a long training ending the run alone on one core."""
     train = settings_for(config, simulator)["train"]
-    return train["epochs"] * (train["steps"] + train["tail_steps"])
+    return train["epochs"] * unroll_length(train)
 
 
 def posterior_simulators():

@@ -29,7 +29,10 @@ from alfi import proposal
 from alfi.nn import MLP, SetEncoder, gru_cell
 from alfi.simulators import Simulator
 
-__all__ = ["ModelConfig", "ALFI", "propose", "squash"]
+__all__ = ["ModelConfig", "ALFI", "SCORE_GRADIENTS", "propose", "squash"]
+
+#: Where the meta-gradient flows through the score input (:class:`ModelConfig`).
+SCORE_GRADIENTS = ("full", "scale", "none")
 
 
 def squash(x: Tensor, kind: str) -> Tensor:
@@ -46,7 +49,16 @@ class ModelConfig:
     they are standardised (linear near 0, logarithmic in the tails: heavy tails, such as a steep
     line's responses, no longer dominate the standardisation); ``bound_mean``: clamp the proposal
     mean to the prior box after every update, so a machine run past its training horizon cannot
-    wander outside the support.
+    wander outside the support; ``score_gradient``: where the meta-gradient flows through the
+    score input :math:`\epsilon = (\theta - \mu) / \sigma` into :math:`\psi`. The draws
+    :math:`\theta` carry no gradient, so that path has :math:`\partial\epsilon/\partial\mu =
+    -1/\sigma`: as the proposal contracts it multiplies the backward pass by up to
+    :math:`1/\sigma` per update, and over a long unroll the gradient can overflow. ``"full"``
+    keeps both paths; ``"scale"`` only the one through :math:`\log\sigma`
+    (:math:`\partial\epsilon/\partial\log\sigma = -\epsilon`, of order 1); ``"none"`` reads
+    the score as data, like the simulations beside it (the learned-optimiser convention of
+    dropping the optimisee's second-order terms). :math:`\psi` always reaches the network
+    directly and through the update.
     """
 
     theta_dim: int
@@ -59,8 +71,14 @@ class ModelConfig:
     pooling: str = "mean"
     bound_mean: bool = False
     squash: str = "none"
+    score_gradient: str = "full"
 
     def __post_init__(self) -> None:
+        if self.score_gradient not in SCORE_GRADIENTS:
+            raise ValueError(
+                f"unknown score_gradient {self.score_gradient!r}; expected one of "
+                + ", ".join(SCORE_GRADIENTS)
+            )
         object.__setattr__(self, "x_hidden", tuple(self.x_hidden))
 
     def to_dict(self) -> dict:
@@ -175,7 +193,7 @@ class ALFI(nn.Module):
         """Steps 3 and 4: the update of ``psi`` ``(P, 2D)`` and ``state`` ``(P, R)`` from the
         draws of :meth:`propose` and ``real_context`` ``(P, H)`` (:meth:`real_context`)."""
         sim_code = self.encode(simulator, x)  # (P, B, E)
-        score = proposal.whitened_score(psi.unsqueeze(1), theta)
+        score = proposal.whitened_score(self._score_input(psi).unsqueeze(1), theta)
         features = torch.cat((sim_code, theta, score), dim=-1)
         summary = self.theta_encoder(features, context=real_context)  # (P, E)
         state = gru_cell(self.pre(torch.cat((summary, psi), dim=-1)), state, self.cell)
@@ -186,6 +204,15 @@ class ALFI(nn.Module):
             low, high = (self.standardise_theta(b) for b in simulator.bounds(psi.device))
             psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
         return psi, state
+
+    def _score_input(self, psi: Tensor) -> Tensor:
+        """``psi`` ``(P, 2D)`` as the score sees it: detached where ``score_gradient`` says."""
+        if self.config.score_gradient == "full":
+            return psi
+        if self.config.score_gradient == "none":
+            return psi.detach()
+        mean, log_scale = proposal.split(psi)
+        return proposal.join(mean.detach(), log_scale)
 
     def step(
         self,

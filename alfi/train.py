@@ -162,7 +162,7 @@ def _batch_indices(seed: int, step: int, per_epoch: int, n: int, batch: int) -> 
 
 #: Settings added later, with the default that reproduces the behaviour from before them.
 LATER_OPTIONS = {
-    "model": {"pooling": "mean", "bound_mean": False, "squash": "none"},
+    "model": {"pooling": "mean", "bound_mean": False, "squash": "none", "score_gradient": "full"},
     "train": {
         "fresh_real": False,
         "lr_schedule": "constant",
@@ -239,6 +239,9 @@ def _resumable(checkpoint: Path | None, record: dict, device: torch.device) -> d
     return state
 
 
+_REMEDY = "lower train.lr, set train.grad_clip, or set model.score_gradient: none"
+
+
 def _diagnose_non_finite(
     simulator: Simulator, means: torch.Tensor, n_sim: int, seed: int, step: int, variant: str
 ) -> NonFiniteLossError:
@@ -258,11 +261,10 @@ def _diagnose_non_finite(
     if not bool(finite.all()):
         return NonFiniteLossError(
             f"{where}: the proposal became non-finite (the weights diverged) although the "
-            "simulator returns finite data; lower train.lr or set train.grad_clip"
+            f"simulator returns finite data; {_REMEDY}"
         )
     return NonFiniteLossError(
-        f"{where} although the simulator returns finite data on the visited parameters; lower "
-        "train.lr or set train.grad_clip"
+        f"{where} although the simulator returns finite data on the visited parameters; " + _REMEDY
     )
 
 
@@ -321,7 +323,7 @@ def _diverged(step: int, run: str, error: Exception) -> NonFiniteLossError:
     simulator refused the parameters the proposal gave it."""
     return NonFiniteLossError(
         f"the proposal became non-finite at step {step} ({run}): the weights diverged, and the "
-        f"simulator refused the parameters ({error}); lower train.lr or set train.grad_clip"
+        f"simulator refused the parameters ({error}); {_REMEDY}"
     )
 
 

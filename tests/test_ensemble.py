@@ -48,9 +48,10 @@ MEMBERS = [("nll-exp", 0), ("mse-last", 1), ("nll-const", 2)]
 CPU = torch.device("cpu")
 
 
-def _settings(**train):
+def _settings(model: dict | None = None, **train):
     settings = copy.deepcopy(SETTINGS)
     settings["train"].update(train)
+    settings["model"].update(model or {})
     return settings
 
 
@@ -97,7 +98,9 @@ def test_members_draw_what_they_draw_alone(linear_regression):
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"tail_steps": 2, "tail_weight": 0.25}], ids=["horizon", "spread-tail"]
+    "options",
+    [{}, {"tail_steps": 2, "tail_weight": 0.25}, {"model": {"score_gradient": "scale"}}],
+    ids=["horizon", "spread-tail", "scale-score-gradient"],
 )
 def test_members_follow_their_lone_training_to_rounding(linear_regression, options):
     """Two steps of three different members (each its own meta-batches, loss, generator and
@@ -106,7 +109,8 @@ def test_members_follow_their_lone_training_to_rounding(linear_regression, optio
     step, since Adam's first steps move every weight by about lr whatever its gradient's size.
     After two steps that is ~1e-7 of the distance trained; a member given another's batch, loss,
     generator or clip would be apart by O(1) of it. 1e-4 separates the two. With a tail past
-    the horizon, each member's loss weighs its tail as the lone model's does."""
+    the horizon, each member's loss weighs its tail as the lone model's does; with the score's
+    gradient through the scale only, the detach of the mean holds under ``vmap``."""
     sim, data = linear_regression
     settings = _settings(**options)
     start = [

@@ -171,3 +171,32 @@ def test_asinh_squash_standardises_the_squashed_observations():
     z = (model.features(sim, data.x) - model.x_mean) / model.x_std
     assert torch.allclose(model.features(sim, data.x), torch.asinh(data.x))
     assert z[..., 2].std() == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("score_gradient", ["full", "scale", "none"])
+def test_the_score_path_of_the_backward_pass_scales_as_one_over_sigma(score_gradient):
+    # d eps / d mu = -1 / sigma at fixed draws: with the score's gradient on, the update's
+    # sensitivity to the mean grows like 1 / sigma as the proposal contracts; with the mean's
+    # path cut ("scale": d eps / d log sigma = -eps stays of order 1; "none") only the direct
+    # paths remain.
+    sim = get_simulator("poisson")
+    torch.manual_seed(0)
+    model = ALFI(ModelConfig(1, 1, 8, 16, 16, (16,), score_gradient=score_gradient))
+    theta = torch.randn(4, 5, 1)
+    x = sim.simulate(torch.full((4, 5), 3.0).unsqueeze(-1), 6, torch.Generator().manual_seed(1))
+    context = model.real_context(model.encode(sim, x[:, 0]))
+
+    def sensitivity(log_scale: float) -> float:
+        mean = torch.zeros(4, 1, requires_grad=True)
+        psi = torch.cat((mean, torch.full((4, 1), log_scale)), dim=-1)
+        draws = theta * math.exp(log_scale)  # the same standardised draws eps at each sigma
+        new_psi, _ = model(sim, context, psi, torch.zeros(4, 16), draws, x)
+        (gradient,) = torch.autograd.grad((new_psi - psi).sum(), mean)  # the update's
+        return float(gradient.norm())
+
+    # 1 / sigma = e^6 ~ 400; the sigma-free paths change by O(1) factors (sigma and the draws
+    # are inputs too), so a tenth of 1 / sigma separates the two cases.
+    ratio = sensitivity(-6.0) / sensitivity(0.0)
+    assert (ratio > math.exp(6.0) / 10) == (score_gradient == "full"), ratio
+    with pytest.raises(ValueError, match="unknown score_gradient 'partial'; expected one of full"):
+        ModelConfig(1, 1, score_gradient="partial")

@@ -39,6 +39,15 @@ ROOT = Path(__file__).resolve().parents[2]
 #: option at its schema default, at the plain learning rate.
 PLAIN: dict = _merge(LATER_OPTIONS, {"train": {"lr": 1e-3}})
 
+#: The winners' training with 15 tail updates at 1/3 of w_T each.
+SPREAD_TAIL = {
+    "lr_schedule": "cosine",
+    "warmup": 0.05,
+    "lr": 2e-3,
+    "tail_steps": 15,
+    "tail_weight": 1 / 3,
+}
+
 #: Candidate name to the settings it changes (deep-merged over :data:`PLAIN`).
 CANDIDATES: dict[str, dict] = {
     "baseline": {},
@@ -74,15 +83,19 @@ CANDIDATES: dict[str, dict] = {
     # ... with the tail's total weight kept at today's 5 w_T, so the updates up to T keep their
     # share of the loss (tail 15 at weight 1 took it from 41 % to 19 %)
     "asinh+meanmax+cosine+tail15w": {
-        "train": {
-            "lr_schedule": "cosine",
-            "warmup": 0.05,
-            "lr": 2e-3,
-            "tail_steps": 15,
-            "tail_weight": 1 / 3,
-        },
+        "train": SPREAD_TAIL,
         "model": {"pooling": "mean-max", "squash": "asinh"},
-    },  # fmt: skip
+    },
+    # ... with the score read as data (no meta-gradient through it: model.score_gradient)
+    "asinh+meanmax+cosine+tail15w+scoredata": {
+        "train": SPREAD_TAIL,
+        "model": {"pooling": "mean-max", "squash": "asinh", "score_gradient": "none"},
+    },
+    # ... with the meta-gradient through the score's scale path only (not the 1/sigma mean path)
+    "asinh+meanmax+cosine+tail15w+scalegrad": {
+        "train": SPREAD_TAIL,
+        "model": {"pooling": "mean-max", "squash": "asinh", "score_gradient": "scale"},
+    },
     "asinh+meanmax+cosine+tail10w": {
         "train": {
             "lr_schedule": "cosine",

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: option at its schema default, at the plain learning rate.
 PLAIN: dict = _merge(LATER_OPTIONS, {"train": {"lr": 1e-3}})
 
-#: The winners' training with 15 tail updates at 1/3 of w_T each.
+#: The winners' training with 15 tail updates at 1/3 of w_T each (the tail10w candidate varies it).
 SPREAD_TAIL = {
     "lr_schedule": "cosine",
     "warmup": 0.05,
@@ -97,15 +97,9 @@ CANDIDATES: dict[str, dict] = {
         "model": {"pooling": "mean-max", "squash": "asinh", "score_gradient": "scale"},
     },
     "asinh+meanmax+cosine+tail10w": {
-        "train": {
-            "lr_schedule": "cosine",
-            "warmup": 0.05,
-            "lr": 2e-3,
-            "tail_steps": 10,
-            "tail_weight": 1 / 2,
-        },
+        "train": {**SPREAD_TAIL, "tail_steps": 10, "tail_weight": 1 / 2},
         "model": {"pooling": "mean-max", "squash": "asinh"},
-    },  # fmt: skip
+    },
     "asinh+meanmax+cosine+bound": {
         "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
         "model": {"pooling": "mean-max", "squash": "asinh", "bound_mean": True},

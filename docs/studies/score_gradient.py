@@ -43,6 +43,7 @@ from alfi.train import NonFiniteLossError, train  # noqa: E402
 VARIANTS = ("nll-const", "mse-const")
 SEEDS = (0, 1, 2)
 SIMULATOR = "poisson"
+ROOT = Path(__file__).resolve().parents[2]
 #: The spread tail under which the const variants diverged (config.yaml keeps 5 tail updates).
 LONG_TAIL = {"tail_steps": 15, "tail_weight": 1 / 3}
 
@@ -52,7 +53,7 @@ def run(variant: str, seed: int, score_gradient: str) -> dict:
     of the gradients before clipping come from wrapping ``torch.nn.utils.clip_grad_norm_``
     (what ``alfi.train.apply_gradients`` calls)."""
     torch.set_num_threads(1)
-    config = load_config("config.yaml")
+    config = load_config(ROOT / "config.yaml")
     settings = copy.deepcopy(settings_for(config, SIMULATOR))
     settings["train"].update(LONG_TAIL)
     settings["model"]["score_gradient"] = score_gradient

@@ -113,6 +113,21 @@ def _members(args: argparse.Namespace) -> list[tuple[str, int]]:
     return members
 
 
+def _group_settings(config: dict, simulator: str, variants: list[str]) -> dict:
+    """The one set of settings the models of a group train under (an ensemble shares every
+    setting); a clear error when ``variant_overrides`` gives its variants different ones."""
+    resolved = {variant: settings_for(config, simulator, variant) for variant in variants}
+    first, *others = resolved.values()
+    differ = [v for v, s in resolved.items() if s != first]
+    if differ:
+        raise ConfigError(
+            f"the models of one training group share their settings, but variant_overrides "
+            f"gives {', '.join(sorted(set(differ)))} settings other than {variants[0]}'s; "
+            "expected one `alfi train` per set of settings"
+        )
+    return first
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
@@ -121,10 +136,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from alfi.train import save_model
     from alfi.train_ensemble import train_ensemble
 
-    config, settings, device = _setup(args)
+    config, _, device = _setup(args)
     members = _members(args)
     for variant, _ in members:
         parse_variant(variant)
+    settings = _group_settings(config, args.simulator, [variant for variant, _ in members])
     checkpoints = args.checkpoint or [None] * len(members)
     _outputs(*args.out, *checkpoints)
     log.info(

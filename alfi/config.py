@@ -2,8 +2,9 @@
 
 One YAML file (``config.yaml``) drives both the workflow and the CLI. It is validated against
 ``alfi/schemas/config.schema.json`` (defaults filled in); the settings of one simulator are the
-``defaults`` deep-merged with ``overrides[simulator]`` (:func:`settings_for`; from Python,
-:func:`settings` resolves them from a named config, a file or a mapping).
+``defaults`` deep-merged with ``overrides[simulator]``, and a variant's models also with
+``variant_overrides[variant]`` (:func:`settings_for`; from Python, :func:`settings` resolves
+them from a named config, a file or a mapping).
 """
 
 from __future__ import annotations
@@ -140,6 +141,13 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     for name in config["variants"]:
         if name != "default" and name not in available():
             raise ConfigError(f"invalid config at 'variants': unknown simulator {name!r}")
+    for variant, update in config["variant_overrides"].items():
+        if "steps" in update.get("train", {}):
+            raise ConfigError(
+                f"invalid config at 'variant_overrides.{variant}.train.steps': the horizon T "
+                "is one per simulator (its T_test and figures are read against it); expected "
+                "it in defaults.train or overrides.<simulator>.train"
+            )
     if {"regressor", "npe"} & set(config["methods"]):
         for name in config["simulators"]:
             _check_train_sizes(settings_for(config, name), name)
@@ -231,9 +239,16 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def settings_for(config: dict[str, Any], simulator: str) -> dict[str, Any]:
-    """The resolved settings (dataset, model, train, evaluate) of one simulator."""
-    return _merge(config["defaults"], config["overrides"].get(simulator, {}))
+def settings_for(
+    config: dict[str, Any], simulator: str, variant: str | None = None
+) -> dict[str, Any]:
+    """The resolved settings (dataset, model, train, evaluate) of one simulator: ``defaults``
+    deep-merged with ``overrides[simulator]``, then, for the models of one ``variant``, with
+    ``variant_overrides[variant]`` (model and training settings only)."""
+    resolved = _merge(config["defaults"], config["overrides"].get(simulator, {}))
+    if variant is None:
+        return resolved
+    return _merge(resolved, config.get("variant_overrides", {}).get(variant, {}))
 
 
 def config_path(name: str) -> Path:
@@ -250,10 +265,14 @@ def config_path(name: str) -> Path:
     return path
 
 
-def settings(simulator: str, config: str | Path | Mapping[str, Any] = "laptop") -> dict[str, Any]:
+def settings(
+    simulator: str,
+    config: str | Path | Mapping[str, Any] = "laptop",
+    variant: str | None = None,
+) -> dict[str, Any]:
     """The resolved settings (``dataset``, ``model``, ``train``, ``evaluate``) of ``simulator``:
     what the workflow's ``settings`` rule writes, ``defaults`` deep-merged with
-    ``overrides[simulator]``.
+    ``overrides[simulator]`` (and with ``variant_overrides[variant]`` for one variant's models).
 
     ``config``: a name of :data:`NAMED_CONFIGS` (``"laptop"``, the default ``config.yaml``;
     ``"paper"``, Appendix B; ``"tiny"``, seconds), the path of a YAML config, or a config
@@ -271,14 +290,18 @@ def settings(simulator: str, config: str | Path | Mapping[str, Any] = "laptop") 
         raise ConfigError(
             f"unknown simulator {simulator!r}; expected one of {', '.join(available())}"
         )
-    return settings_for(resolved, simulator)
+    if variant is not None:
+        parse_variant(variant)
+    return settings_for(resolved, simulator, variant)
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.
 STAGES = ("data", "train", "evaluate", "baselines", "reference", "posterior")
 
 
-def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[str, Any]:
+def stage_settings(
+    config: dict[str, Any], simulator: str, stage: str, variant: str | None = None
+) -> dict[str, Any]:
     """The settings one workflow stage of ``simulator`` depends on, and nothing else.
 
     ``data`` (meta-datasets and the MLE): the root seed, device, dataset sizes and how many
@@ -291,9 +314,12 @@ def stage_settings(config: dict[str, Any], simulator: str, stage: str) -> dict[s
     exact posterior itself, which no C2ST scores): the root seed, device, how many draws and
     how many problems keep their samples. A setting changes a stage's
     outputs only through these, which is what lets the workflow rerun exactly the jobs a change
-    concerns.
+    concerns. ``variant``: the training settings of that variant's models (``train`` only), so
+    that a variant's override retrains that variant alone.
     """
-    resolved = settings_for(config, simulator)
+    if variant is not None and stage != "train":
+        raise ValueError(f"only the train stage is per variant; got variant for {stage!r}")
+    resolved = settings_for(config, simulator, variant)
     common = {"seed": config["seed"], "device": config["device"]}
     if stage == "data":
         return {

@@ -239,7 +239,10 @@ def _resumable(checkpoint: Path | None, record: dict, device: torch.device) -> d
     return state
 
 
-_REMEDY = "lower train.lr, set train.grad_clip, or set model.score_gradient: none"
+_REMEDY = (
+    "lower train.lr, set train.grad_clip, shorten train.tail_steps (for this variant alone: "
+    "variant_overrides), or set model.score_gradient: none"
+)
 
 
 def _diagnose_non_finite(

@@ -202,3 +202,29 @@ def test_results_path_must_be_a_folder_of_its_own(tmp_path, capsys, results):
             "--out", str(tmp_path / "d.npz")]  # fmt: skip
     assert main(argv) == 2
     assert "invalid config at 'results'" in _one_line_error(capsys)
+
+
+def test_a_group_whose_variants_train_under_different_settings_is_refused(
+    tmp_path, capsys, good_dataset
+):
+    """An ensemble shares every setting: a group whose variants variant_overrides sets apart is
+    one clear line and nothing written; each variant alone trains under its own settings."""
+    config = yaml.safe_load(TINY.read_text())
+    config["variant_overrides"] = {"mse-last": {"train": {"tail_steps": 2}}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    args = ["-q", "train", "--config", str(path), "--simulator", "poisson"]
+    args += ["--dataset", str(good_dataset), "--seed", "0"]
+    outs = [tmp_path / "exp.pt", tmp_path / "last.pt"]
+    group = [*args, "--variant", "nll-exp", "mse-last", "--out", *map(str, outs)]
+    assert main(group) == 2
+    line = _one_line_error(capsys)
+    assert "variant_overrides gives mse-last settings other than nll-exp's" in line
+    assert not any(out.exists() for out in outs)
+
+    from alfi.train import load_model
+
+    for variant, out, tail in (("nll-exp", outs[0], 0), ("mse-last", outs[1], 2)):
+        assert main([*args, "--variant", variant, "--out", str(out)]) == 0
+        _, state = load_model(out)
+        assert state["settings"]["train"]["tail_steps"] == tail

@@ -1,4 +1,5 @@
-"""Config validation beyond the schema's own checks: values typed on the command line."""
+"""Config validation beyond the schema's own checks (values typed on the command line) and the
+layering of settings: defaults, a simulator's overrides, a variant's overrides."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alfi.config import ConfigError, validate_config
+from alfi.config import ConfigError, settings_for, stage_settings, validate_config
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 
@@ -38,3 +39,74 @@ def test_text_that_spells_no_such_number_is_still_an_error(key, value, message) 
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     assert str(error.value) == message
+
+
+def _tiny_with(variant_overrides: dict) -> dict:
+    config = yaml.safe_load(TINY.read_text())
+    config["variant_overrides"] = variant_overrides
+    return validate_config(config)
+
+
+def test_a_variant_override_applies_to_that_variants_models_alone() -> None:
+    """variant_overrides[v] is merged last, over defaults and overrides[simulator], for the
+    models of variant v only; every other setting of the simulator stays as it was."""
+    plain = validate_config(yaml.safe_load(TINY.read_text()))
+    config = _tiny_with({"mse-last": {"train": {"tail_steps": 3, "lr": 5e-4}}})
+    base = settings_for(config, "poisson")
+    assert base == settings_for(plain, "poisson") == settings_for(config, "poisson", "nll-exp")
+    mse_last = settings_for(config, "poisson", "mse-last")
+    assert mse_last["train"] == {**base["train"], "tail_steps": 3, "lr": 5e-4}
+    assert {k: v for k, v in mse_last.items() if k != "train"} == {
+        k: v for k, v in base.items() if k != "train"
+    }
+    # the simulator's own override still applies beneath the variant's
+    config["overrides"]["poisson"] = {"train": {"epochs": 7}}
+    assert settings_for(config, "poisson", "mse-last")["train"]["epochs"] == 7
+    assert settings_for(config, "poisson", "mse-last")["train"]["tail_steps"] == 3
+
+
+def test_a_variant_override_changes_that_variants_training_stamp_alone() -> None:
+    """The workflow's training stamp is per variant: a variant's override retrains its models
+    and no other model, and no other stage's outputs."""
+    plain = validate_config(yaml.safe_load(TINY.read_text()))
+    config = _tiny_with({"mse-last": {"model": {"hidden": 8}}})
+    assert stage_settings(config, "poisson", "train", "nll-exp") == stage_settings(
+        plain, "poisson", "train", "nll-exp"
+    )
+    changed = stage_settings(config, "poisson", "train", "mse-last")
+    assert changed != stage_settings(plain, "poisson", "train", "mse-last")
+    assert changed["model"]["hidden"] == 8
+    for stage in ("data", "evaluate", "baselines", "reference", "posterior"):
+        assert stage_settings(config, "poisson", stage) == stage_settings(plain, "poisson", stage)
+    with pytest.raises(ValueError, match="only the train stage is per variant"):
+        stage_settings(config, "poisson", "evaluate", "mse-last")
+
+
+@pytest.mark.parametrize(
+    ("variant_overrides", "message"),
+    [
+        (
+            {"nll-const": {"train": {"steps": 30}}},
+            "invalid config at 'variant_overrides.nll-const.train.steps': the horizon T is one "
+            "per simulator",
+        ),
+        (
+            {"nll-fast": {"train": {"lr": 1e-3}}},
+            "invalid config at 'variant_overrides': 'nll-fast' does not match",
+        ),
+        (
+            {"nll-const": {"dataset": {"n_train": 10}}},
+            "invalid config at 'variant_overrides.nll-const': Additional properties are not "
+            "allowed ('dataset' was unexpected)",
+        ),
+        (
+            {"nll-const": {"train": {"tail_steps": -1}}},
+            "invalid config at 'variant_overrides.nll-const.train.tail_steps': -1 is less than "
+            "the minimum of 0",
+        ),
+    ],
+)
+def test_a_bad_variant_override_is_named(variant_overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        _tiny_with(variant_overrides)
+    assert str(error.value).startswith(message)

@@ -15,10 +15,11 @@ import pytest
 import torch
 import yaml
 
-from alfi.config import STAGES, load_config, settings_for, stage_settings
+from alfi.config import STAGES, load_config, settings_for, stage_settings, variants_for
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+PAPER_SIMULATORS = ("poisson", "linear_regression", "multivariate", "weinberg")
 
 
 def test_dry_run_default_config(repository):
@@ -26,10 +27,12 @@ def test_dry_run_default_config(repository):
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; both T_test
     # from one evaluation of each model;
     # per simulator the exact posterior, the prior, the regressor and NPE for the one seed at 3
-    # training sizes, and SMC-ABC at 2 budgets; 6 stage settings files per simulator.
+    # training sizes, and SMC-ABC at 2 budgets; 5 stage settings files per simulator and a
+    # training one per variant.
     assert counts == {
         "settings": 4,
-        "stage_settings": 24,
+        "stage_settings": 20,
+        "variant_settings": 9,
         "dataset": 8,
         "train": 9,
         "evaluate": 9,
@@ -42,7 +45,7 @@ def test_dry_run_default_config(repository):
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 104,
+        "total": 109,
     }
 
 
@@ -53,7 +56,8 @@ def test_dry_run_paper_config(repository):
     # 4 simulators x 6 variants x 3 seeds = 72 models, each tested once (both T_test); the regressor
     # and NPE for each simulator, seed and of 3 training sizes.
     assert counts["train"] == 72 and counts["evaluate"] == 72 and counts["amortised"] == 72
-    assert counts["abc_smc"] == 8 and counts["total"] == 278
+    assert counts["abc_smc"] == 8 and counts["variant_settings"] == 24
+    assert counts["total"] == 298
 
 
 def test_grouped_training_jobs(repository, tmp_path):
@@ -66,7 +70,15 @@ def test_grouped_training_jobs(repository, tmp_path):
     groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
     expected = [f"train_{s}_group{k}" for s in ("poisson", "linear_regression") for k in range(3)]
     assert len(groups) == 12 and set(groups.values()) == {1} and set(expected) <= set(groups)
-    assert counts["evaluate"] == 72 and counts["total"] == 278 - 72 + 12
+    assert counts["evaluate"] == 72 and counts["total"] == 298 - 72 + 12
+    # A variant that variant_overrides sets apart trains apart: per simulator its 3 seeds in a
+    # group of their own, the other 15 models in groups of 6, 6 and 3.
+    apart = "variant_overrides={nll-const: {train: {tail_steps: 2}}}"
+    counts = repository.dry_run(
+        "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-g", grouped, apart
+    )
+    groups = {rule for rule in counts if rule.startswith("train")}
+    assert groups == {f"train_{s}_group{k}" for s in PAPER_SIMULATORS for k in range(4)}
     lint = repository.run("--lint", "--config", grouped)
     assert "Congratulations" in lint.stdout + lint.stderr
 
@@ -93,10 +105,13 @@ def test_a_config_file_is_complete_by_itself(repository, config_file, tmp_path):
     path = ROOT / config_file if config_file == "config.yaml" else ROOT / "configs" / config_file
     expected = load_config(path)
     results = tmp_path / "results"
+    stamps = {s: [stage for stage in STAGES if stage != "train"] for s in expected["simulators"]}
+    for s in stamps:
+        stamps[s] += [f"train_{variant}" for variant in variants_for(expected, s)]
     targets = [
         str(results / "settings" / s / f"{name}.yaml")
         for s in expected["simulators"]
-        for name in ("config", *STAGES)
+        for name in ("config", *stamps[s])
     ]
     named = [] if config_file == "config.yaml" else ["--configfile", str(path)]
     repository.run(*targets, "--cores", "1", *named, "--config", f"results={results}")
@@ -105,9 +120,19 @@ def test_a_config_file_is_complete_by_itself(repository, config_file, tmp_path):
         written = load_config(folder / "config.yaml")
         assert written["defaults"] == settings_for(expected, simulator)
         assert (written["seed"], written["device"]) == (expected["seed"], expected["device"])
-        for stage in STAGES:
-            stamp = yaml.safe_load((folder / f"{stage}.yaml").read_text())
-            assert stamp == stage_settings(expected, simulator, stage)
+        assert written["variant_overrides"] == {
+            v: update
+            for v, update in expected["variant_overrides"].items()
+            if v in variants_for(expected, simulator)
+        }
+        for name in stamps[simulator]:
+            stage, _, variant = name.partition("_")
+            stamp = yaml.safe_load((folder / f"{name}.yaml").read_text())
+            assert stamp == stage_settings(expected, simulator, stage, variant or None)
+            if variant:  # what the CLI resolves for that variant from the settings file
+                assert (
+                    stamp["train"] == stage_settings(written, simulator, "train", variant)["train"]
+                )
     if config_file == "paper.yaml":  # once inherited config.yaml's laptop overrides (20 epochs)
         assert settings_for(expected, "linear_regression")["train"]["epochs"] == 300
 
@@ -264,15 +289,29 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}}),
     )
     assert project.dry_run(*common) == _downstream(
-        settings=1, stage_settings=1, train=1, evaluate=1
+        settings=1, variant_settings=1, train=1, evaluate=1
     )
 
     # Evaluation settings of Poisson only: its evaluations (2 variants), no training.
     _edit_config(project.root, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
     assert project.dry_run(*common) == _downstream(
-        settings=2, stage_settings=2, train=1, evaluate=1 + 2
+        settings=2, stage_settings=1, variant_settings=1, train=1, evaluate=1 + 2
     )
     project.run("--cores", "2", *common)
+
+    # Training settings of one Poisson variant: that variant's model alone.
+    _edit_config(
+        project.root,
+        lambda c: c.update(variant_overrides={"mse-last": {"train": {"tail_steps": 2}}}),
+    )
+    assert project.dry_run(*common) == _downstream(
+        settings=1, variant_settings=1, train=1, evaluate=1
+    )
+    project.run("--cores", "2", *common)
+    from alfi.io import load_dataset, load_torch
+
+    tail = load_torch(results / "models" / "poisson" / "mse-last" / "seed0.pt")
+    assert tail["settings"]["train"]["tail_steps"] == 2
 
     # Dataset settings: the data are redrawn and everything downstream reruns in this one
     # invocation (no second run needed), and the model records the new data.
@@ -291,8 +330,6 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     )
     project.run("--cores", "2", *common)
     assert project.dry_run(*common) == {}
-    from alfi.io import load_dataset, load_torch
-
     data = load_dataset(results / "data" / "weinberg" / "train.npz")
     model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
     assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint

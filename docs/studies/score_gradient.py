@@ -44,7 +44,8 @@ VARIANTS = ("nll-const", "mse-const")
 SEEDS = (0, 1, 2)
 SIMULATOR = "poisson"
 ROOT = Path(__file__).resolve().parents[2]
-#: The spread tail under which the const variants diverged (config.yaml keeps 5 tail updates).
+#: The spread tail under which the const variants diverged (config.yaml gives them 5 tail
+#: updates through variant_overrides).
 LONG_TAIL = {"tail_steps": 15, "tail_weight": 1 / 3}
 
 

@@ -48,7 +48,8 @@ wildcard_constraints:
         f"{loss}-{weighting}" for loss in LOSSES for weighting in WEIGHTINGS
     ),
     seed=r"\d+",
-    stage="|".join(STAGES),
+    # the training stamp is per variant (rule variant_settings)
+    stage="|".join(s for s in STAGES if s != "train"),
     t_test=r"\d+",
     split="train|test",
     table="|".join(TABLES),
@@ -101,6 +102,14 @@ def stage_file(stage):
     return expand(rules.stage_settings.output[0], stage=stage, allow_missing=True)[0]
 
 
+def train_stage_file(variant):
+    """The training settings stamp of one variant's models ({simulator} left a wildcard): per
+    variant, so that a variant_overrides entry retrains that variant's models alone."""
+    return expand(
+        rules.variant_settings.output[0], variant=variant, allow_missing=True
+    )[0]
+
+
 def split_file(split):
     """The dataset of one split, {simulator} left a wildcard."""
     return expand(rules.dataset.output[0], split=split, allow_missing=True)[0]
@@ -124,6 +133,11 @@ def settings(simulator):
             "simulators": [simulator],
             "plugins": config["plugins"],
             "defaults": settings_for(config, simulator),
+            "variant_overrides": {
+                v: update
+                for v, update in config["variant_overrides"].items()
+                if v in variants_for(config, simulator)
+            },
         }
     )
 
@@ -144,13 +158,22 @@ def model_file(simulator, variant, seed):
 
 def training_groups():
     """(simulator, index, members) of each training job: a simulator's models (variant, seed),
-    variants outer and seeds inner, in groups of resources.train_group_size."""
+    variants outer and seeds inner, in groups of resources.train_group_size; the models of one
+    group share their settings (variants that variant_overrides sets apart train apart).
+    """
     size = RES["train_group_size"]
     groups = []
     for s in SIMULATORS:
-        members = [(v, seed) for v in variants_for(config, s) for seed in SEEDS]
-        for index, start in enumerate(range(0, len(members), size)):
-            groups.append((s, index, members[start : start + size]))
+        by_settings = {}
+        for v in variants_for(config, s):
+            key = json.dumps(settings_for(config, s, v), sort_keys=True)
+            by_settings.setdefault(key, []).extend((v, seed) for seed in SEEDS)
+        chunks = [
+            members[start : start + size]
+            for members in by_settings.values()
+            for start in range(0, len(members), size)
+        ]
+        groups.extend((s, index, chunk) for index, chunk in enumerate(chunks))
     return groups
 
 
@@ -160,11 +183,11 @@ def training_groups():
 SETUP_PRIORITY = 10**6
 
 
-def training_updates(simulator):
-    """Meta-training updates of one model of ``simulator`` (epochs x unrolled updates): its
-    job's priority, so the longest trainings start first and the short jobs fill the cores
-    around them instead of a long training ending the run alone on one core."""
-    train = settings_for(config, simulator)["train"]
+def training_updates(simulator, variant):
+    """Meta-training updates of one model (epochs x unrolled updates): its job's priority, so
+    the longest trainings start first and the short jobs fill the cores around them instead of
+    a long training ending the run alone on one core."""
+    train = settings_for(config, simulator, variant)["train"]
     return train["epochs"] * unroll_length(train)
 
 

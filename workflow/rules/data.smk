@@ -34,6 +34,27 @@ rule stage_settings:
         "../scripts/write_settings.py"
 
 
+rule variant_settings:
+    output:
+        f"{RESULTS}/settings/{{simulator}}/train_{{variant}}.yaml",
+    log:
+        f"{RESULTS}/logs/settings/{{simulator}}_train_{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/logs/settings/{{simulator}}_train_{{variant}}.benchmark.tsv"
+    priority: SETUP_PRIORITY
+    localrule: True
+    conda:
+        "../../envs/alfi.yaml"
+    params:
+        settings=lambda wildcards: canonical(
+            stage_settings(
+                config, wildcards.simulator, "train", variant=wildcards.variant
+            )
+        ),
+    script:
+        "../scripts/write_settings.py"
+
+
 rule dataset:
     input:
         settings=ancient(rules.settings.output[0]),

@@ -7,7 +7,7 @@ if RES["train_group_size"] == 1:
     rule train:
         input:
             settings=ancient(rules.settings.output[0]),
-            stage=stage_file("train"),
+            stage=train_stage_file("{variant}"),
             dataset=split_file("train"),
             code=stage_code("train"),
         output:
@@ -16,7 +16,7 @@ if RES["train_group_size"] == 1:
             f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.log",
         benchmark:
             f"{RESULTS}/logs/train/{{simulator}}_{{variant}}_seed{{seed}}.benchmark.tsv"
-        priority: lambda wildcards: training_updates(wildcards.simulator)
+        priority: lambda wildcards: training_updates(wildcards.simulator, wildcards.variant)
         conda:
             "../../envs/alfi.yaml"
         threads: RES["train_threads"]
@@ -42,7 +42,12 @@ else:
                 settings=ancient(
                     expand(str(rules.settings.output[0]), simulator=simulator)
                 ),
-                stage=expand(stage_file("train"), simulator=simulator),
+                stage=sorted(
+                    {
+                        expand(train_stage_file(variant), simulator=simulator)[0]
+                        for variant, _ in members
+                    }
+                ),
                 dataset=expand(split_file("train"), simulator=simulator),
                 code=simulator_stage_code(simulator, "train"),
             output:
@@ -51,7 +56,7 @@ else:
                 f"{RESULTS}/logs/train/{simulator}_group{index}.log",
             benchmark:
                 f"{RESULTS}/logs/train/{simulator}_group{index}.benchmark.tsv"
-            priority: training_updates(simulator) * len(members)
+            priority: sum(training_updates(simulator, v) for v, _ in members)
             conda:
                 "../../envs/alfi.yaml"
             threads: RES["train_threads"]

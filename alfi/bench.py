@@ -29,12 +29,13 @@ from typing import Any
 import pandas as pd
 import torch
 
+from alfi.columns import MAIN_VARIANT
 from alfi.config import config_path, derive_seed, load_config, settings_for, variants_for
 from alfi.data import make_dataset, make_generator, resolve_device
 from alfi.evaluate import run_alfi, run_mle
 from alfi.io import write_parquet
 from alfi.simulators import Simulator, get_simulator
-from alfi.train import apply_gradients, batch_loss, build_model, train
+from alfi.train import _total_steps, apply_gradients, batch_loss, build_model, train, unroll_length
 
 PARTS = ("throughput", "step", "ensemble", "evaluate", "accuracy")
 
@@ -52,10 +53,26 @@ def paper_settings(name: str) -> dict[str, Any]:
     500 real observations, K = 500), resolved from ``configs/paper.yaml`` as the workflow
     resolves them; then the benchmark's own: one epoch (``bench_accuracy`` sets the length it
     needs), no checkpoints, no histogram samples."""
-    settings = settings_for(paper_config(), name)  # a fresh copy
+    settings = settings_for(paper_config(), name, MAIN_VARIANT)  # a fresh copy
     settings["train"] |= {"epochs": 1, "checkpoint_every": 10**9}
     settings["evaluate"]["histograms"] = 0
     return settings
+
+
+def _grid_work(name: str) -> tuple[int, int, float]:
+    """The paper grid's models of ``name``, the main variant's training steps per model, and
+    the grid's training work in main-variant steps: each variant's models x steps, scaled by
+    its unrolled updates over the main variant's (``variant_overrides`` may change either)."""
+    config = paper_config()
+    main = settings_for(config, name, MAIN_VARIANT)
+    work = 0.0
+    for variant in variants_for(config, name):
+        grid = settings_for(config, name, variant)
+        steps = _total_steps(grid, grid["dataset"]["n_train"])[1]
+        ratio = unroll_length(grid["train"]) / unroll_length(main["train"])
+        work += len(config["seeds"]) * steps * ratio
+    models = len(config["seeds"]) * len(variants_for(config, name))
+    return models, _total_steps(main, main["dataset"]["n_train"])[1], work
 
 
 def _sync(device: torch.device) -> None:
@@ -194,15 +211,13 @@ def bench_ensemble(
     the paper grid (``configs/paper.yaml``: variants x seeds, each its epochs of steps) at that
     ``G``."""
     from alfi.ensemble import Ensemble
-    from alfi.train import _total_steps, training_step
+    from alfi.train import training_step
     from alfi.train_ensemble import ensemble_step
 
     sim = get_simulator(name)
     settings = paper_settings(name)
     cfg = settings["train"]
-    grid = settings_for(paper_config(), name)
-    grid_models = len(paper_config()["seeds"]) * len(variants_for(paper_config(), name))
-    grid_steps = _total_steps(grid, grid["dataset"]["n_train"])[1]
+    grid_models, grid_steps, grid_model_steps = _grid_work(name)
     data = make_dataset(sim, 256, settings["dataset"]["n_real"], seed=1, device=str(device))
     x_all, rows, single_ms = data.x.to(device), [], None
     for size in sizes:
@@ -259,7 +274,7 @@ def bench_ensemble(
                 "per_model_vs_single": per_model / single_ms,
                 "grid_models": grid_models,
                 "grid_steps_per_model": grid_steps,
-                "grid_hours": grid_models * grid_steps * per_model / 3.6e6,
+                "grid_hours": grid_model_steps * per_model / 3.6e6,
                 "peak_mib": _peak_mib(device),
             }
         )

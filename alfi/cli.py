@@ -7,6 +7,7 @@ exits with status 2 and one line naming the bad value when something is wrong.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -115,17 +116,21 @@ def _members(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def _group_settings(config: dict, simulator: str, variants: list[str]) -> dict:
     """The one set of settings the models of a group train under (an ensemble shares every
-    setting); a clear error when ``variant_overrides`` gives its variants different ones."""
-    resolved = {variant: settings_for(config, simulator, variant) for variant in variants}
-    first, *others = resolved.values()
-    differ = [v for v, s in resolved.items() if s != first]
-    if differ:
+    setting but how often it writes checkpoints: the first member's); a clear error when
+    ``variant_overrides`` gives its variants different ones."""
+    by_settings: dict[str, list[str]] = {}
+    for variant in dict.fromkeys(variants):
+        train = dict(settings_for(config, simulator, variant))
+        train["train"] = {k: v for k, v in train["train"].items() if k != "checkpoint_every"}
+        by_settings.setdefault(json.dumps(train, sort_keys=True), []).append(variant)
+    if len(by_settings) > 1:
+        sets = " | ".join(", ".join(group) for group in by_settings.values())
         raise ConfigError(
-            f"the models of one training group share their settings, but variant_overrides "
-            f"gives {', '.join(sorted(set(differ)))} settings other than {variants[0]}'s; "
-            "expected one `alfi train` per set of settings"
+            "the models of one training group share their settings, but variant_overrides "
+            f"gives its variants {len(by_settings)} different sets of them ({sets}); "
+            "expected one `alfi train` per set"
         )
-    return first
+    return settings_for(config, simulator, variants[0])
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -215,16 +215,19 @@ def test_a_group_whose_variants_train_under_different_settings_is_refused(
     path.write_text(yaml.safe_dump(config))
     args = ["-q", "train", "--config", str(path), "--simulator", "poisson"]
     args += ["--dataset", str(good_dataset), "--seed", "0"]
-    outs = [tmp_path / "exp.pt", tmp_path / "last.pt"]
-    group = [*args, "--variant", "nll-exp", "mse-last", "--out", *map(str, outs)]
+    outs = [tmp_path / "exp.pt", tmp_path / "last.pt", tmp_path / "nll-last.pt"]
+    group = [*args, "--variant", "nll-exp", "mse-last", "nll-last", "--out", *map(str, outs)]
     assert main(group) == 2
     line = _one_line_error(capsys)
-    assert "variant_overrides gives mse-last settings other than nll-exp's" in line
+    assert (
+        "variant_overrides gives its variants 2 different sets of them (nll-exp, nll-last |" in line
+    )
+    assert line.endswith("mse-last); expected one `alfi train` per set")
     assert not any(out.exists() for out in outs)
 
     from alfi.train import load_model
 
-    for variant, out, tail in (("nll-exp", outs[0], 0), ("mse-last", outs[1], 2)):
+    for variant, out, tail in (("nll-exp", outs[0], 0), ("mse-last", outs[1], 2)):  # alone
         assert main([*args, "--variant", variant, "--out", str(out)]) == 0
         _, state = load_model(out)
         assert state["settings"]["train"]["tail_steps"] == tail

@@ -158,21 +158,20 @@ def model_file(simulator, variant, seed):
 
 def training_groups():
     """(simulator, index, members) of each training job: a simulator's models (variant, seed),
-    variants outer and seeds inner, in groups of resources.train_group_size; the models of one
-    group share their settings (variants that variant_overrides sets apart train apart).
-    """
+    variants outer and seeds inner, in groups of resources.train_group_size; a group whose
+    variants variant_overrides sets apart is split by training settings, so an override
+    regroups only the models that shared a group with that variant."""
     size = RES["train_group_size"]
     groups = []
     for s in SIMULATORS:
-        by_settings = {}
-        for v in variants_for(config, s):
-            key = json.dumps(settings_for(config, s, v), sort_keys=True)
-            by_settings.setdefault(key, []).extend((v, seed) for seed in SEEDS)
-        chunks = [
-            members[start : start + size]
-            for members in by_settings.values()
-            for start in range(0, len(members), size)
-        ]
+        members = [(v, seed) for v in variants_for(config, s) for seed in SEEDS]
+        chunks = []
+        for start in range(0, len(members), size):
+            by_settings = {}
+            for v, seed in members[start : start + size]:
+                key = json.dumps(stage_settings(config, s, "train", v), sort_keys=True)
+                by_settings.setdefault(key, []).append((v, seed))
+            chunks.extend(by_settings.values())
         groups.extend((s, index, chunk) for index, chunk in enumerate(chunks))
     return groups
 

@@ -7,7 +7,6 @@ exits with status 2 and one line naming the bad value when something is wrong.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -21,7 +20,7 @@ import pandas as pd
 if TYPE_CHECKING:
     import torch
 
-from alfi.config import ConfigError, derive_seed, load_config, settings_for
+from alfi.config import ConfigError, derive_seed, load_config, settings_for, training_sets
 from alfi.io import (
     InputError,
     check_output,
@@ -114,23 +113,19 @@ def _members(args: argparse.Namespace) -> list[tuple[str, int]]:
     return members
 
 
-def _group_settings(config: dict, simulator: str, variants: list[str]) -> dict:
+def _group_settings(config: dict, simulator: str, members: list[tuple[str, int]]) -> dict:
     """The one set of settings the models of a group train under (an ensemble shares every
     setting but how often it writes checkpoints: the first member's); a clear error when
     ``variant_overrides`` gives its variants different ones."""
-    by_settings: dict[str, list[str]] = {}
-    for variant in dict.fromkeys(variants):
-        train = dict(settings_for(config, simulator, variant))
-        train["train"] = {k: v for k, v in train["train"].items() if k != "checkpoint_every"}
-        by_settings.setdefault(json.dumps(train, sort_keys=True), []).append(variant)
-    if len(by_settings) > 1:
-        sets = " | ".join(", ".join(group) for group in by_settings.values())
+    sets = training_sets(config, simulator, members)
+    if len(sets) > 1:
+        names = " | ".join(", ".join(dict.fromkeys(v for v, _ in group)) for group in sets)
         raise ConfigError(
             "the models of one training group share their settings, but variant_overrides "
-            f"gives its variants {len(by_settings)} different sets of them ({sets}); "
+            f"gives its variants {len(sets)} different sets of them ({names}); "
             "expected one `alfi train` per set"
         )
-    return settings_for(config, simulator, variants[0])
+    return settings_for(config, simulator, members[0][0])
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -145,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     members = _members(args)
     for variant, _ in members:
         parse_variant(variant)
-    settings = _group_settings(config, args.simulator, [variant for variant, _ in members])
+    settings = _group_settings(config, args.simulator, members)
     checkpoints = args.checkpoint or [None] * len(members)
     _outputs(*args.out, *checkpoints)
     log.info(

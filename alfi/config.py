@@ -33,6 +33,7 @@ __all__ = [
     "settings_for",
     "settings",
     "stage_settings",
+    "training_sets",
     "train_sizes",
     "import_plugin",
     "parse_variant",
@@ -350,6 +351,19 @@ def stage_settings(
     if stage == "posterior":
         return {**common, "draws": ev["draws"], "histograms": ev["histograms"]}
     raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+
+
+def training_sets(
+    config: dict[str, Any], simulator: str, members: list[tuple[str, int]]
+) -> list[list[tuple[str, int]]]:
+    """``members`` ``(variant, seed)`` split by the training settings of their variant (the
+    ``train`` stage's, per variant: :func:`stage_settings`), in order of first appearance: the
+    models that may train together as one ensemble."""
+    sets: dict[str, list[tuple[str, int]]] = {}
+    for variant, seed in members:
+        key = json.dumps(stage_settings(config, simulator, "train", variant), sort_keys=True)
+        sets.setdefault(key, []).append((variant, seed))
+    return list(sets.values())
 
 
 def variants_for(config: dict[str, Any], simulator: str) -> list[str]:

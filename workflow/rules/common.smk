@@ -10,6 +10,7 @@ from alfi.config import (
     settings_for,
     stage_settings,
     train_sizes,
+    training_sets,
     validate_config,
     variants_for,
 )
@@ -165,13 +166,11 @@ def training_groups():
     groups = []
     for s in SIMULATORS:
         members = [(v, seed) for v in variants_for(config, s) for seed in SEEDS]
-        chunks = []
-        for start in range(0, len(members), size):
-            by_settings = {}
-            for v, seed in members[start : start + size]:
-                key = json.dumps(stage_settings(config, s, "train", v), sort_keys=True)
-                by_settings.setdefault(key, []).append((v, seed))
-            chunks.extend(by_settings.values())
+        chunks = [
+            group
+            for start in range(0, len(members), size)
+            for group in training_sets(config, s, members[start : start + size])
+        ]
         groups.extend((s, index, chunk) for index, chunk in enumerate(chunks))
     return groups
 

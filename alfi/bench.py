@@ -4,7 +4,8 @@
 2. ``step`` — meta-training step time at the paper's hyper-parameters, split into simulate,
    forward (the unroll minus simulation) and backward + optimiser step; median and quartiles.
 3. ``ensemble`` — the step of a batched ensemble of ``G`` models (:mod:`alfi.train_ensemble`)
-   against one model's, per model, and the paper grid's projected hours at each ``G``.
+   against one model's, per model, eager and (on CUDA) replayed from a CUDA graph
+   (:mod:`alfi.cuda_graph`), and the paper grid's projected hours at each ``G``.
 4. ``evaluate`` — paper-scale evaluation (K = 500 inits, T_test = 30): problems per second and
    the projected time for 500 problems.
 5. ``accuracy`` — test RMSE against training wall-clock for Poisson (on θ) and Weinberg (on the
@@ -206,79 +207,97 @@ def bench_ensemble(
     warmup: int = 3,
 ) -> list[dict[str, Any]]:
     """Median step time of ensembles of ``sizes`` models at the paper's hyper-parameters
-    (:func:`alfi.train_ensemble.ensemble_step`; ``G = 1`` is :func:`alfi.train.training_step`),
-    per model and relative to one model, and the projected hours of this simulator's models of
-    the paper grid (``configs/paper.yaml``: variants x seeds, each its epochs of steps) at that
-    ``G``."""
-    from alfi.ensemble import Ensemble
-    from alfi.train import training_step
-    from alfi.train_ensemble import ensemble_step
-
+    (:func:`alfi.train_ensemble.ensemble_stepper`; ``G = 1`` is :func:`alfi.train.stepper`),
+    eager and, on CUDA, with each step's gradients replayed from a CUDA graph; per model and
+    relative to one eager model, and the projected hours of this simulator's models of the paper
+    grid (``configs/paper.yaml``: variants x seeds, each its epochs of steps) at that ``G``."""
     sim = get_simulator(name)
     settings = paper_settings(name)
-    cfg = settings["train"]
     grid_models, grid_steps, grid_model_steps = _grid_work(name)
     data = make_dataset(sim, 256, settings["dataset"]["n_real"], seed=1, device=str(device))
-    x_all, rows, single_ms = data.x.to(device), [], None
+    modes = (False, True) if device.type == "cuda" else (False,)
+    rows, single_ms = [], None
     for size in sizes:
-        _reset_peak(device)
-        members = [("nll-exp", seed) for seed in range(size)]
-        models = [build_model(sim, settings, data).to(device) for _ in members]
-        generators = [make_generator(seed, device) for _, seed in members]
-        theta_all = models[0].standardise_theta(data.theta.to(device))
-        if size == 1:
-            optimiser = torch.optim.Adam(models[0].parameters(), lr=cfg["lr"])
-        else:
-            ensemble = Ensemble(models)
-            optimiser = torch.optim.Adam(ensemble.parameters(), lr=cfg["lr"])
-        times = []
-        for i in range(warmup + steps):
-            index = torch.randint(
-                0, len(data), (size, cfg["meta_batch"]), device=device, generator=generators[0]
+        for graphed in modes:
+            _reset_peak(device)
+            step_ms = _ensemble_step_ms(sim, settings, data, device, size, graphed, steps, warmup)
+            single_ms = single_ms or step_ms  # sizes start with 1, eager first
+            per_model = step_ms / size
+            rows.append(
+                {
+                    "simulator": name,
+                    "group_size": size,
+                    "cuda_graph": graphed,
+                    "step_ms_median": step_ms,
+                    "per_model_ms": per_model,
+                    "per_model_vs_single": per_model / single_ms,
+                    "grid_models": grid_models,
+                    "grid_steps_per_model": grid_steps,
+                    "grid_hours": grid_model_steps * per_model / 3.6e6,
+                    "peak_mib": _peak_mib(device),
+                }
             )
-            _sync(device)
-            start = time.perf_counter()
-            if size == 1:
-                training_step(
-                    models[0],
-                    optimiser,
-                    sim,
-                    x_all[index[0]],
-                    theta_all[index[0]],
-                    cfg=cfg,
-                    generator=generators[0],
-                )
-            else:
-                ensemble_step(
-                    ensemble,
-                    optimiser,
-                    sim,
-                    x_all[index],
-                    theta_all[index],
-                    cfg=cfg,
-                    generators=generators,
-                    members=members,
-                )
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-        step_ms = 1e3 * statistics.median(times)
-        single_ms = single_ms or step_ms  # sizes start with 1
-        per_model = step_ms / size
-        rows.append(
-            {
-                "simulator": name,
-                "group_size": size,
-                "step_ms_median": step_ms,
-                "per_model_ms": per_model,
-                "per_model_vs_single": per_model / single_ms,
-                "grid_models": grid_models,
-                "grid_steps_per_model": grid_steps,
-                "grid_hours": grid_model_steps * per_model / 3.6e6,
-                "peak_mib": _peak_mib(device),
-            }
-        )
     return rows
+
+
+def _ensemble_step_ms(
+    sim: Simulator,
+    settings: dict[str, Any],
+    data,
+    device: torch.device,
+    size: int,
+    graphed: bool,
+    steps: int,
+    warmup: int,
+) -> float:
+    """Median milliseconds of one step of ``size`` fresh models (one: a model alone)."""
+    from alfi.ensemble import Ensemble
+    from alfi.train import stepper
+    from alfi.train_ensemble import ensemble_stepper
+
+    cfg = settings["train"]
+    members = [("nll-exp", seed) for seed in range(size)]
+    models = [build_model(sim, settings, data).to(device) for _ in members]
+    generators = [make_generator(seed, device) for _, seed in members]
+    theta_all = models[0].standardise_theta(data.theta.to(device))
+    x_all = data.x.to(device)
+    if size == 1:
+        optimiser = torch.optim.Adam(models[0].parameters(), lr=cfg["lr"])
+        one = stepper(
+            models[0], optimiser, sim, cfg=cfg, generator=generators[0], cuda_graph=graphed
+        )
+
+        def run(index: torch.Tensor, step: int) -> torch.Tensor:
+            return one(x_all[index[0]], theta_all[index[0]], step=step)
+
+    else:
+        ensemble = Ensemble(models)
+        optimiser = torch.optim.Adam(ensemble.parameters(), lr=cfg["lr"])
+        run_all = ensemble_stepper(
+            ensemble,
+            optimiser,
+            sim,
+            cfg=cfg,
+            generators=generators,
+            members=members,
+            cuda_graph=graphed,
+        )
+
+        def run(index: torch.Tensor, step: int) -> torch.Tensor:
+            return run_all(x_all[index], theta_all[index], step=step)
+
+    times = []
+    for i in range(warmup + steps):
+        index = torch.randint(
+            0, len(data), (size, cfg["meta_batch"]), device=device, generator=generators[0]
+        )
+        _sync(device)
+        start = time.perf_counter()
+        run(index, i)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
 
 
 def bench_evaluate(
@@ -452,6 +471,9 @@ def _print(tables: dict[str, pd.DataFrame]) -> None:
     ):
         for kind, frame in tables.items():
             print(f"\n## {kind}\n{frame.drop(columns=info_cols).to_string(index=False)}")
+        if "ensemble" in tables:
+            grid = tables["ensemble"].groupby(["group_size", "cuda_graph"])["grid_hours"].sum()
+            print(f"\n## paper grid, projected hours on this device\n{grid.to_string()}")
 
 
 def run_from_args(args: argparse.Namespace) -> None:

@@ -161,6 +161,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         device=device,
         checkpoints=checkpoints,
         progress=not args.quiet,
+        cuda_graph=config["cuda_graphs"],
     )
     for out, (variant, seed), result in zip(args.out, members, results, strict=True):
         save_model(

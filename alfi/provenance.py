@@ -48,7 +48,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("alfi.data",),
     "train": (
         *("alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses", "alfi.train"),
-        *("alfi.ensemble", "alfi.train_ensemble"),
+        *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
     ),
     "evaluate": (
         "alfi.data",

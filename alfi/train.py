@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from alfi import proposal
 from alfi.config import derive_seed, parse_variant
+from alfi.cuda_graph import training_stepper
 from alfi.data import check_simulation
 from alfi.io import InputError, MetaDataset, load_torch, save_torch
 from alfi.losses import meta_loss
@@ -52,6 +53,7 @@ __all__ = [
     "batch_loss",
     "apply_gradients",
     "training_step",
+    "stepper",
     "train",
     "save_model",
     "load_model",
@@ -345,6 +347,38 @@ def variant_loss(
     return meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail, tail_weight)
 
 
+def _initial_proposals(
+    x_real: torch.Tensor, simulator: Simulator, cfg: dict[str, Any], generator: torch.Generator
+) -> torch.Tensor:
+    r""":math:`\psi_1` ``(P, 2D)`` for the ``P`` problems of ``x_real`` (one draw)."""
+    return proposal.initial(
+        (x_real.shape[0],), simulator.theta_dim, generator, cfg["initial_log_scale"]
+    )
+
+
+def _unrolled_loss(
+    model: ALFI,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    psi: torch.Tensor,
+    theta: torch.Tensor,
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    variant: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unroll from ``psi`` and its meta-loss, unchecked: ``(loss, trajectory)``."""
+    trajectory = model.unroll(
+        simulator,
+        x_real,
+        psi,
+        steps=unroll_length(cfg),
+        n_theta=cfg["n_theta"],
+        n_sim=cfg["n_sim"],
+        generator=generator,
+    )
+    return variant_loss(trajectory, theta, variant, cfg), trajectory
+
+
 def batch_loss(
     model: ALFI,
     simulator: Simulator,
@@ -372,24 +406,15 @@ def batch_loss(
     and seed the diagnostic replays, which draw nothing from ``generator``.
     """
     parse_variant(variant)  # a bad variant is named before any simulation
-    psi = proposal.initial(
-        (x_real.shape[0],), simulator.theta_dim, generator, cfg["initial_log_scale"]
-    )
+    psi = _initial_proposals(x_real, simulator, cfg, generator)
     try:
-        trajectory = model.unroll(
-            simulator,
-            x_real,
-            psi,
-            steps=unroll_length(cfg),
-            n_theta=cfg["n_theta"],
-            n_sim=cfg["n_sim"],
-            generator=generator,
+        loss, trajectory = _unrolled_loss(
+            model, simulator, x_real, psi, theta, cfg, generator, variant
         )
     except RuntimeError as exc:
         if not _proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
             raise
         raise _diverged(step, f"{simulator.name}, {variant}", exc) from None
-    loss = variant_loss(trajectory, theta, variant, cfg)
     if not torch.isfinite(loss):
         raise _diagnose_non_finite(
             simulator,
@@ -448,6 +473,66 @@ def training_step(
     )
     apply_gradients(model, optimiser, loss, cfg["grad_clip"])
     return loss.detach()
+
+
+def stepper(
+    model: ALFI,
+    optimiser: torch.optim.Optimizer,
+    simulator: Simulator,
+    *,
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    variant: str = "nll-exp",
+    seed: int = 0,
+    cuda_graph: bool = False,
+) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
+    """:func:`training_step` as a function of ``(x_real, theta, step=)``. On CUDA with
+    ``cuda_graph``, the loss and its clipped gradients are replayed from a CUDA graph
+    (:func:`alfi.cuda_graph.training_stepper`), the loss is checked as :func:`batch_loss`
+    checks it (a non-finite loss raises before the optimiser steps), and Adam steps eagerly:
+    the eager step's draws and operations, one launch instead of a thousand."""
+
+    def check(loss: torch.Tensor, means: torch.Tensor, *, step: int) -> None:
+        if not torch.isfinite(loss):
+            raw = model.raw_theta(means)
+            raise _diagnose_non_finite(simulator, raw, cfg["n_sim"], seed, step, variant)
+
+    return training_stepper(
+        functools.partial(
+            training_step,
+            *(model, optimiser, simulator),
+            cfg=cfg,
+            generator=generator,
+            variant=variant,
+            seed=seed,
+        ),
+        functools.partial(_gradients, model, optimiser, simulator, cfg, generator, variant),
+        [generator],
+        check,
+        optimiser,
+        enabled=cuda_graph,
+    )
+
+
+def _gradients(
+    model: ALFI,
+    optimiser: torch.optim.Optimizer,
+    simulator: Simulator,
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    variant: str,
+    x_real: torch.Tensor,
+    theta: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The capturable half of a step: gradients zeroed in place, the loss, its clipped
+    gradients; returns the detached loss and the trajectory's means ``(T + 1, P, D)``."""
+    optimiser.zero_grad(set_to_none=False)
+    psi = _initial_proposals(x_real, simulator, cfg, generator)
+    loss, trajectory = _unrolled_loss(model, simulator, x_real, psi, theta, cfg, generator, variant)
+    loss.backward()
+    if cfg["grad_clip"] is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+    return loss.detach(), trajectory.detach()[..., : simulator.theta_dim]
 
 
 def _checkpoint(
@@ -513,6 +598,7 @@ def train(
     checkpoint: Path | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    cuda_graph: bool = False,
 ) -> TrainResult:
     """Meta-train ALFI; resume from ``checkpoint`` if it exists, and save to it periodically.
 
@@ -520,7 +606,8 @@ def train(
     (:func:`alfi.config.settings`); ``variant`` is ``LOSS-WEIGHTING``; ``seed`` fixes the initial
     weights, the visiting order and every draw. Each step is one :func:`training_step` on the
     meta-batch the epoch order gives. ``stop_after`` ends the run after that many total steps
-    (as if the job were killed right after a checkpoint); used to test resumption.
+    (as if the job were killed right after a checkpoint); used to test resumption. On CUDA,
+    ``cuda_graph`` replays each step's gradients from a CUDA graph (:func:`stepper`).
     """
     parse_variant(variant)
     if len(data) == 0:
@@ -543,6 +630,16 @@ def train(
     theta_raw = data.theta.to(device)
     theta_all = model.standardise_theta(theta_raw)
     x_all = data.x.to(device)
+    run_step = stepper(
+        model,
+        optimiser,
+        simulator,
+        cfg=cfg,
+        generator=generator,
+        variant=variant,
+        seed=seed,
+        cuda_graph=cuda_graph,
+    )
     per_epoch, total, last = _schedule(settings, len(data), stop_after)
     bar = _progress_bar(total, step, f"{simulator.name} {variant}", progress)
     start = time.perf_counter()
@@ -557,18 +654,7 @@ def train(
             )
         else:
             x_real = x_all[index]
-        loss = training_step(
-            model,
-            optimiser,
-            simulator,
-            x_real,
-            theta_all[index],
-            cfg=cfg,
-            generator=generator,
-            variant=variant,
-            seed=seed,
-            step=step,
-        )
+        loss = run_step(x_real, theta_all[index], step=step)
         step += 1
         bar.update(1)
         if step % HISTORY_EVERY == 0 or step == last:

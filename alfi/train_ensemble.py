@@ -17,9 +17,10 @@ grows over a long run, its provenance record names the group
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 
 from alfi import proposal
 from alfi.config import parse_variant
+from alfi.cuda_graph import training_stepper
 from alfi.ensemble import Ensemble
 from alfi.io import InputError, MetaDataset, save_torch
 from alfi.provenance import digest
@@ -52,7 +54,7 @@ from alfi.train import (
     variant_loss,
 )
 
-__all__ = ["ensemble_step", "train_ensemble"]
+__all__ = ["ensemble_step", "ensemble_stepper", "train_ensemble"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def train_ensemble(
     checkpoints: Sequence[Path | None] | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    cuda_graph: bool = False,
 ) -> list[TrainResult]:
     """Train the models ``members`` (``(variant, seed)`` pairs) together; one
     :class:`~alfi.train.TrainResult` per member, in order.
@@ -74,7 +77,9 @@ def train_ensemble(
     ``checkpoints`` (one path or ``None`` per member) are resumed and written as
     :func:`alfi.train.train` does, and resumed only all together: if the members' checkpoints
     stand at different steps (the job was killed between two writes, or one was removed), the
-    group starts afresh. A group of one is :func:`alfi.train.train`.
+    group starts afresh. A group of one is :func:`alfi.train.train`. On CUDA, ``cuda_graph``
+    replays each step's gradients from one CUDA graph for the group
+    (:func:`ensemble_stepper`).
     """
     members = [(str(variant), int(seed)) for variant, seed in members]
     if not members:
@@ -103,6 +108,7 @@ def train_ensemble(
                 checkpoint=checkpoint,
                 stop_after=stop_after,
                 progress=progress,
+                cuda_graph=cuda_graph,
             )
         ]
 
@@ -131,6 +137,7 @@ def train_ensemble(
         checkpoints,
         stop_after,
         progress,
+        cuda_graph,
     )
 
 
@@ -188,19 +195,138 @@ def ensemble_step(
     ``(variant, seed)`` per member. Each member draws its :math:`\psi_1` and unrolls from its
     own generator; its loss is clipped to ``cfg["grad_clip"]`` on its own gradient norm. Returns
     the ``(G,)`` losses (detached)."""
-    psi = torch.stack(
+    psi = _initial_proposals(x_real, simulator, cfg, generators)
+    try:
+        losses, trajectory = _ensemble_losses(
+            ensemble, simulator, x_real, psi, theta, cfg, generators, members
+        )
+    except RuntimeError as exc:
+        _explain_unroll_error(ensemble, simulator, x_real, psi, cfg, members, step, exc)
+        raise
+    _check_losses(ensemble, simulator, losses, trajectory, cfg, members, step)
+    optimiser.zero_grad(set_to_none=True)
+    losses.sum().backward()  # member g's loss reaches only member g's weights
+    if cfg["grad_clip"] is not None:
+        _clip_each(ensemble.parameters(), cfg["grad_clip"])
+    optimiser.step()
+    return losses.detach()
+
+
+def ensemble_stepper(
+    ensemble: Ensemble,
+    optimiser: torch.optim.Optimizer,
+    simulator: Simulator,
+    *,
+    cfg: dict[str, Any],
+    generators: Sequence[torch.Generator],
+    members: Sequence[tuple[str, int]],
+    cuda_graph: bool = False,
+) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
+    """:func:`ensemble_step` as a function of ``(x_real, theta, step=)``; on CUDA with
+    ``cuda_graph``, the losses and clipped gradients replayed from one CUDA graph for the whole
+    group (:func:`alfi.train.stepper` says how), Adam eager."""
+
+    def check(losses: torch.Tensor, means: torch.Tensor, *, step: int) -> None:
+        _check_losses(ensemble, simulator, losses, means, cfg, members, step)
+
+    return training_stepper(
+        functools.partial(
+            ensemble_step,
+            *(ensemble, optimiser, simulator),
+            cfg=cfg,
+            generators=generators,
+            members=members,
+        ),
+        functools.partial(
+            _ensemble_gradients, ensemble, optimiser, simulator, cfg, generators, members
+        ),
+        generators,
+        check,
+        optimiser,
+        enabled=cuda_graph,
+    )
+
+
+def _initial_proposals(
+    x_real: torch.Tensor,
+    simulator: Simulator,
+    cfg: dict[str, Any],
+    generators: Sequence[torch.Generator],
+) -> torch.Tensor:
+    r"""Each member's :math:`\psi_1` ``(G, P, 2D)``, from its own generator."""
+    shape = (x_real.shape[1],)
+    return torch.stack(
         [
-            proposal.initial((x_real.shape[1],), simulator.theta_dim, g, cfg["initial_log_scale"])
+            proposal.initial(shape, simulator.theta_dim, g, cfg["initial_log_scale"])
             for g in generators
         ]
     )
-    trajectory = _unroll(ensemble, simulator, x_real, psi, cfg, generators, members, step)
+
+
+def _ensemble_losses(
+    ensemble: Ensemble,
+    simulator: Simulator,
+    x_real: torch.Tensor,
+    psi: torch.Tensor,
+    theta: torch.Tensor,
+    cfg: dict[str, Any],
+    generators: Sequence[torch.Generator],
+    members: Sequence[tuple[str, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unroll from ``psi`` and each member's loss, unchecked: ``(G,)`` losses and the
+    trajectories ``(T + 1, G, P, 2D)``."""
+    trajectory = ensemble.unroll(
+        simulator,
+        x_real,
+        psi,
+        steps=unroll_length(cfg),
+        n_theta=cfg["n_theta"],
+        n_sim=cfg["n_sim"],
+        generators=generators,
+    )
     losses = torch.stack(
         [
             variant_loss(trajectory[:, g], theta[g], variant, cfg)
             for g, (variant, _) in enumerate(members)
         ]
     )
+    return losses, trajectory
+
+
+def _ensemble_gradients(
+    ensemble: Ensemble,
+    optimiser: torch.optim.Optimizer,
+    simulator: Simulator,
+    cfg: dict[str, Any],
+    generators: Sequence[torch.Generator],
+    members: Sequence[tuple[str, int]],
+    x_real: torch.Tensor,
+    theta: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The capturable half of an ensemble step (:func:`alfi.train.stepper`'s, for ``G``
+    members): the ``(G,)`` losses and the means ``(T + 1, G, P, D)``."""
+    optimiser.zero_grad(set_to_none=False)
+    psi = _initial_proposals(x_real, simulator, cfg, generators)
+    losses, trajectory = _ensemble_losses(
+        ensemble, simulator, x_real, psi, theta, cfg, generators, members
+    )
+    losses.sum().backward()
+    if cfg["grad_clip"] is not None:
+        _clip_each(ensemble.parameters(), cfg["grad_clip"])
+    return losses.detach(), trajectory.detach()[..., : simulator.theta_dim]
+
+
+def _check_losses(
+    ensemble: Ensemble,
+    simulator: Simulator,
+    losses: torch.Tensor,
+    trajectory: torch.Tensor,
+    cfg: dict[str, Any],
+    members: Sequence[tuple[str, int]],
+    step: int,
+) -> None:
+    """Raise the first non-finite member's :class:`~alfi.train.NonFiniteLossError`;
+    ``trajectory`` ``(T + 1, G, P, *)`` holds the standardised means first."""
     finite = torch.isfinite(losses)
     if not bool(finite.all()):
         g = int((~finite).nonzero()[0])
@@ -208,12 +334,6 @@ def ensemble_step(
         raise _diagnose_non_finite(
             simulator, means, cfg["n_sim"], members[g][1], step, members[g][0]
         )
-    optimiser.zero_grad(set_to_none=True)
-    losses.sum().backward()  # member g's loss reaches only member g's weights
-    if cfg["grad_clip"] is not None:
-        _clip_each(ensemble.parameters(), cfg["grad_clip"])
-    optimiser.step()
-    return losses.detach()
 
 
 def _train_together(
@@ -227,6 +347,7 @@ def _train_together(
     checkpoints: list[Path | None],
     stop_after: int | None,
     progress: bool,
+    cuda_graph: bool,
 ) -> list[TrainResult]:
     cfg = settings["train"]
     provenances = [{"fingerprint": digest(r), "record": r} for r in records]
@@ -252,6 +373,15 @@ def _train_together(
     theta_raw = data.theta.to(device)
     theta_all = models[0].standardise_theta(theta_raw)  # the prior's moments: the same for all
     x_all = data.x.to(device)
+    run_step = ensemble_stepper(
+        ensemble,
+        optimiser,
+        simulator,
+        cfg=cfg,
+        generators=generators,
+        members=members,
+        cuda_graph=cuda_graph,
+    )
     per_epoch, total, last = _schedule(settings, len(data), stop_after)
     bar = _progress_bar(total, step, f"{simulator.name} x{len(members)}", progress)
     start = time.perf_counter()
@@ -272,17 +402,7 @@ def _train_together(
             )
         else:
             x_real = x_all[index]
-        losses = ensemble_step(
-            ensemble,
-            optimiser,
-            simulator,
-            x_real,
-            theta_all[index],
-            cfg=cfg,
-            generators=generators,
-            members=members,
-            step=step,
-        )
+        losses = run_step(x_real, theta_all[index], step=step)
         step += 1
         bar.update(1)
         if step % HISTORY_EVERY == 0 or step == last:
@@ -321,32 +441,21 @@ def _train_together(
     ]
 
 
-def _unroll(
+def _explain_unroll_error(
     ensemble: Ensemble,
     simulator: Simulator,
     x_real: torch.Tensor,
     psi: torch.Tensor,
     cfg: dict[str, Any],
-    generators: list[torch.Generator],
-    members: list[tuple[str, int]],
+    members: Sequence[tuple[str, int]],
     step: int,
-) -> torch.Tensor:
-    """The ensemble's unroll; a simulator error is explained as :func:`alfi.train.batch_loss`
-    explains it, naming the member whose proposal diverged."""
-    try:
-        return ensemble.unroll(
-            simulator,
-            x_real,
-            psi,
-            steps=unroll_length(cfg),
-            n_theta=cfg["n_theta"],
-            n_sim=cfg["n_sim"],
-            generators=generators,
-        )
-    except RuntimeError as exc:
-        for g, (variant, seed) in enumerate(members):
-            model = ensemble.member(g)
-            if _proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
-                run = f"{simulator.name}, {variant}, seed {seed}"
-                raise _diverged(step, run, exc) from None
-        raise
+    exc: RuntimeError,
+) -> None:
+    """A simulator error in the ensemble's unroll, explained as :func:`alfi.train.batch_loss`
+    explains it: raises the divergence of the first member whose proposal diverged (else
+    returns, and the caller re-raises ``exc``)."""
+    for g, (variant, seed) in enumerate(members):
+        model = ensemble.member(g)
+        if _proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
+            run = f"{simulator.name}, {variant}, seed {seed}"
+            raise _diverged(step, run, exc) from None

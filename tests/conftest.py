@@ -1,8 +1,9 @@
 """Shared fixtures and options.
 
 ``--device cuda`` runs the device-aware tests (those taking the ``device`` fixture) on the GPU
-instead of the CPU: ``python -m pytest --device cuda -m "not slow"``. ``-m "not slow"`` leaves
-out the workflow and SLURM runs: the quick loop while editing the package.
+instead of the CPU, and only those: the others would run on the CPU as they do without it
+(``python -m pytest --device cuda``). ``-m "not slow"`` leaves out the workflow and SLURM runs:
+the quick loop while editing the package.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--device") == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda was given but torch sees no CUDA device")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--device") != "cuda":
+        return
+    elsewhere = [item for item in items if "device" not in getattr(item, "fixturenames", ())]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
 
 
 @pytest.fixture(autouse=True)

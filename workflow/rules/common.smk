@@ -130,6 +130,7 @@ def settings(simulator):
         {
             "results": RESULTS,
             "device": config["device"],
+            "cuda_graphs": config["cuda_graphs"],
             "seed": config["seed"],
             "simulators": [simulator],
             "plugins": config["plugins"],

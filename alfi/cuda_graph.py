@@ -18,7 +18,7 @@ capture:
   replay advances its Philox offset by exactly what the eager call draws, and a replayed step
   draws the numbers the eager step would draw;
 - nothing that synchronises the host: no ``.item()``, no data-dependent shapes, no tensor made
-  from host data (cache such constants per device, as :meth:`Simulator.bounds` does).
+  from host data (make such constants with :meth:`Simulator.constant`, cached per device).
 
 The first ``warmup`` calls at each shape run eagerly on a side stream, so the lazy set-up of
 cuBLAS and autograd happens outside the capture, the last of them with CUDA's sync debugging set
@@ -65,11 +65,6 @@ class GraphedGradients:
         self._graphs = {}
         self._stream = torch.cuda.Stream() if self.enabled else None
 
-    @property
-    def captured(self) -> int:
-        """How many shapes have a graph."""
-        return len(self._graphs)
-
     def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         if not self.enabled:
             return self.fn(*inputs)
@@ -105,7 +100,7 @@ class GraphedGradients:
                 f"the training step cannot be captured as a CUDA graph: it synchronises with "
                 f"the host ({exc}). A simulator must draw only from the generator it is given "
                 "and make no tensor from host data in simulate() (cache such constants per "
-                "device, as Simulator.bounds does); or set cuda_graphs: false in the config to "
+                "device with Simulator.constant); or set cuda_graphs: false in the config to "
                 "train eagerly"
             ) from exc
         finally:
@@ -116,15 +111,9 @@ class GraphedGradients:
     def _capture(self, key: tuple, inputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
         static = [x.clone() for x in inputs]
         graph = torch.cuda.CUDAGraph()
-        if not hasattr(graph, "register_generator_state"):
-            raise CaptureError(
-                f"torch {torch.__version__} cannot register generators with a CUDA graph; "
-                "set cuda_graphs: false in the config to train eagerly"
-            )
-        for generator in self.generators:
+        for generator in self.generators:  # torch >= 2.4, below the package's floor
             graph.register_generator_state(generator)
         stream = torch.cuda.current_stream()
-        torch.cuda.synchronize()
         try:
             with torch.cuda.graph(graph):
                 outputs = self.fn(*static)

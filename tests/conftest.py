@@ -40,10 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--device") != "cuda":
         return
-    elsewhere = [item for item in items if "device" not in getattr(item, "fixturenames", ())]
+    keep, elsewhere = [], []
+    for item in items:
+        (keep if "device" in getattr(item, "fixturenames", ()) else elsewhere).append(item)
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
-        items[:] = [item for item in items if item not in elsewhere]
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)

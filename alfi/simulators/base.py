@@ -54,13 +54,25 @@ class Simulator:
         Cached because every unroll step clamps to the box: building the tensors anew would copy
         from the host at every step on a GPU.
         """
-        cache = self.__dict__.setdefault("_bounds", {})
-        key = str(torch.device(device))
+        return (
+            self.constant("prior_low", self.prior_low, device),
+            self.constant("prior_high", self.prior_high, device),
+        )
+
+    def constant(
+        self,
+        name: str,
+        values: Sequence,
+        device: torch.device | str,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """``values`` as a tensor on ``device``, made once per (``name``, device, dtype) and
+        cached on the simulator: a simulator's fixed numbers, read at every simulation, cost no
+        host-to-device copy after the first (a copy per call would also stop a CUDA graph)."""
+        cache = self.__dict__.setdefault("_constants", {})
+        key = (name, str(torch.device(device)), dtype)
         if key not in cache:
-            cache[key] = (
-                torch.tensor(self.prior_low, dtype=torch.float32, device=device),
-                torch.tensor(self.prior_high, dtype=torch.float32, device=device),
-            )
+            cache[key] = torch.tensor(values, dtype=dtype, device=device)
         return cache[key]
 
     def prior_moments(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:

@@ -45,13 +45,7 @@ class Multivariate(Simulator):
     prior_high = (3.0, 3.0, 3.0)
 
     def _mixing(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """``MIXING`` on ``device``, cached: no host-to-device copy per simulation (which a
-        CUDA graph could not capture)."""
-        cache = self.__dict__.setdefault("_mixing_cache", {})
-        key = (str(torch.device(device)), dtype)
-        if key not in cache:
-            cache[key] = torch.tensor(MIXING, device=device, dtype=dtype)
-        return cache[key]
+        return self.constant("mixing", MIXING, device, dtype)
 
     def latents(self, theta: Tensor, n: int, generator: torch.Generator) -> Tensor:
         """The independent latents ``z`` of shape ``(*, n, 5)``."""

@@ -101,7 +101,6 @@ def run(name: str, size: int, seed: int, training: str = "default") -> dict:
 
 
 def summarise(rows: pd.DataFrame) -> str:
-    rows = rows.assign(training=rows.get("training", "default")).fillna({"training": "default"})
     extra = {
         name: (name, "mean")
         for name in ("posterior_coverage90", "width90_over_exact")

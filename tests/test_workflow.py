@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -338,6 +339,14 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     data = load_dataset(results / "data" / "weinberg" / "train.npz")
     model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
     assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint
+
+    # The checkout moved (a new clone, another mount point): its code inputs are recorded
+    # relative to the working directory, so nothing reruns.
+    moved = replace(project, root=Path(shutil.move(project.root, tmp_path / "moved")))
+    try:
+        assert moved.dry_run(*common) == {}, "a moved checkout reruns nothing"
+    finally:
+        shutil.move(moved.root, project.root)
 
     # Another T_test: every evaluation (all T_test come from one unroll), nothing else.
     _edit_config(project.root, lambda c: c.update(t_test=[*c["t_test"], 9]))

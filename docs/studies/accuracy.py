@@ -96,6 +96,39 @@ CANDIDATES: dict[str, dict] = {
         "train": SPREAD_TAIL,
         "model": {"pooling": "mean-max", "squash": "asinh", "score_gradient": "scale"},
     },
+    # network capacity on top of the adopted configuration: the observation encoder wider
+    # (encoding 64, one hidden layer of 128) or deeper (two hidden layers of 64), or the update
+    # network (h and the GRU) twice as wide
+    "asinh+meanmax+cosine+tail15w+wide": {
+        "train": SPREAD_TAIL,
+        "model": {"pooling": "mean-max", "squash": "asinh", "encoding": 64, "x_hidden": [128]},
+    },
+    "asinh+meanmax+cosine+tail15w+deep": {
+        "train": SPREAD_TAIL,
+        "model": {"pooling": "mean-max", "squash": "asinh", "x_hidden": [64, 64]},
+    },
+    "asinh+meanmax+cosine+tail15w+core": {
+        "train": SPREAD_TAIL,
+        "model": {"pooling": "mean-max", "squash": "asinh", "hidden": 128, "recurrent": 128},
+    },
+    "asinh+meanmax+cosine+tail15w+deep+core": {
+        "train": SPREAD_TAIL,
+        "model": {
+            "pooling": "mean-max",
+            "squash": "asinh",
+            "x_hidden": [64, 64],
+            "hidden": 128,
+            "recurrent": 128,
+        },
+    },
+    # the simulations per update at the same number of simulated observations (B M = 400):
+    # 4 parameter draws of 100 observations each, so a simulated set's summary is
+    # nearer in noise to the 200 real observations' (a maximum of 20 draws lies far below the
+    # support's end)
+    "asinh+meanmax+cosine+tail15w+b4m100": {
+        "train": {**SPREAD_TAIL, "n_theta": 4, "n_sim": 100},
+        "model": {"pooling": "mean-max", "squash": "asinh"},
+    },
     "asinh+meanmax+cosine+tail10w": {
         "train": {**SPREAD_TAIL, "tail_steps": 10, "tail_weight": 1 / 2},
         "model": {"pooling": "mean-max", "squash": "asinh"},

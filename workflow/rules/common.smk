@@ -1,5 +1,6 @@
 # Shared helpers: config validation, output paths and the lists of runs.
 import json
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -36,7 +37,17 @@ T_TEST = config["t_test"]
 TABLES = ["estimates", "metrics", "samples"]
 RES = config["resources"]
 GPU = RES["gpu"]
-PACKAGE = Path(workflow.main_snakefile).parent / "alfi"
+
+
+def relative_to_workdir(path):
+    """`path` relative to the working directory where it lies under it: the code files a job
+    reads are part of its recorded input set, so absolute paths would rerun every job of a
+    checkout that moved (a new clone, another mount point on the cluster's nodes)."""
+    path = Path(os.path.abspath(path))
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+PACKAGE = relative_to_workdir(Path(workflow.main_snakefile).parent / "alfi")
 MODEL = f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt"
 ALFI_RUN = f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{{table}}.parquet"
 # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
@@ -87,12 +98,17 @@ def simulator_code(simulators):
 
 
 def workflow_paths(paths):
-    """Package files as this workflow's folder holds them; a plugin's as they are."""
+    """Package files as this workflow's folder holds them; a plugin's where it lives (both
+    relative to the working directory where they lie under it)."""
     import alfi
 
     package = Path(alfi.__file__).parent
     return [
-        str(PACKAGE / p.relative_to(package)) if p.is_relative_to(package) else str(p)
+        (
+            str(PACKAGE / p.relative_to(package))
+            if p.is_relative_to(package)
+            else str(relative_to_workdir(p))
+        )
         for p in paths
     ]
 

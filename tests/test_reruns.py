@@ -1,0 +1,163 @@
+"""The Snakemake workflow run for real on the tiny config, then each kind of change reruns the
+jobs that depend on it and nothing else. Alone in its module so that pytest-xdist's
+``--dist loadfile`` can run it beside the SLURM tests, the two longest."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+
+def _edit_config(project: Path, edit) -> dict:
+    path = project / "configs" / "tiny.yaml"
+    config = yaml.safe_load(path.read_text())
+    edit(config)
+    path.write_text(yaml.safe_dump(config))
+    return config
+
+
+def _downstream(**jobs: int) -> dict[str, int]:
+    """Dry-run counts of a change whose jobs are ``jobs``, plus the aggregation and reports."""
+    counts = {**jobs, "aggregate": 3, "figures": 1, "tables": 1, "all": 1}
+    return {**counts, "total": sum(counts.values())}
+
+
+def test_tiny_workflow_runs_and_reruns_only_what_changed(
+    project, check_results, readme_plugin, tmp_path
+):
+    """One run of the tiny config with a plugin simulator, then each kind of change reruns the
+    jobs that depend on it, all of them in one invocation, and nothing else."""
+    (project.root / "my_simulators.py").write_text(readme_plugin)
+    config = _edit_config(
+        project.root,
+        lambda c: c.update(
+            plugins=["my_simulators"], simulators=[*c["simulators"], "gaussian_mean"]
+        ),
+    )
+    results = tmp_path / "results"
+    common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
+    project.run("--cores", "2", *common)
+    check_results(results, config["simulators"], config["t_test"])
+    for log in (results / "logs" / "train").glob("*.log"):
+        assert "device cpu" in log.read_text()
+
+    assert project.dry_run(*common) == {}, "a finished workflow has nothing to redo"
+
+    # The documented extra targets: the captioned report and the benchmark.
+    project.run(*common, "--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "weinberg_histograms.png" in html and "summary.md" in html
+    project.run("bench", "--cores", "2", *common)
+    for part in config["bench"]["parts"]:
+        assert len(pd.read_parquet(results / "benchmarks" / f"{part}.parquet")) > 0
+    project.run("readme_figures", "--cores", "1", *common)
+    for name in ("poisson_trajectory", "poisson_boxplot", "weinberg_histograms"):
+        copy = project.root / "docs" / "figures" / f"{name}.png"
+        assert copy.read_bytes() == (results / "figures" / f"{name}.png").read_bytes()
+
+    # An edit of the plotting code (Snakemake >= 9.18 compares checksums: a bare touch is no edit).
+    with open(project.root / "alfi" / "figures.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    assert project.dry_run(*common) == {"figures": 1, "all": 1, "total": 2}
+    project.run("--cores", "2", *common)
+
+    # How often checkpoints are written changes no result: only the settings files follow it.
+    _edit_config(project.root, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
+    n = len(config["simulators"])
+    assert project.dry_run(*common) == {"settings": n, "total": n}
+    project.run("--cores", "2", *common)
+
+    # Training settings of Weinberg only: its training onwards, not its data, not the others.
+    _edit_config(
+        project.root,
+        lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}}),
+    )
+    assert project.dry_run(*common) == _downstream(
+        settings=1, variant_settings=1, train=1, evaluate=1
+    )
+
+    # Evaluation settings of Poisson only: its evaluations (2 variants), no training.
+    _edit_config(project.root, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
+    assert project.dry_run(*common) == _downstream(
+        settings=2, stage_settings=1, variant_settings=1, train=1, evaluate=1 + 2
+    )
+    project.run("--cores", "2", *common)
+
+    # Training settings of one Poisson variant: that variant's model alone (that the model
+    # trains under them: tests/test_bad_input.py).
+    _edit_config(
+        project.root,
+        lambda c: c.update(variant_overrides={"mse-last": {"train": {"tail_steps": 2}}}),
+    )
+    assert project.dry_run(*common) == _downstream(
+        settings=1, variant_settings=1, train=1, evaluate=1
+    )
+    _edit_config(project.root, lambda c: c.pop("variant_overrides"))
+
+    # Dataset settings: the data are redrawn and everything downstream reruns in this one
+    # invocation (no second run needed), and the model records the new data.
+    _edit_config(project.root, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
+    assert project.dry_run(*common) == _downstream(
+        settings=1,
+        stage_settings=1,
+        dataset=2,
+        mle=1,
+        train=1,
+        evaluate=1,
+        posterior=1,
+        prior_mean=1,
+        amortised=2,
+        abc_smc=1,
+    )
+    project.run("--cores", "2", *common)
+    assert project.dry_run(*common) == {}
+    from alfi.io import load_dataset, load_torch
+
+    data = load_dataset(results / "data" / "weinberg" / "train.npz")
+    model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
+    assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint
+
+    # The checkout moved (a new clone, another mount point): its code inputs are recorded
+    # relative to the working directory, so nothing reruns.
+    moved = replace(project, root=Path(shutil.move(project.root, tmp_path / "moved")))
+    try:
+        assert moved.dry_run(*common) == {}, "a moved checkout reruns nothing"
+    finally:
+        shutil.move(moved.root, project.root)
+
+    # Another T_test: every evaluation (all T_test come from one unroll), nothing else.
+    _edit_config(project.root, lambda c: c.update(t_test=[*c["t_test"], 9]))
+    assert project.dry_run(*common) == _downstream(stage_settings=n, evaluate=n + 1)
+    _edit_config(project.root, lambda c: c.update(t_test=c["t_test"][:-1]))
+
+    # The C2ST's forest: every run that reports a C2ST, not the exact posterior, no training.
+    trees = config["defaults"]["evaluate"].get("c2st_trees", 100)
+    _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees + 1))
+    assert project.dry_run(*common) == _downstream(
+        settings=n,
+        stage_settings=3 * n,
+        evaluate=n + 1,
+        prior_mean=n,
+        amortised=2 * n,
+        abc_smc=n,
+    )
+    _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees))
+
+    # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
+    with open(project.root / "my_simulators.py", "a") as handle:
+        handle.write("\nNOISE = 1.0\n")
+    assert project.dry_run(*common) == _downstream(
+        dataset=2, mle=1, train=1, evaluate=1, posterior=1, prior_mean=1, amortised=2, abc_smc=1
+    )
+
+    # The root seed: every random draw, so every job but the full settings files' content.
+    _edit_config(project.root, lambda c: c.update(seed=1))
+    counts = project.dry_run(*common)
+    assert counts["dataset"] == 2 * n and counts["train"] == n + 1 and counts["mle"] == n

@@ -37,14 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--device cuda was given but torch sees no CUDA device")
 
 
-#: The two longest modules (minutes each; the rest of the suite together is about as long as
-#: either). They run first, so that ``--dist loadfile`` hands them to the two workers at once
-#: instead of leaving one to start late and run alone at the end.
-LONGEST_FIRST = ("test_reruns.py", "test_slurm.py")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: order kept
     if config.getoption("--device") != "cuda":
         return
     keep, elsewhere = [], []

@@ -48,6 +48,9 @@ SPREAD_TAIL = {
     "tail_weight": 1 / 3,
 }
 
+#: The adopted model options (config.yaml's defaults) the capacity candidates build on.
+ADOPTED_MODEL = {"pooling": "mean-max", "squash": "asinh"}
+
 #: Candidate name to the settings it changes (deep-merged over :data:`PLAIN`).
 CANDIDATES: dict[str, dict] = {
     "baseline": {},
@@ -101,25 +104,19 @@ CANDIDATES: dict[str, dict] = {
     # network (h and the GRU) twice as wide
     "asinh+meanmax+cosine+tail15w+wide": {
         "train": SPREAD_TAIL,
-        "model": {"pooling": "mean-max", "squash": "asinh", "encoding": 64, "x_hidden": [128]},
+        "model": {**ADOPTED_MODEL, "encoding": 64, "x_hidden": [128]},
     },
     "asinh+meanmax+cosine+tail15w+deep": {
         "train": SPREAD_TAIL,
-        "model": {"pooling": "mean-max", "squash": "asinh", "x_hidden": [64, 64]},
+        "model": {**ADOPTED_MODEL, "x_hidden": [64, 64]},
     },
     "asinh+meanmax+cosine+tail15w+core": {
         "train": SPREAD_TAIL,
-        "model": {"pooling": "mean-max", "squash": "asinh", "hidden": 128, "recurrent": 128},
+        "model": {**ADOPTED_MODEL, "hidden": 128, "recurrent": 128},
     },
     "asinh+meanmax+cosine+tail15w+deep+core": {
         "train": SPREAD_TAIL,
-        "model": {
-            "pooling": "mean-max",
-            "squash": "asinh",
-            "x_hidden": [64, 64],
-            "hidden": 128,
-            "recurrent": 128,
-        },
+        "model": {**ADOPTED_MODEL, "x_hidden": [64, 64], "hidden": 128, "recurrent": 128},
     },
     # the simulations per update at the same number of simulated observations (B M = 400):
     # 4 parameter draws of 100 observations each, so a simulated set's summary is
@@ -127,7 +124,7 @@ CANDIDATES: dict[str, dict] = {
     # support's end)
     "asinh+meanmax+cosine+tail15w+b4m100": {
         "train": {**SPREAD_TAIL, "n_theta": 4, "n_sim": 100},
-        "model": {"pooling": "mean-max", "squash": "asinh"},
+        "model": ADOPTED_MODEL,
     },
     "asinh+meanmax+cosine+tail10w": {
         "train": {**SPREAD_TAIL, "tail_steps": 10, "tail_weight": 1 / 2},

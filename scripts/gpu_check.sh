@@ -42,7 +42,7 @@ for name in ("poisson", "linear_regression", "multivariate", "weinberg"):
 EOF
 timeout 200 python3 -m alfi bench --device cuda --only ensemble --out-dir "$OUT/bench" 2>&1 \
     | tee "$OUT/bench_ensemble.txt"
-timeout 100 python3 -m pytest -q -p no:cacheprovider --device cuda -m "not slow" \
+timeout 70 python3 -m pytest -q -p no:cacheprovider --device cuda -m "not slow" \
     --ignore=tests/test_cuda_graph.py 2>&1 | tail -25 | tee "$OUT/cuda_tests.txt"
-timeout 80 python3 -m alfi bench --device cuda --only throughput,step,evaluate \
+timeout 50 python3 -m alfi bench --device cuda --only throughput,step,evaluate \
     --out-dir "$OUT/bench2" 2>&1 | tee "$OUT/bench_other.txt"

@@ -51,11 +51,15 @@ def test_dry_run_paper_config(repository):
     counts = repository.dry_run(
         "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p"
     )
-    # 4 simulators x 6 variants x 3 seeds = 72 models, each tested once (both T_test); the regressor
-    # and NPE for each simulator, seed and of 3 training sizes.
-    assert counts["train"] == 72 and counts["evaluate"] == 72 and counts["amortised"] == 72
+    # 4 simulators x 6 variants x 3 seeds = 72 models, trained 18 at a time (a simulator's grid in
+    # one GPU job: resources.train_group_size), each tested once (both T_test); the regressor and
+    # NPE for each simulator, seed and of 3 training sizes.
+    groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
+    simulators = ("poisson", "linear_regression", "multivariate", "weinberg")
+    assert groups == {f"train_{s}_group0": 1 for s in simulators}
+    assert counts["evaluate"] == 72 and counts["amortised"] == 72
     assert counts["abc_smc"] == 8 and counts["variant_settings"] == 24
-    assert counts["total"] == 298
+    assert counts["total"] == 298 - 72 + 4
 
 
 def test_grouped_training_jobs(repository, tmp_path):

@@ -146,7 +146,13 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
 
 
 #: The workflow stage (settings stamp) of the methods that train nothing; the rest: ``baselines``.
-_STAGE = {"posterior": "posterior", "prior_mean": "reference"}
+_STAGE = {
+    "posterior": "posterior",
+    "prior_mean": "reference",
+    "regressor": "amortised",
+    "npe": "amortised",
+    "abc_smc": "abc_smc",
+}
 
 
 def _variant(args: argparse.Namespace, train_data: MetaDataset | None) -> str:
@@ -202,7 +208,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         device,
         seed=args.seed,
         root=config["seed"],
-        settings=stage_settings(config, simulator.name, _STAGE.get(args.method, "baselines")),
+        settings=stage_settings(config, simulator.name, _STAGE[args.method]),
         train=train_data.fingerprint if train_data is not None else None,
         reference=_digest_file(args.reference),
     )

@@ -297,7 +297,12 @@ def settings(
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.
-STAGES = ("data", "train", "evaluate", "baselines", "reference", "posterior")
+STAGES = ("data", "train", "evaluate", "amortised", "abc_smc", "reference", "posterior")
+
+#: The model settings the amortised baselines share with ALFI (the regressor is ALFI's observation
+#: encoder with a head of ``hidden`` units; NPE's embedding takes the same sizes). The rest of
+#: ``model`` (the recurrent update, its bounds and score input) is ALFI's alone.
+AMORTISED_MODEL_KEYS = ("encoding", "hidden", "x_hidden", "pooling", "squash")
 
 
 def stage_settings(
@@ -309,8 +314,11 @@ def stage_settings(
     problems keep their samples; ``train``: the root seed, device, model and training settings
     except how often checkpoints are written (no effect on the result); ``evaluate``: the root
     seed, device, evaluation settings and the ``T_test`` values (evaluated together);
-    ``baselines``: the baselines' settings but the training shares and ABC budgets, which name
-    each run's outputs instead; ``reference`` (the prior-mean control, scored against the exact
+    ``amortised`` (the regressor and NPE): the root seed, device, the model settings they share
+    with ALFI (:data:`AMORTISED_MODEL_KEYS`), the meta-batch size, their own settings and the
+    draws' and C2ST's; ``abc_smc``: the root seed, device, its settings but the budgets (which
+    name each run's outputs, as the training shares do the amortised runs') and the draws' and
+    C2ST's; ``reference`` (the prior-mean control, scored against the exact
     posterior): the root seed, device and the draws' and C2ST's settings; ``posterior`` (the
     exact posterior itself, which no C2ST scores): the root seed, device, how many draws and
     how many problems keep their samples. A setting changes a stage's
@@ -335,17 +343,20 @@ def stage_settings(
         return {**common, "evaluate": resolved["evaluate"], "t_test": config["t_test"]}
     ev = resolved["evaluate"]
     kept = {k: ev[k] for k in ("draws", "c2st_problems", "c2st_trees", "histograms")}
-    if stage == "baselines":
-        # Training shares and ABC budgets name the runs (paths), so adding one reruns no other.
-        baselines = {k: v for k, v in resolved["baselines"].items() if k != "train_fractions"}
-        baselines["abc_smc"] = {k: v for k, v in baselines["abc_smc"].items() if k != "budgets"}
+    # Training shares and ABC budgets name the runs (paths), so adding one reruns no other.
+    baselines = resolved["baselines"]
+    if stage == "amortised":
+        model = resolved["model"]
         return {
             **common,
-            "model": resolved["model"],
+            "model": {k: model[k] for k in AMORTISED_MODEL_KEYS if k in model},
             "meta_batch": resolved["train"]["meta_batch"],
-            "baselines": baselines,
+            "baselines": {m: baselines[m] for m in ("regressor", "npe")},
             **kept,
         }
+    if stage == "abc_smc":
+        abc = {k: v for k, v in baselines["abc_smc"].items() if k != "budgets"}
+        return {**common, "baselines": {"abc_smc": abc}, **kept}
     if stage == "reference":
         return {**common, **kept}
     if stage == "posterior":

@@ -270,19 +270,40 @@ def test_entry_labels_name_the_budget() -> None:
 
 
 def test_a_new_budget_or_training_share_changes_no_other_run() -> None:
-    """The baselines' settings stamp leaves out what names a run's outputs (ABC budgets,
-    training shares), so adding one reruns no other run; any other setting is in it."""
+    """The baselines' settings stamps leave out what names a run's outputs (ABC budgets,
+    training shares), so adding one reruns no other run; any other setting of a method is in
+    its stamp and in no other baseline's."""
     config = load_config(ROOT / "configs" / "tiny.yaml")
-    before = stage_settings(config, "poisson", "baselines")
+    amortised, abc = (stage_settings(config, "poisson", s) for s in ("amortised", "abc_smc"))
     baselines = config["defaults"]["baselines"]
     baselines["abc_smc"]["budgets"] = [1000, 5000]
     baselines["train_fractions"] = [0.5, 1.0]
-    assert stage_settings(config, "poisson", "baselines") == before
+    assert stage_settings(config, "poisson", "amortised") == amortised
+    assert stage_settings(config, "poisson", "abc_smc") == abc
     baselines["npe"]["lr"] = 2e-3
-    assert stage_settings(config, "poisson", "baselines") != before
+    assert stage_settings(config, "poisson", "amortised") != amortised
+    assert stage_settings(config, "poisson", "abc_smc") == abc
+    baselines["abc_smc"]["particles"] += 1
+    assert stage_settings(config, "poisson", "abc_smc") != abc
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "baselines", "reference"])
+@pytest.mark.parametrize(
+    ("setting", "value", "amortised_reruns"),
+    [("hidden", 7, True), ("x_hidden", [7, 7], True), ("recurrent", 7, False)],
+)
+def test_alfi_only_model_settings_rerun_no_baseline(
+    setting: str, value: object, amortised_reruns: bool
+) -> None:
+    """The regressor and NPE take ALFI's encoder and head sizes (their stamp holds them); ALFI's
+    recurrent update is its own, and SMC-ABC reads no model setting."""
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    amortised, abc = (stage_settings(config, "poisson", s) for s in ("amortised", "abc_smc"))
+    config["defaults"]["model"][setting] = value
+    assert (stage_settings(config, "poisson", "amortised") != amortised) is amortised_reruns
+    assert stage_settings(config, "poisson", "abc_smc") == abc
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "amortised", "abc_smc", "reference"])
 def test_the_c2st_forest_is_in_the_stamps_of_the_runs_it_scores(stage: str) -> None:
     """Every run that reports a C2ST reruns when its forest changes."""
     config = load_config(ROOT / "configs" / "tiny.yaml")

@@ -54,7 +54,7 @@ rule prior_mean:
 rule amortised:
     input:
         settings=ancient(rules.settings.output[0]),
-        stage=stage_file("baselines"),
+        stage=stage_file("amortised"),
         train=split_file("train"),
         dataset=split_file("test"),
         reference=reference_draws,
@@ -91,7 +91,7 @@ rule amortised:
 rule abc_smc:
     input:
         settings=ancient(rules.settings.output[0]),
-        stage=stage_file("baselines"),
+        stage=stage_file("abc_smc"),
         dataset=split_file("test"),
         reference=reference_draws,
         code=stage_code("abc_smc"),

@@ -33,18 +33,22 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     project, check_results, readme_plugin, tmp_path
 ):
     """One run of the tiny config with a plugin simulator, then each kind of change reruns the
-    jobs that depend on it, all of them in one invocation, and nothing else."""
+    jobs that depend on it, all of them in one invocation, and nothing else. NPE is left out
+    (ten seconds a job): it runs in the regressor's rule (``amortised``), so its reruns are the
+    regressor's, and tests/test_slurm.py runs it through the workflow."""
     (project.root / "my_simulators.py").write_text(readme_plugin)
     config = _edit_config(
         project.root,
         lambda c: c.update(
-            plugins=["my_simulators"], simulators=[*c["simulators"], "gaussian_mean"]
+            plugins=["my_simulators"],
+            simulators=[*c["simulators"], "gaussian_mean"],
+            methods=[m for m in c["methods"] if m != "npe"],
         ),
     )
     results = tmp_path / "results"
     common = ["--configfile", "configs/tiny.yaml", "--config", f"results={results}"]
     project.run("--cores", "2", *common)
-    check_results(results, config["simulators"], config["t_test"])
+    check_results(results, config["simulators"], config["t_test"], config["methods"])
     for log in (results / "logs" / "train").glob("*.log"):
         assert "device cpu" in log.read_text()
 
@@ -114,7 +118,7 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         evaluate=1,
         posterior=1,
         prior_mean=1,
-        amortised=2,
+        amortised=1,
         abc_smc=1,
     )
     project.run("--cores", "2", *common)
@@ -145,7 +149,7 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         stage_settings=4 * n,
         evaluate=n + 1,
         prior_mean=n,
-        amortised=2 * n,
+        amortised=n,
         abc_smc=n,
     )
     _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees))
@@ -154,7 +158,7 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")
     assert project.dry_run(*common) == _downstream(
-        dataset=2, mle=1, train=1, evaluate=1, posterior=1, prior_mean=1, amortised=2, abc_smc=1
+        dataset=2, mle=1, train=1, evaluate=1, posterior=1, prior_mean=1, amortised=1, abc_smc=1
     )
 
     # The root seed: every random draw, so every job but the full settings files' content.

@@ -145,7 +145,8 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
     return run_npe(npe, simulator, data, generator, seed=train_seed, draws=draws), cost
 
 
-#: The workflow stage (settings stamp) of the methods that train nothing; the rest: ``baselines``.
+#: The workflow stage (settings stamp, :func:`alfi.config.stage_settings`) of each method:
+#: what its provenance records and what reruns it.
 _STAGE = {
     "posterior": "posterior",
     "prior_mean": "reference",

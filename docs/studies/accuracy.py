@@ -72,32 +72,32 @@ CANDIDATES: dict[str, dict] = {
     },
     "asinh+meanmax+cosine": {
         "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
-        "model": {"pooling": "mean-max", "squash": "asinh"},
+        "model": ADOPTED_MODEL,
     },
     "asinh+meanmax+cosine+tail": {
         "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3, "tail_steps": 5},
-        "model": {"pooling": "mean-max", "squash": "asinh"},
+        "model": ADOPTED_MODEL,
     },
     # training covers the longest T_test (15 + 15 = 30): is the proposal calibrated there?
     "asinh+meanmax+cosine+tail15": {
         "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3, "tail_steps": 15},
-        "model": {"pooling": "mean-max", "squash": "asinh"},
+        "model": ADOPTED_MODEL,
     },
     # ... with the tail's total weight kept at today's 5 w_T, so the updates up to T keep their
     # share of the loss (tail 15 at weight 1 took it from 41 % to 19 %)
     "asinh+meanmax+cosine+tail15w": {
         "train": SPREAD_TAIL,
-        "model": {"pooling": "mean-max", "squash": "asinh"},
+        "model": ADOPTED_MODEL,
     },
     # ... with the score read as data (no meta-gradient through it: model.score_gradient)
     "asinh+meanmax+cosine+tail15w+scoredata": {
         "train": SPREAD_TAIL,
-        "model": {"pooling": "mean-max", "squash": "asinh", "score_gradient": "none"},
+        "model": {**ADOPTED_MODEL, "score_gradient": "none"},
     },
     # ... with the meta-gradient through the score's scale path only (not the 1/sigma mean path)
     "asinh+meanmax+cosine+tail15w+scalegrad": {
         "train": SPREAD_TAIL,
-        "model": {"pooling": "mean-max", "squash": "asinh", "score_gradient": "scale"},
+        "model": {**ADOPTED_MODEL, "score_gradient": "scale"},
     },
     # network capacity on top of the adopted configuration: the observation encoder wider
     # (encoding 64, one hidden layer of 128) or deeper (two hidden layers of 64), or the update
@@ -128,11 +128,11 @@ CANDIDATES: dict[str, dict] = {
     },
     "asinh+meanmax+cosine+tail10w": {
         "train": {**SPREAD_TAIL, "tail_steps": 10, "tail_weight": 1 / 2},
-        "model": {"pooling": "mean-max", "squash": "asinh"},
+        "model": ADOPTED_MODEL,
     },
     "asinh+meanmax+cosine+bound": {
         "train": {"lr_schedule": "cosine", "warmup": 0.05, "lr": 2e-3},
-        "model": {"pooling": "mean-max", "squash": "asinh", "bound_mean": True},
+        "model": {**ADOPTED_MODEL, "bound_mean": True},
     },
 }
 LEVEL_Z = 1.6448536269514722  # central 90 %

@@ -39,11 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #: option at its schema default, at the plain learning rate.
 PLAIN: dict = _merge(LATER_OPTIONS, {"train": {"lr": 1e-3}})
 
-#: The network sizes every candidate starts from: config.yaml's defaults before it adopted the
-#: capacity candidates for linear regression and the multivariate problem (its ``overrides``),
-#: so that the study's recorded rows stay reproducible.
-STUDY_SIZES = {"model": {"encoding": 32, "hidden": 64, "recurrent": 64, "x_hidden": [64]}}
-
 #: The winners' training with 15 tail updates at 1/3 of w_T each (the tail10w candidate varies it).
 SPREAD_TAIL = {
     "lr_schedule": "cosine",
@@ -192,10 +187,16 @@ def evaluate(model, sim, test, mle_estimate, cfg, inits, seed) -> list[dict]:
     return rows
 
 
+def study_base(config: dict, sim_name: str) -> dict:
+    """``sim_name``'s settings with the model of ``defaults``: the study measures the network's
+    capacity itself, so it leaves out the per-simulator model ``overrides`` that config.yaml
+    adopted from it (its recorded rows stay reproducible)."""
+    return _merge(settings_for(config, sim_name), {"model": config["defaults"]["model"]})
+
+
 def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict]:
     sim = get_simulator(sim_name)
-    base = _merge(_merge(settings_for(config, sim_name), STUDY_SIZES), PLAIN)
-    settings = _merge(base, CANDIDATES[candidate])
+    settings = _merge(_merge(study_base(config, sim_name), PLAIN), CANDIDATES[candidate])
     settings["train"]["epochs"] *= epochs
     sizes, cfg = settings["dataset"], settings["train"]
     # The same meta-dataset and test problems for every candidate and training seed.

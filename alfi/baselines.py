@@ -150,8 +150,8 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
 _STAGE = {
     "posterior": "posterior",
     "prior_mean": "reference",
-    "regressor": "amortised",
-    "npe": "amortised",
+    "regressor": "regressor",
+    "npe": "npe",
     "abc_smc": "abc_smc",
 }
 

@@ -297,12 +297,16 @@ def settings(
 
 
 #: Per workflow stage, what its outputs depend on besides code and input files.
-STAGES = ("data", "train", "evaluate", "amortised", "abc_smc", "reference", "posterior")
+STAGES = ("data", "train", "evaluate", "regressor", "npe", "abc_smc", "reference", "posterior")
 
-#: The model settings the amortised baselines share with ALFI (the regressor is ALFI's observation
-#: encoder with a head of ``hidden`` units; NPE's embedding takes the same sizes). The rest of
-#: ``model`` (the recurrent update, its bounds and score input) is ALFI's alone.
-AMORTISED_MODEL_KEYS = ("encoding", "hidden", "x_hidden", "pooling", "squash")
+#: The model settings each amortised baseline shares with ALFI: the regressor is ALFI's
+#: observation encoder (sizes, pooling, squash) with a head of ``hidden`` units; NPE's embedding
+#: takes the sizes only (it reads its own squash, ``baselines.npe.squash``, and pools by the
+#: mean). The rest of ``model`` (the recurrent update, its bounds and score input) is ALFI's alone.
+SHARED_MODEL_KEYS = {
+    "regressor": ("encoding", "hidden", "x_hidden", "pooling", "squash"),
+    "npe": ("encoding", "hidden", "x_hidden"),
+}
 
 
 def stage_settings(
@@ -314,11 +318,12 @@ def stage_settings(
     problems keep their samples; ``train``: the root seed, device, model and training settings
     except how often checkpoints are written (no effect on the result); ``evaluate``: the root
     seed, device, evaluation settings and the ``T_test`` values (evaluated together);
-    ``amortised`` (the regressor and NPE): the root seed, device, the model settings they share
-    with ALFI (:data:`AMORTISED_MODEL_KEYS`), the meta-batch size, their own settings and the
-    draws' and C2ST's; ``abc_smc``: the root seed, device, its settings but the budgets (which
-    name each run's outputs, as the training shares do the amortised runs') and the draws' and
-    C2ST's; ``reference`` (the prior-mean control, scored against the exact
+    ``regressor`` and ``npe`` (the amortised baselines): the root seed, device, the model
+    settings each shares with ALFI (:data:`SHARED_MODEL_KEYS`), its own settings (the
+    regressor's also the meta-batch size, its mini-batch) and the draws' and C2ST's;
+    ``abc_smc``: the root seed, device, its settings but the budgets (which name each run's
+    outputs, as the training shares do the amortised runs') and the draws' and C2ST's;
+    ``reference`` (the prior-mean control, scored against the exact
     posterior): the root seed, device and the draws' and C2ST's settings; ``posterior`` (the
     exact posterior itself, which no C2ST scores): the root seed, device, how many draws and
     how many problems keep their samples. A setting changes a stage's
@@ -345,13 +350,14 @@ def stage_settings(
     kept = {k: ev[k] for k in ("draws", "c2st_problems", "c2st_trees", "histograms")}
     # Training shares and ABC budgets name the runs (paths), so adding one reruns no other.
     baselines = resolved["baselines"]
-    if stage == "amortised":
+    if stage in SHARED_MODEL_KEYS:
         model = resolved["model"]
+        batch = {"meta_batch": resolved["train"]["meta_batch"]} if stage == "regressor" else {}
         return {
             **common,
-            "model": {k: model[k] for k in AMORTISED_MODEL_KEYS if k in model},
-            "meta_batch": resolved["train"]["meta_batch"],
-            "baselines": {m: baselines[m] for m in ("regressor", "npe")},
+            "model": {k: model[k] for k in SHARED_MODEL_KEYS[stage] if k in model},
+            **batch,
+            "baselines": {stage: baselines[stage]},
             **kept,
         }
     if stage == "abc_smc":

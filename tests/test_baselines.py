@@ -269,41 +269,67 @@ def test_entry_labels_name_the_budget() -> None:
     assert entry_label("posterior", "exact", 0) == "posterior"
 
 
+BASELINE_STAGES = ("regressor", "npe", "abc_smc")
+
+
+def _baseline_stamps(config: dict) -> dict[str, dict]:
+    return {stage: stage_settings(config, "poisson", stage) for stage in BASELINE_STAGES}
+
+
 def test_a_new_budget_or_training_share_changes_no_other_run() -> None:
     """The baselines' settings stamps leave out what names a run's outputs (ABC budgets,
     training shares), so adding one reruns no other run; any other setting of a method is in
     its stamp and in no other baseline's."""
     config = load_config(ROOT / "configs" / "tiny.yaml")
-    amortised, abc = (stage_settings(config, "poisson", s) for s in ("amortised", "abc_smc"))
+    before = _baseline_stamps(config)
     baselines = config["defaults"]["baselines"]
     baselines["abc_smc"]["budgets"] = [1000, 5000]
     baselines["train_fractions"] = [0.5, 1.0]
-    assert stage_settings(config, "poisson", "amortised") == amortised
-    assert stage_settings(config, "poisson", "abc_smc") == abc
-    baselines["npe"]["lr"] = 2e-3
-    assert stage_settings(config, "poisson", "amortised") != amortised
-    assert stage_settings(config, "poisson", "abc_smc") == abc
-    baselines["abc_smc"]["particles"] += 1
-    assert stage_settings(config, "poisson", "abc_smc") != abc
+    assert _baseline_stamps(config) == before
+    for method, setting in (("npe", "lr"), ("regressor", "lr"), ("abc_smc", "epsilon_decay")):
+        baselines[method][setting] /= 2
+        after = _baseline_stamps(config)
+        assert [s for s in BASELINE_STAGES if after[s] != before[s]] == [method]
+        before = after
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "amortised_reruns"),
-    [("hidden", 7, True), ("x_hidden", [7, 7], True), ("recurrent", 7, False)],
+    ("setting", "value", "reruns"),
+    [
+        ("hidden", 7, ["regressor", "npe"]),
+        ("x_hidden", [7, 7], ["regressor", "npe"]),
+        ("encoding", 7, ["regressor", "npe"]),
+        ("pooling", "mean-max", ["regressor"]),
+        ("recurrent", 7, []),
+    ],
 )
 def test_alfi_only_model_settings_rerun_no_baseline(
-    setting: str, value: object, amortised_reruns: bool
+    setting: str, value: object, reruns: list[str]
 ) -> None:
-    """The regressor and NPE take ALFI's encoder and head sizes (their stamp holds them); ALFI's
-    recurrent update is its own, and SMC-ABC reads no model setting."""
+    """The regressor takes ALFI's encoder (sizes, pooling, squash) and head size, NPE's
+    embedding the sizes only (their stamps hold what each reads); ALFI's recurrent update is its
+    own, and SMC-ABC reads no model setting."""
     config = load_config(ROOT / "configs" / "tiny.yaml")
-    amortised, abc = (stage_settings(config, "poisson", s) for s in ("amortised", "abc_smc"))
+    before = _baseline_stamps(config)
     config["defaults"]["model"][setting] = value
-    assert (stage_settings(config, "poisson", "amortised") != amortised) is amortised_reruns
-    assert stage_settings(config, "poisson", "abc_smc") == abc
+    after = _baseline_stamps(config)
+    assert [s for s in BASELINE_STAGES if after[s] != before[s]] == reruns
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "amortised", "abc_smc", "reference"])
+def test_the_model_squash_reruns_the_regressor_not_npe() -> None:
+    """NPE reads its own squash (baselines.npe.squash); the regressor ALFI's (model.squash)."""
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    before = _baseline_stamps(config)
+    model = config["defaults"]["model"]
+    model["squash"] = "none" if model.get("squash", "none") == "asinh" else "asinh"
+    after = _baseline_stamps(config)
+    assert [s for s in BASELINE_STAGES if after[s] != before[s]] == ["regressor"]
+    npe = config["defaults"]["baselines"]["npe"]
+    npe["squash"] = "none" if npe["squash"] == "asinh" else "asinh"
+    assert [s for s in BASELINE_STAGES if _baseline_stamps(config)[s] != after[s]] == ["npe"]
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "regressor", "npe", "abc_smc", "reference"])
 def test_the_c2st_forest_is_in_the_stamps_of_the_runs_it_scores(stage: str) -> None:
     """Every run that reports a C2ST reruns when its forest changes."""
     config = load_config(ROOT / "configs" / "tiny.yaml")

@@ -76,7 +76,7 @@ def test_a_variant_override_changes_that_variants_training_stamp_alone() -> None
     changed = stage_settings(config, "poisson", "train", "mse-last")
     assert changed != stage_settings(plain, "poisson", "train", "mse-last")
     assert changed["model"]["hidden"] == 8
-    for stage in ("data", "evaluate", "amortised", "abc_smc", "reference", "posterior"):
+    for stage in ("data", "evaluate", "regressor", "npe", "abc_smc", "reference", "posterior"):
         assert stage_settings(config, "poisson", stage) == stage_settings(plain, "poisson", stage)
     with pytest.raises(ValueError, match="only the train stage is per variant"):
         stage_settings(config, "poisson", "evaluate", "mse-last")

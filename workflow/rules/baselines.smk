@@ -54,7 +54,7 @@ rule prior_mean:
 rule amortised:
     input:
         settings=ancient(rules.settings.output[0]),
-        stage=stage_file("amortised"),
+        stage=method_stage_file,
         train=split_file("train"),
         dataset=split_file("test"),
         reference=reference_draws,

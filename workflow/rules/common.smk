@@ -119,6 +119,15 @@ def stage_file(stage):
     return expand(rules.stage_settings.output[0], stage=stage, allow_missing=True)[0]
 
 
+def method_stage_file(wildcards):
+    """Input function: the settings stamp of an amortised method's own stage ({method})."""
+    return expand(
+        rules.stage_settings.output[0],
+        simulator=wildcards.simulator,
+        stage=wildcards.method,
+    )[0]
+
+
 def train_stage_file(variant):
     """The training settings stamp of one variant's models ({simulator} left a wildcard): per
     variant, so that a variant_overrides entry retrains that variant's models alone."""

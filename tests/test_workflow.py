@@ -25,11 +25,11 @@ def test_dry_run_default_config(repository):
     # 4 simulators; Poisson trains the 6 Appendix A variants, the others nll-exp; both T_test
     # from one evaluation of each model;
     # per simulator the exact posterior, the prior, the regressor and NPE for the one seed at 3
-    # training sizes, and SMC-ABC at 2 budgets; 5 stage settings files per simulator and a
-    # training one per variant.
+    # training sizes, and SMC-ABC at 2 budgets; 7 stage settings files per simulator (data,
+    # evaluate, regressor, npe, abc_smc, reference, posterior) and a training one per variant.
     assert counts == {
         "settings": 4,
-        "stage_settings": 24,
+        "stage_settings": 28,
         "variant_settings": 9,
         "dataset": 8,
         "train": 9,
@@ -43,7 +43,7 @@ def test_dry_run_default_config(repository):
         "figures": 1,
         "tables": 1,
         "all": 1,
-        "total": 113,
+        "total": 117,
     }
 
 
@@ -59,7 +59,7 @@ def test_dry_run_paper_config(repository):
     assert groups == {f"train_{s}_group0": 1 for s in simulators}
     assert counts["evaluate"] == 72 and counts["amortised"] == 72
     assert counts["abc_smc"] == 8 and counts["variant_settings"] == 24
-    assert counts["total"] == 302 - 72 + 4
+    assert counts["total"] == 306 - 72 + 4
 
 
 def test_grouped_training_jobs(repository, tmp_path):
@@ -72,7 +72,7 @@ def test_grouped_training_jobs(repository, tmp_path):
     groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
     expected = [f"train_{s}_group{k}" for s in ("poisson", "linear_regression") for k in range(3)]
     assert len(groups) == 12 and set(groups.values()) == {1} and set(expected) <= set(groups)
-    assert counts["evaluate"] == 72 and counts["total"] == 302 - 72 + 12
+    assert counts["evaluate"] == 72 and counts["total"] == 306 - 72 + 12
     # A variant that variant_overrides sets apart trains apart: per simulator the one group it
     # shared (nll-exp and nll-const, 3 seeds each) splits in two; the other groups stay as
     # they were (their models keep their group, so they do not retrain).

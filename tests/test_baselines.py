@@ -321,7 +321,7 @@ def test_the_model_squash_reruns_the_regressor_not_npe() -> None:
     config = load_config(ROOT / "configs" / "tiny.yaml")
     before = _baseline_stamps(config)
     model = config["defaults"]["model"]
-    model["squash"] = "none" if model.get("squash", "none") == "asinh" else "asinh"
+    model["squash"] = "none" if model["squash"] == "asinh" else "asinh"
     after = _baseline_stamps(config)
     assert [s for s in BASELINE_STAGES if after[s] != before[s]] == ["regressor"]
     npe = config["defaults"]["baselines"]["npe"]

@@ -138,28 +138,6 @@ CANDIDATES: dict[str, dict] = {
         "train": SPREAD_TAIL,
         "model": {"pooling": "mean-max"},
     },
-    # half the simulations per update (200 simulated observations per problem, not 400), as
-    # half the parameter draws (B = 10) or half the observations per draw (M = 10), on each
-    # simulator's adopted configuration: the encoder reading every simulated observation is
-    # most of a step's compute, so this halves it
-    **{
-        f"{base}+{name}": {
-            **settings,
-            "train": {**settings["train"], **halved},
-        }
-        for base, settings in {
-            "asinh+meanmax+cosine+tail15w": {"train": SPREAD_TAIL, "model": ADOPTED_MODEL},
-            "asinh+meanmax+cosine+tail15w+deep+core": {
-                "train": SPREAD_TAIL,
-                "model": {**ADOPTED_MODEL, "x_hidden": [64, 64], "hidden": 128, "recurrent": 128},
-            },
-            "meanmax+cosine+tail15w+deep": {
-                "train": SPREAD_TAIL,
-                "model": {"pooling": "mean-max", "x_hidden": [64, 64]},
-            },
-        }.items()
-        for name, halved in {"b10": {"n_theta": 10}, "m10": {"n_sim": 10}}.items()
-    },
     "asinh+meanmax+cosine+tail10w": {
         "train": {**SPREAD_TAIL, "tail_steps": 10, "tail_weight": 1 / 2},
         "model": ADOPTED_MODEL,
@@ -169,6 +147,18 @@ CANDIDATES: dict[str, dict] = {
         "model": {**ADOPTED_MODEL, "bound_mean": True},
     },
 }
+# Half the simulations per update (200 simulated observations per problem, not 400), as half
+# the parameter draws (B = 10) or half the observations per draw (M = 10), on each simulator's
+# adopted configuration: the encoder reading every simulated observation is most of a step's
+# compute, so this halves it.
+for _base in (
+    "asinh+meanmax+cosine+tail15w",  # poisson
+    "asinh+meanmax+cosine+tail15w+deep+core",  # linear regression
+    "meanmax+cosine+tail15w+deep",  # multivariate
+):
+    for _name, _halved in {"b10": {"n_theta": 10}, "m10": {"n_sim": 10}}.items():
+        CANDIDATES[f"{_base}+{_name}"] = _merge(CANDIDATES[_base], {"train": _halved})
+
 LEVEL_Z = 1.6448536269514722  # central 90 %
 T_TESTS = (15, 30)
 STEEP = 1.3  # linear regression: angle band boundary
@@ -243,6 +233,13 @@ def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict
     mle = run_mle(sim, test, make_generator(derive_seed(0, "study", sim_name, "mle")))
     total = max(1, round(cfg["epochs"] * math.ceil(sizes["n_train"] / cfg["meta_batch"])))
     marks = sorted({max(1, round(total * k / evaluations)) for k in range(1, evaluations + 1)})
+    run = {
+        "simulator": sim_name,
+        "candidate": candidate,
+        "seed": seed,
+        "epochs_scale": epochs,
+        "total_steps": total,
+    }
     rows, seconds = [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "run.ckpt"
@@ -267,12 +264,8 @@ def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict
                 print(f"{sim_name:18s} {candidate:22s} seed {seed} diverged: {error}", flush=True)
                 return [
                     {
-                        "simulator": sim_name,
-                        "candidate": candidate,
-                        "seed": seed,
-                        "epochs_scale": epochs,
+                        **run,
                         "step": total,
-                        "total_steps": total,
                         "train_seconds": round(seconds + time.perf_counter() - start, 2),
                         "t_test": t,
                         "band": "all",
@@ -290,12 +283,8 @@ def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict
             for row in evaluation:
                 rows.append(
                     {
-                        "simulator": sim_name,
-                        "candidate": candidate,
-                        "seed": seed,
-                        "epochs_scale": epochs,
+                        **run,
                         "step": result.steps_done,
-                        "total_steps": total,
                         "train_seconds": round(seconds, 2),
                         **row,
                     }

@@ -40,7 +40,8 @@ from alfi import proposal
 from alfi.columns import MAIN_VARIANT
 from alfi.config import config_path, load_config, settings_for
 from alfi.data import make_dataset, make_generator
-from alfi.simulators import get_simulator
+from alfi.io import MetaDataset
+from alfi.simulators import Simulator, get_simulator
 from alfi.train import apply_gradients, batch_loss, build_model
 
 SIMULATORS = ("poisson", "linear_regression", "multivariate", "weinberg")
@@ -60,11 +61,18 @@ def _median_ms(run: Callable[[], None], calls: int, warmup: int) -> tuple[float,
     return statistics.median(times), q1, q3
 
 
+def _problem(name: str, n_problems: int) -> tuple[dict, dict, Simulator, MetaDataset]:
+    """``name``'s settings in ``config.yaml`` (overrides applied), its training settings, the
+    simulator and ``n_problems`` problems to draw meta-batches from."""
+    settings = settings_for(load_config(config_path("laptop")), name, MAIN_VARIANT)
+    sim = get_simulator(name)
+    data = make_dataset(sim, n_problems, settings["dataset"]["n_real"], seed=1, device="cpu")
+    return settings, settings["train"], sim, data
+
+
 def forward_calls(name: str, calls: int) -> list[dict]:
     """One ``forward`` at the training shapes, eager and compiled, with and without backward."""
-    settings = settings_for(load_config(config_path("laptop")), name, MAIN_VARIANT)
-    cfg, sim = settings["train"], get_simulator(name)
-    data = make_dataset(sim, 64, settings["dataset"]["n_real"], seed=1, device="cpu")
+    settings, cfg, sim, data = _problem(name, 64)
     model = build_model(sim, settings, data)
     generator = make_generator(2, "cpu")
     batch = cfg["meta_batch"]
@@ -96,9 +104,7 @@ def forward_calls(name: str, calls: int) -> list[dict]:
 
 def training_steps(name: str, steps: int, warmup: int) -> list[dict]:
     """The training step with ``forward`` eager, then compiled (a fresh model each time)."""
-    settings = settings_for(load_config(config_path("laptop")), name, MAIN_VARIANT)
-    cfg, sim = settings["train"], get_simulator(name)
-    data = make_dataset(sim, N_PROBLEMS, settings["dataset"]["n_real"], seed=1, device="cpu")
+    settings, cfg, sim, data = _problem(name, N_PROBLEMS)
     rows = []
     for compiled in (False, True):
         torch.manual_seed(0)

@@ -1,9 +1,10 @@
 r"""Neural posterior estimation (sbi's ``NPE``) with a permutation-invariant embedding.
 
-A conditional flow :math:`q_\phi(\theta \mid e(X^r))` (sbi's neural spline flow by default) is
-fitted by maximum likelihood, :math:`\max_\phi \sum_p \log q_\phi(\theta^*_p \mid e(X^r_p))`, on
-the training meta-dataset ALFI meta-trains on, so NPE spends the same simulations in training and
-none at test time. The embedding :math:`e` is sbi's ``PermutationInvariantEmbedding``: a
+A conditional density :math:`q_\phi(\theta \mid e(X^r))` (``baselines.npe.density``: sbi's mixture
+density network in ``config.yaml``, a neural spline flow or MAF otherwise) is fitted by maximum
+likelihood, :math:`\max_\phi \sum_p \log q_\phi(\theta^*_p \mid e(X^r_p))`, on the training
+meta-dataset ALFI meta-trains on, so NPE spends the same simulations in training and none at
+test time. The embedding :math:`e` is sbi's ``PermutationInvariantEmbedding``: a
 per-observation network (``FCEmbedding``, ``model.x_hidden`` units) averaged over the ``M``
 observations, then an MLP (``model.hidden`` units) to ``model.encoding`` features; observations
 go in preprocessed, squashed (``baselines.npe.squash``, asinh by default: without it the heavy

@@ -107,15 +107,19 @@ def test_regressor_learns_and_is_reproducible(generator) -> None:
 
 
 @pytest.mark.baselines
-def test_npe_learns_and_is_reproducible(generator, require_sbi) -> None:
+@pytest.mark.parametrize("density", ["maf", "mdn"])  # mdn: config.yaml's
+def test_npe_learns_and_is_reproducible(generator, require_sbi, density: str) -> None:
     from alfi.npe import fit_npe, run_npe
 
     sim = get_simulator("poisson")
     train = make_dataset(sim, 256, 50, seed=1)
     test = make_dataset(sim, 64, 50, seed=2)
+    settings = SETTINGS | {
+        "baselines": {"npe": SETTINGS["baselines"]["npe"] | {"density": density}}
+    }
     runs = []
     for _ in range(2):
-        npe, cost = fit_npe(sim, train, SETTINGS, seed=0, device=torch.device("cpu"))
+        npe, cost = fit_npe(sim, train, settings, seed=0, device=torch.device("cpu"))
         runs.append(run_npe(npe, sim, test, generator(9), seed=0, draws=200))
     assert torch.equal(runs[0].estimate, runs[1].estimate)
     assert runs[0].draws.shape == (64, 200, 1)

@@ -29,25 +29,52 @@ from alfi import proposal
 from alfi.nn import MLP, SetEncoder, gru_cell
 from alfi.simulators import Simulator
 
-__all__ = ["ModelConfig", "ALFI", "SCORE_GRADIENTS", "propose", "squash"]
+__all__ = [
+    "ModelConfig",
+    "ALFI",
+    "SCORE_GRADIENTS",
+    "SQUASHES",
+    "propose",
+    "squash",
+    "squashed_width",
+]
 
 #: Where the meta-gradient flows through the score input (:class:`ModelConfig`).
 SCORE_GRADIENTS = ("full", "scale", "none")
+#: Transforms of the preprocessed observations before the encoder (:func:`squash`).
+SQUASHES = ("none", "asinh", "both")
 
 
 def squash(x: Tensor, kind: str) -> Tensor:
-    r"""``kind="asinh"``: :math:`\sinh^{-1}(x)` elementwise; ``"none"``: ``x`` unchanged."""
-    return torch.asinh(x) if kind == "asinh" else x
+    r"""``(*, X)`` to the encoder's features: ``"none"``: ``x`` unchanged; ``"asinh"``:
+    :math:`\sinh^{-1}(x)` elementwise; ``"both"``: :math:`[x, \sinh^{-1}(x)]`, ``(*, 2X)``, so
+    the encoder reads the tails compressed and, beside them, the raw values whose small shifts
+    the squash flattens (an offset added to a line's large responses)."""
+    if kind == "asinh":
+        return torch.asinh(x)
+    if kind == "both":
+        return torch.cat((x, torch.asinh(x)), dim=-1)
+    return x
+
+
+def squashed_width(observation_dim: int, kind: str) -> int:
+    """The number of features :func:`squash` makes of ``observation_dim`` coordinates."""
+    return 2 * observation_dim if kind == "both" else observation_dim
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     r"""Network sizes and the update clip ``c``.
 
+    ``clip_scale``: the clip of the log-scale's components alone (``None``: ``clip``). Over
+    ``T`` updates :math:`\log\sigma` falls by less than :math:`T c`, so :math:`c` bounds how
+    narrow the proposal can be at the horizon: :math:`\sigma_{T+1} > \sigma_1 e^{-Tc}`.
+
     ``pooling``: the observation encoder's pooling (:class:`alfi.nn.SetEncoder`);
     ``squash``: ``asinh`` passes the preprocessed observations through :math:`\sinh^{-1}` before
     they are standardised (linear near 0, logarithmic in the tails: heavy tails, such as a steep
-    line's responses, no longer dominate the standardisation); ``bound_mean``: clamp the proposal
+    line's responses, no longer dominate the standardisation), ``both`` reads them raw and
+    squashed side by side (:func:`squash`); ``bound_mean``: clamp the proposal
     mean to the prior box after every update, so a machine run past its training horizon cannot
     wander outside the support; ``score_gradient``: where the meta-gradient flows through the
     score input :math:`\epsilon = (\theta - \mu) / \sigma` into :math:`\psi`. The draws
@@ -68,12 +95,17 @@ class ModelConfig:
     recurrent: int = 64
     x_hidden: tuple[int, ...] = (64,)
     clip: float = 0.5
+    clip_scale: float | None = None
     pooling: str = "mean"
     bound_mean: bool = False
     squash: str = "none"
     score_gradient: str = "full"
 
     def __post_init__(self) -> None:
+        if self.squash not in SQUASHES:
+            raise ValueError(
+                f"unknown squash {self.squash!r}; expected one of " + ", ".join(SQUASHES)
+            )
         if self.score_gradient not in SCORE_GRADIENTS:
             raise ValueError(
                 f"unknown score_gradient {self.score_gradient!r}; expected one of "
@@ -109,14 +141,16 @@ class ALFI(nn.Module):
     """The networks of Figure 1 plus the fixed normalisation of ``theta`` and ``x``.
 
     Buffers ``theta_mean``/``theta_std`` ``(D,)`` standardise parameters (prior moments);
-    ``x_mean``/``x_std`` ``(X,)`` standardise preprocessed observations (training-set statistics).
+    ``x_mean``/``x_std`` ``(F,)`` standardise the squashed, preprocessed observations
+    (training-set statistics; ``F`` is :func:`squashed_width`).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         d, x_dim, e, h = config.theta_dim, config.observation_dim, config.encoding, config.hidden
-        self.x_encoder = SetEncoder(x_dim, config.x_hidden, e, config.pooling)
+        features = squashed_width(x_dim, config.squash)
+        self.x_encoder = SetEncoder(features, config.x_hidden, e, config.pooling)
         # The theta-encoder reads [enc(X^r), enc(X_i), theta_i, score_i]; the real-data part is
         # the same for every i and step, so its projection is computed once per unroll.
         self.theta_encoder = SetEncoder(e + 3 * d, [h], e)
@@ -127,7 +161,7 @@ class ALFI(nn.Module):
         with torch.no_grad():  # start with small steps so early training does not diverge
             self.post[-1].weight.mul_(0.1)
             self.post[-1].bias.zero_()
-        for name, size in (("theta", d), ("x", x_dim)):
+        for name, size in (("theta", d), ("x", features)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
 
@@ -197,13 +231,21 @@ class ALFI(nn.Module):
         features = torch.cat((sim_code, theta, score), dim=-1)
         summary = self.theta_encoder(features, context=real_context)  # (P, E)
         state = gru_cell(self.pre(torch.cat((summary, psi), dim=-1)), state, self.cell)
-        delta = self.config.clip * torch.tanh(self.post(state))
+        delta = self._clipped(torch.tanh(self.post(state)))
         psi = psi + delta
         if self.config.bound_mean:
             mean, log_scale = proposal.split(psi)
             low, high = (self.standardise_theta(b) for b in simulator.bounds(psi.device))
             psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
         return psi, state
+
+    def _clipped(self, step: Tensor) -> Tensor:
+        """``step`` ``(*, 2D)`` in ``(-1, 1)`` times the clip: ``clip`` on the mean's components,
+        ``clip_scale`` (if set) on the log-scale's."""
+        if self.config.clip_scale is None:
+            return self.config.clip * step
+        mean, log_scale = proposal.split(step)
+        return proposal.join(self.config.clip * mean, self.config.clip_scale * log_scale)
 
     def _score_input(self, psi: Tensor) -> Tensor:
         """``psi`` ``(P, 2D)`` as the score sees it: detached where ``score_gradient`` says."""

@@ -77,10 +77,11 @@ class TrainResult:
 def observation_statistics(
     simulator: Simulator, x: torch.Tensor, squash: str = "none"
 ) -> tuple[torch.Tensor, ...]:
-    """Mean and std of preprocessed (and, with ``squash="asinh"``, squashed) observations
-    ``(N, M, X)`` per coordinate; a constant coordinate (std 0, like linear regression's column
+    """Mean and std ``(F,)`` of preprocessed, squashed observations ``(N, M, X)`` per feature
+    (:func:`alfi.model.squash`); a constant coordinate (std 0, like linear regression's column
     of ones) keeps std 1."""
-    flat = squash_kind(simulator.preprocess(x.double()), squash).reshape(-1, x.shape[-1])
+    features = squash_kind(simulator.preprocess(x.double()), squash)
+    flat = features.reshape(-1, features.shape[-1])
     mean, std = flat.mean(0), flat.std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return mean.float(), std.float()
@@ -91,6 +92,7 @@ def build_model(simulator: Simulator, settings: dict[str, Any], data: MetaDatase
         theta_dim=simulator.theta_dim,
         observation_dim=simulator.observation_dim,
         clip=settings["train"]["clip"],
+        clip_scale=settings["train"].get("clip_scale"),
         **settings["model"],
     )
     model = ALFI(config)
@@ -171,6 +173,7 @@ LATER_OPTIONS = {
         "warmup": 0,
         "tail_steps": 0,
         "tail_weight": 1.0,
+        "clip_scale": None,
     },
 }
 

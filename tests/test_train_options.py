@@ -173,6 +173,46 @@ def test_asinh_squash_standardises_the_squashed_observations():
     assert z[..., 2].std() == pytest.approx(1.0, abs=1e-3)
 
 
+def test_both_squash_reads_raw_and_squashed_observations_side_by_side():
+    """``squash: both``: the encoder reads [x, asinh x], each feature standardised on its own,
+    in ALFI and in the regressor that shares its encoder; an unknown squash is named."""
+    from alfi.regressor import Regressor
+    from alfi.train import build_model
+
+    sim = get_simulator("linear_regression")
+    data = make_dataset(sim, 64, 50, seed=1)
+    settings = _settings(model={"squash": "both"})
+    model = build_model(sim, settings, data)
+    features = model.features(sim, data.x)
+    assert torch.equal(features, torch.cat((data.x, torch.asinh(data.x)), dim=-1))
+    z = (features - model.x_mean) / model.x_std
+    assert z[..., 2].std() == pytest.approx(1.0, abs=1e-3)  # y raw
+    assert z[..., 5].std() == pytest.approx(1.0, abs=1e-3)  # asinh y
+    assert model.x_encoder.phi[0].in_features == 2 * sim.observation_dim
+    regressor = Regressor(sim, settings["model"], data)
+    assert regressor(sim, data.x).shape == data.theta.shape
+    with pytest.raises(ValueError, match="unknown squash 'log'"):
+        ModelConfig(1, 1, squash="log")
+
+
+def test_clip_scale_bounds_the_log_scale_update_alone():
+    """``train.clip_scale``: the mean's components move by less than ``clip``, the
+    log-scale's by less than ``clip_scale``, and both reach their bounds when saturated."""
+    from alfi.train import build_model
+
+    sim = get_simulator("linear_regression")
+    data = make_dataset(sim, 8, 6, seed=1)
+    model = build_model(sim, _settings(clip=0.25, clip_scale=0.5), data)
+    assert (model.config.clip, model.config.clip_scale) == (0.25, 0.5)
+    with torch.no_grad():
+        model.post[-1].bias.fill_(40.0)  # tanh saturates: every step at its bound
+    x = data.x[:, :5].unsqueeze(1).expand(-1, 3, -1, -1)
+    context = model.real_context(model.encode(sim, data.x))
+    psi, state = torch.zeros(8, 4), torch.zeros(8, model.config.recurrent)
+    new, _ = model(sim, context, psi, state, torch.randn(8, 3, 2), x)
+    assert torch.allclose(new - psi, torch.tensor([0.25, 0.25, 0.5, 0.5]).expand(8, 4))
+
+
 @pytest.mark.parametrize("score_gradient", ["full", "scale", "none"])
 def test_the_score_path_of_the_backward_pass_scales_as_one_over_sigma(score_gradient):
     # d eps / d mu = -1 / sigma at fixed draws: with the score's gradient on, the update's

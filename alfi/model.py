@@ -29,37 +29,17 @@ from alfi import proposal
 from alfi.nn import MLP, SetEncoder, gru_cell
 from alfi.simulators import Simulator
 
-__all__ = [
-    "ModelConfig",
-    "ALFI",
-    "SCORE_GRADIENTS",
-    "SQUASHES",
-    "propose",
-    "squash",
-    "squashed_width",
-]
+__all__ = ["ModelConfig", "ALFI", "SCORE_GRADIENTS", "SQUASHES", "propose", "squash"]
 
 #: Where the meta-gradient flows through the score input (:class:`ModelConfig`).
 SCORE_GRADIENTS = ("full", "scale", "none")
 #: Transforms of the preprocessed observations before the encoder (:func:`squash`).
-SQUASHES = ("none", "asinh", "both")
+SQUASHES = ("none", "asinh")
 
 
 def squash(x: Tensor, kind: str) -> Tensor:
-    r"""``(*, X)`` to the encoder's features: ``"none"``: ``x`` unchanged; ``"asinh"``:
-    :math:`\sinh^{-1}(x)` elementwise; ``"both"``: :math:`[x, \sinh^{-1}(x)]`, ``(*, 2X)``, so
-    the encoder reads the tails compressed and, beside them, the raw values whose small shifts
-    the squash flattens (an offset added to a line's large responses)."""
-    if kind == "asinh":
-        return torch.asinh(x)
-    if kind == "both":
-        return torch.cat((x, torch.asinh(x)), dim=-1)
-    return x
-
-
-def squashed_width(observation_dim: int, kind: str) -> int:
-    """The number of features :func:`squash` makes of ``observation_dim`` coordinates."""
-    return 2 * observation_dim if kind == "both" else observation_dim
+    r"""``kind="asinh"``: :math:`\sinh^{-1}(x)` elementwise; ``"none"``: ``x`` unchanged."""
+    return torch.asinh(x) if kind == "asinh" else x
 
 
 @dataclass(frozen=True)
@@ -73,8 +53,7 @@ class ModelConfig:
     ``pooling``: the observation encoder's pooling (:class:`alfi.nn.SetEncoder`);
     ``squash``: ``asinh`` passes the preprocessed observations through :math:`\sinh^{-1}` before
     they are standardised (linear near 0, logarithmic in the tails: heavy tails, such as a steep
-    line's responses, no longer dominate the standardisation), ``both`` reads them raw and
-    squashed side by side (:func:`squash`); ``bound_mean``: clamp the proposal
+    line's responses, no longer dominate the standardisation); ``bound_mean``: clamp the proposal
     mean to the prior box after every update, so a machine run past its training horizon cannot
     wander outside the support; ``score_gradient``: where the meta-gradient flows through the
     score input :math:`\epsilon = (\theta - \mu) / \sigma` into :math:`\psi`. The draws
@@ -141,16 +120,14 @@ class ALFI(nn.Module):
     """The networks of Figure 1 plus the fixed normalisation of ``theta`` and ``x``.
 
     Buffers ``theta_mean``/``theta_std`` ``(D,)`` standardise parameters (prior moments);
-    ``x_mean``/``x_std`` ``(F,)`` standardise the squashed, preprocessed observations
-    (training-set statistics; ``F`` is :func:`squashed_width`).
+    ``x_mean``/``x_std`` ``(X,)`` standardise preprocessed observations (training-set statistics).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         d, x_dim, e, h = config.theta_dim, config.observation_dim, config.encoding, config.hidden
-        features = squashed_width(x_dim, config.squash)
-        self.x_encoder = SetEncoder(features, config.x_hidden, e, config.pooling)
+        self.x_encoder = SetEncoder(x_dim, config.x_hidden, e, config.pooling)
         # The theta-encoder reads [enc(X^r), enc(X_i), theta_i, score_i]; the real-data part is
         # the same for every i and step, so its projection is computed once per unroll.
         self.theta_encoder = SetEncoder(e + 3 * d, [h], e)
@@ -161,7 +138,7 @@ class ALFI(nn.Module):
         with torch.no_grad():  # start with small steps so early training does not diverge
             self.post[-1].weight.mul_(0.1)
             self.post[-1].bias.zero_()
-        for name, size in (("theta", d), ("x", features)):
+        for name, size in (("theta", d), ("x", x_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from alfi.config import derive_seed
 from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
-from alfi.model import squash, squashed_width
+from alfi.model import squash
 from alfi.nn import MLP, SetEncoder
 from alfi.simulators import Simulator
 from alfi.train import observation_statistics
@@ -39,7 +39,7 @@ class Regressor(nn.Module):
         super().__init__()
         self.squash = model.get("squash", "none")
         self.encoder = SetEncoder(
-            squashed_width(simulator.observation_dim, self.squash),
+            simulator.observation_dim,
             model["x_hidden"],
             model["encoding"],
             model.get("pooling", "mean"),

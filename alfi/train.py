@@ -77,11 +77,10 @@ class TrainResult:
 def observation_statistics(
     simulator: Simulator, x: torch.Tensor, squash: str = "none"
 ) -> tuple[torch.Tensor, ...]:
-    """Mean and std ``(F,)`` of preprocessed, squashed observations ``(N, M, X)`` per feature
-    (:func:`alfi.model.squash`); a constant coordinate (std 0, like linear regression's column
+    """Mean and std of preprocessed (and, with ``squash="asinh"``, squashed) observations
+    ``(N, M, X)`` per coordinate; a constant coordinate (std 0, like linear regression's column
     of ones) keeps std 1."""
-    features = squash_kind(simulator.preprocess(x.double()), squash)
-    flat = features.reshape(-1, features.shape[-1])
+    flat = squash_kind(simulator.preprocess(x.double()), squash).reshape(-1, x.shape[-1])
     mean, std = flat.mean(0), flat.std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return mean.float(), std.float()

@@ -173,24 +173,7 @@ def test_asinh_squash_standardises_the_squashed_observations():
     assert z[..., 2].std() == pytest.approx(1.0, abs=1e-3)
 
 
-def test_both_squash_reads_raw_and_squashed_observations_side_by_side():
-    """``squash: both``: the encoder reads [x, asinh x], each feature standardised on its own,
-    in ALFI and in the regressor that shares its encoder; an unknown squash is named."""
-    from alfi.regressor import Regressor
-    from alfi.train import build_model
-
-    sim = get_simulator("linear_regression")
-    data = make_dataset(sim, 64, 50, seed=1)
-    settings = _settings(model={"squash": "both"})
-    model = build_model(sim, settings, data)
-    features = model.features(sim, data.x)
-    assert torch.equal(features, torch.cat((data.x, torch.asinh(data.x)), dim=-1))
-    z = (features - model.x_mean) / model.x_std
-    assert z[..., 2].std() == pytest.approx(1.0, abs=1e-3)  # y raw
-    assert z[..., 5].std() == pytest.approx(1.0, abs=1e-3)  # asinh y
-    assert model.x_encoder.phi[0].in_features == 2 * sim.observation_dim
-    regressor = Regressor(sim, settings["model"], data)
-    assert regressor(sim, data.x).shape == data.theta.shape
+def test_an_unknown_squash_is_named():
     with pytest.raises(ValueError, match="unknown squash 'log'"):
         ModelConfig(1, 1, squash="log")
 

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 from alfi.config import _merge, derive_seed, load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
 from alfi.evaluate import run_alfi, run_mle  # noqa: E402
+from alfi.io import atomic_path  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
 from alfi.train import LATER_OPTIONS, NonFiniteLossError, train  # noqa: E402
 
@@ -362,10 +363,8 @@ def main() -> None:
                 # re-read: a study running beside this one may have added rows meanwhile
                 current = pd.read_csv(path) if path.exists() else pd.DataFrame()
                 frame = pd.concat([current, pd.DataFrame(rows)], ignore_index=True)
-                partial = tempfile.NamedTemporaryFile(dir=args.out, suffix=".partial", delete=False)
-                with partial as f:
-                    frame.to_csv(f.name, index=False)
-                Path(f.name).replace(path)
+                with atomic_path(path) as tmp:
+                    frame.to_csv(tmp, index=False)
     summary = summarise(frame)
     summary.to_csv(args.out / "summary.csv", index=False)
     (args.out / "summary.md").write_text(summary.to_markdown(index=False) + "\n")

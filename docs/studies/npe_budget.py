@@ -39,6 +39,7 @@ import torch  # noqa: E402
 from alfi.config import derive_seed, load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
 from alfi.evaluate import run_mle, truth_quantiles  # noqa: E402
+from alfi.io import atomic_path  # noqa: E402
 from alfi.metrics import c2st  # noqa: E402
 from alfi.npe import fit_npe, run_npe  # noqa: E402
 from alfi.reference import run_reference  # noqa: E402
@@ -165,9 +166,8 @@ def main() -> None:
         row = pd.DataFrame([run(name, size, seed, training)])
         print(row.to_string(index=False, header=done.empty), flush=True)
         done = pd.concat([done, row], ignore_index=True)
-        tmp = path.with_suffix(".tmp")
-        done.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            done.to_csv(tmp, index=False)
     (args.out / "summary.md").write_text(summarise(done))
     print(summarise(done))
 

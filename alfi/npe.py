@@ -16,11 +16,22 @@ sbi's training splits off ``validation_fraction`` of the problems and stops afte
 the prior box, so the posterior is truncated to the prior's support, as the exact one is. The
 estimate is the mean of the draws, its spread their standard deviation.
 
+Leakage. A density trained on few problems can put almost all of a test problem's mass outside
+the box; sbi's rejection sampler then never finishes (0.000 % accepted: seen on linear
+regression at 100 training problems). So the mass inside the box, :math:`Z_n = q(\theta \in
+\text{box} \mid x_n)`, is first estimated from ``PROBE_DRAWS`` unrejected draws per problem
+(an RNG stream of its own, so the draws below do not depend on it); where fewer than
+``MIN_INSIDE`` land inside (:math:`\hat Z_n < 10^{-3}`: rejection would need over
+:math:`10^6` proposals per problem), that problem's draws are the unrejected ones projected
+onto the box (:meth:`Simulator.clamp`), and a warning names the problems. Every other
+problem is sampled by sbi's rejection, exactly as without the check.
+
 Needs the optional ``baselines`` extra (``pip install -e '.[baselines]'``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -34,10 +45,16 @@ from alfi.model import squash
 from alfi.simulators import Simulator
 from alfi.train import observation_statistics
 
-__all__ = ["NPEResult", "fit_npe", "run_npe"]
+__all__ = ["NPEResult", "fit_npe", "run_npe", "inside_mass", "sample_truncated"]
 
 #: Draws per problem for the estimate when the configuration keeps none (``evaluate.draws: 0``).
 ESTIMATE_DRAWS = 1000
+#: Unrejected draws per problem that estimate the mass inside the prior box.
+PROBE_DRAWS = 10_000
+#: Fewest of them inside the box for sbi's rejection sampler to be used.
+MIN_INSIDE = 10
+
+log = logging.getLogger(__name__)
 
 
 class NPEResult:
@@ -74,6 +91,11 @@ class _NoTracker:
         pass
 
 
+def _forked(device: torch.device):
+    """A forked global RNG state (sbi draws from the global generator): CPU, and ``device``'s."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def _sbi():
     try:
         import sbi.inference
@@ -105,7 +127,7 @@ def fit_npe(
     result = NPEResult(None, x_mean, x_std, cfg["squash"])
     low, high = simulator.bounds(device)
     prior = sbi.utils.BoxUniform(low.float(), high.float(), device=device.type)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with _forked(device):
         torch.manual_seed(derive_seed(seed, "npe", simulator.name))
         trial = sbi.neural_nets.embedding_nets.FCEmbedding(
             simulator.observation_dim,
@@ -164,11 +186,9 @@ def run_npe(
     start = time.perf_counter()
     device = generator.device
     features = npe.features(simulator, data.x.to(device))
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(derive_seed(seed, "npe-draws", simulator.name))
-        samples = npe.posterior.sample_batched(
-            (max(draws, ESTIMATE_DRAWS),), x=features, show_progress_bars=False
-        ).transpose(0, 1)  # (N, S, D)
+    samples = sample_truncated(
+        npe.posterior, simulator, features, max(draws, ESTIMATE_DRAWS), seed=seed
+    )
     derived = {k: v.mean(1) for k, v in simulator.derived(samples).items()}
     return point_trajectory(
         simulator,
@@ -180,3 +200,56 @@ def run_npe(
         draws=samples[:, :draws] if draws else None,
         derived=derived,
     )
+
+
+@torch.no_grad()
+def inside_mass(posterior: Any, simulator: Simulator, features: Tensor, *, seed: int) -> Tensor:
+    r"""Fraction of ``PROBE_DRAWS`` unrejected draws per problem inside the prior box, ``(N,)``:
+    a Monte Carlo estimate of :math:`Z_n` (standard error :math:`\sqrt{Z_n(1-Z_n)/P}`)."""
+    with _forked(features.device):
+        torch.manual_seed(derive_seed(seed, "npe-inside-mass", simulator.name))
+        raw = posterior.sample_batched(
+            (PROBE_DRAWS,), x=features, reject_outside_prior=False, show_progress_bars=False
+        )  # (P, N, D)
+    low, high = simulator.bounds(raw.device)
+    return ((raw >= low) & (raw <= high)).all(-1).float().mean(0)
+
+
+@torch.no_grad()
+def sample_truncated(
+    posterior: Any, simulator: Simulator, features: Tensor, count: int, *, seed: int
+) -> Tensor:
+    """``count`` draws per problem ``(N, count, D)`` of the posterior truncated to the prior box:
+    sbi's rejection where the box holds at least ``MIN_INSIDE / PROBE_DRAWS`` of the mass, the
+    unrejected draws projected onto the box elsewhere (module docstring, "Leakage")."""
+    mass = inside_mass(posterior, simulator, features, seed=seed)
+    sampleable = mass * PROBE_DRAWS >= MIN_INSIDE
+    with _forked(features.device):
+        torch.manual_seed(derive_seed(seed, "npe-draws", simulator.name))
+        if bool(sampleable.all()):  # the usual case: one call, as before the check
+            return posterior.sample_batched(
+                (count,), x=features, show_progress_bars=False
+            ).transpose(0, 1)
+        leaked = (~sampleable).nonzero().flatten()
+        log.warning(
+            "NPE (%s): %d of %d problems keep under %.1e of their mass inside the prior box "
+            "(problems %s, masses %s); their draws are projected onto the box",
+            simulator.name,
+            len(leaked),
+            len(mass),
+            MIN_INSIDE / PROBE_DRAWS,
+            leaked.tolist()[:10],
+            [round(float(m), 5) for m in mass[leaked][:10]],
+        )
+        samples = torch.empty(
+            len(mass), count, simulator.theta_dim, device=features.device, dtype=features.dtype
+        )
+        if bool(sampleable.any()):
+            samples[sampleable] = posterior.sample_batched(
+                (count,), x=features[sampleable], show_progress_bars=False
+            ).transpose(0, 1)
+        raw = posterior.sample_batched(
+            (count,), x=features[leaked], reject_outside_prior=False, show_progress_bars=False
+        ).transpose(0, 1)
+        samples[leaked] = simulator.clamp(raw.to(samples.dtype))
+    return samples

@@ -129,6 +129,47 @@ def test_npe_learns_and_is_reproducible(generator, require_sbi, density: str) ->
     assert _rmse(runs[0], test) < prior / 3, (_rmse(runs[0], test), prior)
 
 
+class _GaussianPosterior:
+    """sbi's ``sample_batched`` for q(theta | x) = N(x[:, 0, 0], 0.01^2) per problem. Its
+    rejection mode refuses a batch holding a problem with under 1e-3 of its mass in the box,
+    where sbi's own sampler would not finish."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def sample_batched(self, shape, x, reject_outside_prior=True, show_progress_bars=False):
+        mean = x[:, 0, :1]  # (N, 1)
+        if not reject_outside_prior:
+            return mean + 0.01 * torch.randn(*shape, *mean.shape)
+        assert ((mean > self.low - 0.03) & (mean < self.high + 0.03)).all(), "would not finish"
+        draws = mean + 0.01 * torch.randn(20 * shape[0], *mean.shape)
+        inside = (draws >= self.low) & (draws <= self.high)
+        order = torch.sort(inside.int(), dim=0, descending=True, stable=True).indices
+        return torch.gather(draws, 0, order)[: shape[0]]
+
+
+def test_npe_draws_survive_a_density_outside_the_box(caplog) -> None:
+    from alfi.config import derive_seed
+    from alfi.npe import sample_truncated
+
+    sim = get_simulator("poisson")  # prior box [0.2, 7]
+    posterior = _GaussianPosterior(0.2, 7.0)
+    inside = torch.tensor([1.0, 3.0, 6.0]).reshape(3, 1, 1)
+    draws = sample_truncated(posterior, sim, inside, 50, seed=4)
+    torch.manual_seed(derive_seed(4, "npe-draws", "poisson"))
+    direct = posterior.sample_batched((50,), x=inside).transpose(0, 1)
+    assert torch.equal(draws, direct)  # the usual path: sbi's rejection, the same draws
+
+    leaky = torch.tensor([1.0, -5.0, 3.0, 12.0]).reshape(4, 1, 1)
+    with caplog.at_level("WARNING", logger="alfi.npe"):
+        draws = sample_truncated(posterior, sim, leaky, 50, seed=4)
+    assert draws.shape == (4, 50, 1)
+    assert torch.equal(draws[1], torch.full((50, 1), 0.2))  # projected onto the box
+    assert torch.equal(draws[3], torch.full((50, 1), 7.0))
+    assert ((draws[[0, 2]] - leaky[[0, 2]]).abs() < 0.06).all()  # 6 sds
+    assert "2 of 4 problems" in caplog.text and "[1, 3]" in caplog.text
+
+
 def test_missing_package_names_it_and_the_install_command(monkeypatch) -> None:
     import importlib.util
 

@@ -281,15 +281,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def training_cost(state: dict) -> dict[str, float]:
-    """Observations simulated in meta-training (steps x meta-batch x unroll x B x M) and its wall
-    clock (of the last process that trained it: a resumed run counts from its resumption)."""
+    """Observations simulated in meta-training (steps x meta-batch x unroll x B x M, plus steps x
+    meta-batch x the real observations per problem where ``fresh_real`` or ``fresh_problems``
+    draws them anew) and its wall clock (of the last process that trained it: a resumed run
+    counts from its resumption)."""
     from alfi.train import unroll_length
 
     tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
-    unroll = unroll_length(tr)
+    per_step = unroll_length(tr) * tr["n_theta"] * tr["n_sim"]
+    if tr.get("fresh_real", False) or tr.get("fresh_problems", False):
+        per_step += state["settings"]["dataset"]["n_real"]
     steps = last.get("step", 0)
     return {
-        "train_simulations": float(steps * tr["meta_batch"] * unroll * tr["n_theta"] * tr["n_sim"]),
+        "train_simulations": float(steps * tr["meta_batch"] * per_step),
         "train_seconds": float(last.get("seconds", float("nan"))),
     }
 

@@ -1,7 +1,11 @@
-r"""Meta-training: Adam on :math:`\sum_t w_t \ell(\psi_{t+1}, \theta^*)` over a stored meta-dataset.
+r"""Meta-training: Adam on :math:`\sum_t w_t \ell(\psi_{t+1}, \theta^*)` over a meta-dataset.
 
 An epoch visits every :math:`\theta^*` of the meta-dataset once, in meta-batches. Each problem's
-initial proposal mean is drawn afresh from the prior at every visit (Appendix A). Training is
+initial proposal mean is drawn afresh from the prior at every visit (Appendix A). With
+``train.fresh_problems`` every meta-batch is instead a batch of problems never seen before,
+:math:`\theta^* \sim p(\theta)` and its real observations drawn for that step
+(:func:`fresh_problems`): the same number of steps and batch sizes as the epochs over the stored
+problems, which then only set the observations' normalisation. Training is
 resumable: a checkpoint holds weights, optimiser, the simulation RNG state and the step, and the
 epoch order is a function of (seed, epoch), so a run restarted from its checkpoint ends with the
 same weights as one that never stopped.
@@ -49,6 +53,8 @@ __all__ = [
     "training_record",
     "learning_rate",
     "fresh_observations",
+    "fresh_problems",
+    "meta_batch",
     "unroll_length",
     "batch_loss",
     "apply_gradients",
@@ -128,6 +134,44 @@ def fresh_observations(
     return simulator.simulate(theta, n, generator).float()
 
 
+def fresh_problems(
+    simulator: Simulator, size: int, n: int, seed: int, step: int, name: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``size`` new problems for training step ``step``: raw :math:`\theta^* \sim p(\theta)`
+    ``(size, D)`` and ``n`` real observations of each ``(size, n, X)``, drawn on ``device`` from
+    a generator seeded by (seed, simulator, variant, step), so no two steps share a problem and a
+    resumed run draws the same ones."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(derive_seed(seed, "problems", name, step))
+    theta = simulator.sample_prior((size,), generator)
+    return theta, simulator.simulate(theta, n, generator).float()
+
+
+def meta_batch(
+    simulator: Simulator,
+    cfg: dict[str, Any],
+    theta_raw: torch.Tensor,
+    x_all: torch.Tensor,
+    index: torch.Tensor,
+    *,
+    seed: int,
+    step: int,
+    name: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw ``(theta*, x_real)`` of training step ``step``: the stored problems ``index`` ``(P,)``
+    of ``theta_raw`` ``(N, D)`` and ``x_all`` ``(N, M_r, X)``; with ``cfg["fresh_real"]`` their
+    observations drawn anew (:func:`fresh_observations`); with ``cfg["fresh_problems"]`` ``P``
+    new problems (:func:`fresh_problems`). ``name`` (simulator and variant) keys the draws."""
+    if cfg.get("fresh_problems", False):
+        return fresh_problems(
+            simulator, index.numel(), x_all.shape[1], seed, step, name, x_all.device
+        )
+    theta = theta_raw[index]
+    if cfg.get("fresh_real", False):
+        return theta, fresh_observations(simulator, theta, x_all.shape[1], seed, step, name)
+    return theta, x_all[index]
+
+
 def _total_steps(settings: dict[str, Any], n_problems: int) -> tuple[int, int]:
     per_epoch = math.ceil(n_problems / settings["train"]["meta_batch"])
     return per_epoch, max(1, round(settings["train"]["epochs"] * per_epoch))
@@ -168,6 +212,7 @@ LATER_OPTIONS = {
     "model": {"pooling": "mean", "bound_mean": False, "squash": "none", "score_gradient": "full"},
     "train": {
         "fresh_real": False,
+        "fresh_problems": False,
         "lr_schedule": "constant",
         "warmup": 0,
         "tail_steps": 0,
@@ -629,9 +674,8 @@ def train(
         step, history = state["step"], list(state["history"])
         log.info("resumed from %s at step %d", checkpoint, step)
 
-    theta_raw = data.theta.to(device)
-    theta_all = model.standardise_theta(theta_raw)
-    x_all = data.x.to(device)
+    theta_raw, x_all = data.theta.to(device), data.x.to(device)
+    name = f"{simulator.name} {variant}"
     run_step = stepper(
         model,
         optimiser,
@@ -649,14 +693,10 @@ def train(
         index = _batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
-        if cfg.get("fresh_real", False):
-            name = f"{simulator.name} {variant}"
-            x_real = fresh_observations(
-                simulator, theta_raw[index], x_all.shape[1], seed, step, name
-            )
-        else:
-            x_real = x_all[index]
-        loss = run_step(x_real, theta_all[index], step=step)
+        theta, x_real = meta_batch(
+            simulator, cfg, theta_raw, x_all, index, seed=seed, step=step, name=name
+        )
+        loss = run_step(x_real, model.standardise_theta(theta), step=step)
         step += 1
         bar.update(1)
         if step % HISTORY_EVERY == 0 or step == last:

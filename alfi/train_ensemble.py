@@ -44,9 +44,9 @@ from alfi.train import (
     _proposal_diverged,
     _resumable,
     _schedule,
-    fresh_observations,
     initial_model,
     learning_rate,
+    meta_batch,
     train,
     training_generator,
     training_record,
@@ -370,9 +370,7 @@ def _train_together(
     if states[0] is not None:
         optimiser.load_state_dict(_stacked_optimiser_state([s["optimiser"] for s in states]))
 
-    theta_raw = data.theta.to(device)
-    theta_all = models[0].standardise_theta(theta_raw)  # the prior's moments: the same for all
-    x_all = data.x.to(device)
+    theta_raw, x_all = data.theta.to(device), data.x.to(device)
     run_step = ensemble_stepper(
         ensemble,
         optimiser,
@@ -391,18 +389,16 @@ def _train_together(
         ).to(device)  # (G, P)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
-        if cfg.get("fresh_real", False):
-            x_real = torch.stack(
-                [
-                    fresh_observations(
-                        simulator, theta_raw[i], x_all.shape[1], s, step, f"{simulator.name} {v}"
-                    )
-                    for i, (v, s) in zip(index, members, strict=True)
-                ]
+        batches = [
+            meta_batch(
+                simulator, cfg, theta_raw, x_all, i, seed=s, step=step, name=f"{simulator.name} {v}"
             )
-        else:
-            x_real = x_all[index]
-        losses = run_step(x_real, theta_all[index], step=step)
+            for i, (v, s) in zip(index, members, strict=True)
+        ]
+        theta = torch.stack([t for t, _ in batches])
+        x_real = torch.stack([x for _, x in batches])
+        # standardised by the prior's moments: the same for every member
+        losses = run_step(x_real, models[0].standardise_theta(theta), step=step)
         step += 1
         bar.update(1)
         if step % HISTORY_EVERY == 0 or step == last:

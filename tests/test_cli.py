@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from alfi.cli import main
+from alfi.cli import main, training_cost
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,3 +303,17 @@ def test_an_amortised_baseline_on_the_first_training_problems(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["alfi baseline: error: --train-size 33: expected 1 to 32, the training problems"]
     assert not list(tmp_path.glob("big_*"))
+
+
+def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
+    """steps x meta-batch x (unroll x B x M), plus the real observations of each problem where
+    they are drawn per step (fresh_real or fresh_problems), not where they are the stored ones."""
+    train = {"steps": 3, "tail_steps": 2, "meta_batch": 4, "n_theta": 5, "n_sim": 6}
+    state = {
+        "settings": {"train": train, "dataset": {"n_real": 7}},
+        "history": [{"step": 10, "seconds": 2.0}],
+    }
+    assert training_cost(state)["train_simulations"] == 10 * 4 * (5 * 5 * 6)
+    for option in ("fresh_real", "fresh_problems"):
+        fresh = {**state, "settings": {**state["settings"], "train": {**train, option: True}}}
+        assert training_cost(fresh)["train_simulations"] == 10 * 4 * (5 * 5 * 6 + 7)

@@ -99,8 +99,13 @@ def test_members_draw_what_they_draw_alone(linear_regression):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"tail_steps": 2, "tail_weight": 0.25}, {"model": {"score_gradient": "scale"}}],
-    ids=["horizon", "spread-tail", "scale-score-gradient"],
+    [
+        {},
+        {"tail_steps": 2, "tail_weight": 0.25},
+        {"model": {"score_gradient": "scale"}},
+        {"fresh_problems": True},
+    ],
+    ids=["horizon", "spread-tail", "scale-score-gradient", "fresh-problems"],
 )
 def test_members_follow_their_lone_training_to_rounding(linear_regression, options):
     """Two steps of three different members (each its own meta-batches, loss, generator and
@@ -110,7 +115,8 @@ def test_members_follow_their_lone_training_to_rounding(linear_regression, optio
     After two steps that is ~1e-7 of the distance trained; a member given another's batch, loss,
     generator or clip would be apart by O(1) of it. 1e-4 separates the two. With a tail past
     the horizon, each member's loss weighs its tail as the lone model's does; with the score's
-    gradient through the scale only, the detach of the mean holds under ``vmap``."""
+    gradient through the scale only, the detach of the mean holds under ``vmap``; with fresh
+    problems, each member draws the problems it would draw alone."""
     sim, data = linear_regression
     settings = _settings(**options)
     start = [

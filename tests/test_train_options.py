@@ -4,6 +4,7 @@ behaviour and fingerprint), and each does what it says when on."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -16,7 +17,13 @@ from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.nn import SetEncoder
 from alfi.simulators import get_simulator
-from alfi.train import fresh_observations, learning_rate, train, training_record
+from alfi.train import (
+    fresh_observations,
+    fresh_problems,
+    learning_rate,
+    train,
+    training_record,
+)
 
 CPU = torch.device("cpu")
 
@@ -100,6 +107,39 @@ def test_fresh_observations_change_training():
     assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_fresh_problems_are_prior_draws_that_differ_between_steps_and_repeat_from_the_seed():
+    sim = get_simulator("linear_regression")
+    theta, x = fresh_problems(sim, 500, 10, 0, 3, "lr", CPU)
+    again, x_again = fresh_problems(sim, 500, 10, 0, 3, "lr", CPU)
+    assert torch.equal(theta, again) and torch.equal(x, x_again)
+    assert theta.shape == (500, 2) and x.shape == (500, 10, 3)
+    assert not torch.equal(theta, fresh_problems(sim, 500, 10, 0, 4, "lr", CPU)[0])
+    assert not torch.equal(theta, fresh_problems(sim, 500, 10, 1, 3, "lr", CPU)[0])
+    low, high = sim.bounds(CPU)
+    assert bool(((theta >= low) & (theta <= high)).all())
+    # Uniform on the box: each coordinate's mean within 4 standard errors of the box's centre
+    # (sd of a uniform's mean over 500 draws: width / sqrt(12 * 500)).
+    se = (high - low) / math.sqrt(12 * 500)
+    assert bool(((theta.mean(0) - (low + high) / 2).abs() < 4 * se).all())
+
+
+def test_fresh_problems_train_on_no_stored_parameter():
+    """With fresh problems the stored parameters play no part (the stored observations still set
+    the normalisation); without, they do."""
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 32, 20, seed=1)
+    shuffled = dataclasses.replace(data, theta=data.theta.flip(0))
+    run = {"variant": "nll-exp", "seed": 0, "device": CPU, "progress": False}
+
+    def weights(d, **options):
+        return train(sim, d, _settings(steps=3, **options), **run).model.state_dict()
+
+    a, b = weights(data, fresh_problems=True), weights(shuffled, fresh_problems=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = weights(data), weights(shuffled)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_mean_max_encoder_is_permutation_invariant_and_uses_the_max():
     torch.manual_seed(0)
     encoder = SetEncoder(3, [16], 4, pooling="mean-max")
@@ -146,9 +186,10 @@ def test_tail_steps_weigh_like_the_last_update():
     "options",
     [
         {"fresh_real": True, "lr_schedule": "cosine", "warmup": 0.2, "tail_steps": 2},
+        {"fresh_problems": True},
         {"model": {"pooling": "mean-max", "bound_mean": True}},
     ],
-    ids=["train-options", "model-options"],
+    ids=["train-options", "fresh-problems", "model-options"],
 )
 def test_resume_is_exact_with_the_options_on(tmp_path, options):
     sim = get_simulator("multivariate")

@@ -54,7 +54,7 @@ __all__ = [
     "learning_rate",
     "fresh_observations",
     "fresh_problems",
-    "meta_batch",
+    "training_batch",
     "unroll_length",
     "batch_loss",
     "apply_gradients",
@@ -147,7 +147,7 @@ def fresh_problems(
     return theta, simulator.simulate(theta, n, generator).float()
 
 
-def meta_batch(
+def training_batch(
     simulator: Simulator,
     cfg: dict[str, Any],
     theta_raw: torch.Tensor,
@@ -693,7 +693,7 @@ def train(
         index = _batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
-        theta, x_real = meta_batch(
+        theta, x_real = training_batch(
             simulator, cfg, theta_raw, x_all, index, seed=seed, step=step, name=name
         )
         loss = run_step(x_real, model.standardise_theta(theta), step=step)

@@ -46,8 +46,8 @@ from alfi.train import (
     _schedule,
     initial_model,
     learning_rate,
-    meta_batch,
     train,
+    training_batch,
     training_generator,
     training_record,
     unroll_length,
@@ -390,7 +390,7 @@ def _train_together(
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
         batches = [
-            meta_batch(
+            training_batch(
                 simulator, cfg, theta_raw, x_all, i, seed=s, step=step, name=f"{simulator.name} {v}"
             )
             for i, (v, s) in zip(index, members, strict=True)

@@ -187,6 +187,22 @@ def test_resume_is_exact_and_only_by_the_same_group(linear_regression, tmp_path,
     assert "ensemble: " in caplog.text and "set aside" in caplog.text
 
 
+def test_resume_is_exact_with_fresh_problems(linear_regression, tmp_path):
+    """Each member's new problems are keyed by its seed and the step, not by a generator a
+    checkpoint must carry: a group resumed at step 5 ends where one that never stopped does."""
+    sim, data = linear_regression
+    settings = _settings(epochs=2, fresh_problems=True)
+    whole = train_ensemble(sim, data, settings, MEMBERS, progress=False)
+    checkpoints = [tmp_path / f"{v}-{s}.ckpt" for v, s in MEMBERS]
+    train_ensemble(
+        sim, data, settings, MEMBERS, checkpoints=checkpoints, stop_after=5, progress=False
+    )
+    resumed = train_ensemble(sim, data, settings, MEMBERS, checkpoints=checkpoints, progress=False)
+    for a, b in zip(whole, resumed, strict=True):
+        assert a.steps_done == b.steps_done > 5
+        assert _equal(_weights(a), _weights(b))
+
+
 def test_checkpoints_at_different_steps_restart_the_group(linear_regression, tmp_path, caplog):
     sim, data = linear_regression
     settings = _settings(epochs=2)

@@ -34,6 +34,7 @@ __all__ = [
     "Trajectory",
     "run_alfi",
     "run_alfi_horizons",
+    "unroll_inits",
     "run_mle",
     "run_prior",
     "mixture_draws",
@@ -119,6 +120,39 @@ def run_alfi(
 
 
 @torch.no_grad()
+def unroll_inits(
+    model: ALFI,
+    simulator: Simulator,
+    x_real: Tensor,
+    *,
+    steps: int,
+    inits: int,
+    n_theta: int,
+    n_sim: int,
+    generator: torch.Generator,
+    initial_log_scale: float = 0.5,
+) -> tuple[Tensor, Tensor]:
+    """``inits`` unrolls of ``steps`` updates for each of the ``N`` problems of the raw real data
+    ``x_real`` ``(N, M_r, X)``, from random initial proposals: every proposal's mean and scale in
+    raw units, each ``(T + 1, N, K, D)``. The real data are encoded once per problem."""
+    n = x_real.shape[0]
+    real_code = model.encode(simulator, x_real).repeat_interleave(inits, dim=0)
+    psi = proposal.initial((n * inits,), simulator.theta_dim, generator, initial_log_scale)
+    trajectory = model.unroll_codes(
+        simulator,
+        real_code,
+        psi,
+        steps=steps,
+        n_theta=n_theta,
+        n_sim=n_sim,
+        generator=generator,
+    )
+    mean, log_scale = proposal.split(trajectory)  # (T + 1, N * K, D)
+    mean_raw = model.raw_theta(mean).unflatten(1, (n, inits))
+    return mean_raw, (log_scale.exp() * model.theta_std).unflatten(1, (n, inits))
+
+
+@torch.no_grad()
 def run_alfi_horizons(
     model: ALFI,
     simulator: Simulator,
@@ -146,25 +180,22 @@ def run_alfi_horizons(
         raise ValueError(f"horizons must be >= 1, got {horizons}")
     start = time.perf_counter()
     device = generator.device
-    n, d, steps = len(data), simulator.theta_dim, horizons[-1]
+    n, steps = len(data), horizons[-1]
     x_real = data.x.to(device)
     problems_per_chunk = max(1, chunk // inits)
     means, variances, derived, finals = [], [], {}, {h: [] for h in horizons}
     for rows in torch.arange(n, device=device).split(problems_per_chunk):
-        real_code = model.encode(simulator, x_real[rows]).repeat_interleave(inits, dim=0)
-        psi = proposal.initial((rows.numel() * inits,), d, generator, initial_log_scale)
-        trajectory = model.unroll_codes(
+        mean_raw, scale_raw = unroll_inits(
+            model,
             simulator,
-            real_code,
-            psi,
+            x_real[rows],
             steps=steps,
+            inits=inits,
             n_theta=n_theta,
             n_sim=n_sim,
             generator=generator,
+            initial_log_scale=initial_log_scale,
         )
-        mean, log_scale = proposal.split(trajectory)  # (T + 1, rows * K, D)
-        mean_raw = model.raw_theta(mean).unflatten(1, (rows.numel(), inits))
-        scale_raw = (log_scale.exp() * model.theta_std).unflatten(1, (rows.numel(), inits))
         estimate = mean_raw.mean(2)
         means.append(estimate)
         spread = (mean_raw - estimate.unsqueeze(2)) ** 2

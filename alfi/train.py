@@ -123,14 +123,23 @@ def learning_rate(cfg: dict[str, Any], step: int, total: int) -> float:
     return cfg["lr"] * factor
 
 
+def _step_generator(
+    kind: str, seed: int, name: str, step: int, device: torch.device
+) -> torch.Generator:
+    """A generator of its own for what training step ``step`` draws afresh (``kind``), seeded
+    by (seed, kind, ``name``: simulator and variant, step): no checkpoint needs to carry it."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(derive_seed(seed, kind, name, step))
+    return generator
+
+
 def fresh_observations(
     simulator: Simulator, theta: torch.Tensor, n: int, seed: int, step: int, name: str
 ) -> torch.Tensor:
     """New real observations ``(P, n, X)`` of the raw ``theta`` ``(P, D)`` for training step
     ``step``: drawn from a generator seeded by (seed, simulator, variant, step), so they differ
     between visits and are the same on a resumed run."""
-    generator = torch.Generator(device=theta.device)
-    generator.manual_seed(derive_seed(seed, "real", name, step))
+    generator = _step_generator("real", seed, name, step, theta.device)
     return simulator.simulate(theta, n, generator).float()
 
 
@@ -141,8 +150,7 @@ def fresh_problems(
     ``(size, D)`` and ``n`` real observations of each ``(size, n, X)``, drawn on ``device`` from
     a generator seeded by (seed, simulator, variant, step), so no two steps share a problem and a
     resumed run draws the same ones."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(derive_seed(seed, "problems", name, step))
+    generator = _step_generator("problems", seed, name, step, device)
     theta = simulator.sample_prior((size,), generator)
     return theta, simulator.simulate(theta, n, generator).float()
 

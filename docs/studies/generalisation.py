@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from alfi import proposal
 from alfi.data import make_generator
+from alfi.evaluate import unroll_inits
 from alfi.io import MetaDataset, load_dataset
 from alfi.model import ALFI
 from alfi.simulators import Simulator, get_simulator
@@ -55,23 +55,17 @@ def profile(
 ) -> dict[str, list]:
     """Per step ``t`` of :data:`ROWS` (up to ``steps``): the columns of the module docstring.
     ``settings``: the model's training settings (``initial_log_scale``, ``n_theta``, ``n_sim``)."""
-    generator = make_generator(seed)
-    code = model.encode(simulator, data.x).repeat_interleave(inits, 0)
-    psi = proposal.initial(
-        (len(data) * inits,), simulator.theta_dim, generator, settings["initial_log_scale"]
-    )
-    trajectory = model.unroll_codes(
+    mu, sd = unroll_inits(  # (T + 1, N, K, D) each
+        model,
         simulator,
-        code,
-        psi,
+        data.x,
         steps=steps,
+        inits=inits,
         n_theta=settings["n_theta"],
         n_sim=settings["n_sim"],
-        generator=generator,
+        generator=make_generator(seed),
+        initial_log_scale=settings["initial_log_scale"],
     )
-    mean, log_scale = proposal.split(trajectory)
-    mu = model.raw_theta(mean).unflatten(1, (len(data), inits))  # (T + 1, N, K, D)
-    sd = (log_scale.exp() * model.theta_std).unflatten(1, (len(data), inits))
     truth = data.theta.unsqueeze(1)  # (N, 1, D)
     mle = simulator.mle(data.x.double()).float()
     table: dict[str, list] = {k: [] for k in ("t", "cov1", "covK", "rmse", "sd", "spread", "z50")}

@@ -107,16 +107,17 @@ def test_regressor_learns_and_is_reproducible(generator) -> None:
 
 
 @pytest.mark.baselines
-@pytest.mark.parametrize("density", ["maf", "mdn"])  # mdn: config.yaml's
-def test_npe_learns_and_is_reproducible(generator, require_sbi, density: str) -> None:
+@pytest.mark.parametrize(  # mdn: config.yaml's; mean-max: ALFI's set encoder as the embedding
+    ("density", "pooling"), [("maf", "mean"), ("mdn", "mean"), ("mdn", "mean-max")]
+)
+def test_npe_learns_and_is_reproducible(generator, require_sbi, density, pooling) -> None:
     from alfi.npe import fit_npe, run_npe
 
     sim = get_simulator("poisson")
     train = make_dataset(sim, 256, 50, seed=1)
     test = make_dataset(sim, 64, 50, seed=2)
-    settings = SETTINGS | {
-        "baselines": {"npe": SETTINGS["baselines"]["npe"] | {"density": density}}
-    }
+    npe_settings = SETTINGS["baselines"]["npe"] | {"density": density, "pooling": pooling}
+    settings = SETTINGS | {"baselines": {"npe": npe_settings}}
     runs = []
     for _ in range(2):
         npe, cost = fit_npe(sim, train, settings, seed=0, device=torch.device("cpu"))
@@ -127,6 +128,24 @@ def test_npe_learns_and_is_reproducible(generator, require_sbi, density: str) ->
     assert ((runs[0].draws >= low) & (runs[0].draws <= high)).all()  # rejected outside the box
     prior = _rmse(run_prior(sim, test, generator(8)), test)
     assert _rmse(runs[0], test) < prior / 3, (_rmse(runs[0], test), prior)
+
+
+@pytest.mark.baselines
+@pytest.mark.parametrize("pooling", ["mean", "mean-max"])
+def test_npe_embedding_is_permutation_invariant(require_sbi, pooling: str) -> None:
+    from alfi.npe import _embedding, _sbi
+
+    sbi = _sbi()
+    sim = get_simulator("multivariate")
+    torch.manual_seed(0)
+    net = _embedding(sbi, sim, SETTINGS["model"], pooling)
+    x = torch.randn(5, 40, sim.observation_dim)
+    shuffled = x[:, torch.randperm(40)]
+    out = net(x)
+    assert out.shape == (5, SETTINGS["model"]["encoding"])
+    torch.testing.assert_close(net(shuffled), out)
+    with pytest.raises(ValueError, match="'max'.*expected 'mean' or 'mean-max'"):
+        _embedding(sbi, sim, SETTINGS["model"], "max")
 
 
 class _GaussianPosterior:

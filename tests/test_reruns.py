@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from alfi.config import variants_for
+
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
@@ -73,25 +75,35 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "weinberg_histograms.png" in html and "summary.md" in html
 
-    # How often checkpoints are written changes no result: only the settings files follow it.
-    _edit_config(project.root, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
+    # How often checkpoints are written changes no result: only the settings files follow it,
+    # rewritten when the workflow is parsed, with no job.
     n = len(config["simulators"])
-    assert project.dry_run(*common) == {"settings": n, "total": n}
-    project.run("--cores", "2", *common)
+    settings_file = results / "settings" / "weinberg" / "config.yaml"
+    _edit_config(project.root, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
+    assert project.dry_run(*common) == {}
+    assert yaml.safe_load(settings_file.read_text())["defaults"]["train"]["checkpoint_every"] == 3
+
+    # The same kind of change with new models in one invocation: the new seed's jobs all run
+    # (with a settings job, Snakemake 9.27 ran it alone and stopped: snakemake#4166).
+    _edit_config(project.root, lambda c: c["defaults"]["train"].update(checkpoint_every=4))
+    models = sum(len(variants_for(config, s)) for s in config["simulators"])
+    # one more ALFI model per variant and one regressor per simulator (one training size)
+    assert project.dry_run(*common, "seeds=[0,1]") == _downstream(
+        train=models, evaluate=models, amortised=n
+    )
+    _edit_config(project.root, lambda c: c["defaults"]["train"].update(checkpoint_every=3))
 
     # Training settings of Weinberg only: its training onwards, not its data, not the others.
     _edit_config(
         project.root,
         lambda c: c.setdefault("overrides", {}).update(weinberg={"train": {"lr": 2e-3}}),
     )
-    assert project.dry_run(*common) == _downstream(
-        settings=1, variant_settings=1, train=1, evaluate=1
-    )
+    assert project.dry_run(*common) == _downstream(variant_settings=1, train=1, evaluate=1)
 
     # Evaluation settings of Poisson only: its evaluations (2 variants), no training.
     _edit_config(project.root, lambda c: c["overrides"].update(poisson={"evaluate": {"inits": 2}}))
     assert project.dry_run(*common) == _downstream(
-        settings=2, stage_settings=1, variant_settings=1, train=1, evaluate=1 + 2
+        stage_settings=1, variant_settings=1, train=1, evaluate=1 + 2
     )
     project.run("--cores", "2", *common)
 
@@ -101,16 +113,13 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         project.root,
         lambda c: c.update(variant_overrides={"mse-last": {"train": {"tail_steps": 2}}}),
     )
-    assert project.dry_run(*common) == _downstream(
-        settings=1, variant_settings=1, train=1, evaluate=1
-    )
+    assert project.dry_run(*common) == _downstream(variant_settings=1, train=1, evaluate=1)
     _edit_config(project.root, lambda c: c.pop("variant_overrides"))
 
     # Dataset settings: the data are redrawn and everything downstream reruns in this one
     # invocation (no second run needed), and the model records the new data.
     _edit_config(project.root, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
     assert project.dry_run(*common) == _downstream(
-        settings=1,
         stage_settings=1,
         dataset=2,
         mle=1,
@@ -145,7 +154,6 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     trees = config["defaults"]["evaluate"].get("c2st_trees", 100)
     _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees + 1))
     assert project.dry_run(*common) == _downstream(
-        settings=n,
         stage_settings=4 * n,
         evaluate=n + 1,
         prior_mean=n,

@@ -3,7 +3,7 @@
 
 rule posterior:
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=stage_file("posterior"),
         dataset=split_file("test"),
         code=stage_code("posterior"),
@@ -29,7 +29,7 @@ rule posterior:
 
 rule prior_mean:
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=stage_file("reference"),
         dataset=split_file("test"),
         reference=reference_draws,
@@ -53,7 +53,7 @@ rule prior_mean:
 
 rule amortised:
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=method_stage_file,
         train=split_file("train"),
         dataset=split_file("test"),
@@ -90,7 +90,7 @@ rule amortised:
 
 rule abc_smc:
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=stage_file("abc_smc"),
         dataset=split_file("test"),
         reference=reference_draws,

@@ -3,6 +3,7 @@ import json
 import os
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 from alfi.config import (
@@ -17,6 +18,7 @@ from alfi.config import (
 )
 from alfi.baselines import has_likelihood, missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
+from alfi.io import atomic_path
 from alfi.provenance import source_files
 from alfi.simulators import available, get_simulator
 from alfi.train import unroll_length
@@ -48,6 +50,8 @@ def relative_to_workdir(path):
 
 
 PACKAGE = relative_to_workdir(Path(workflow.main_snakefile).parent / "alfi")
+# Written when the workflow is parsed (write_settings_files), not by a job: see there.
+SETTINGS = f"{RESULTS}/settings/{{simulator}}/config.yaml"
 MODEL = f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt"
 ALFI_RUN = f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{{table}}.parquet"
 # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
@@ -148,8 +152,9 @@ def canonical(value):
 
 
 def settings(simulator):
-    """The resolved settings of one simulator, as a config file the CLI reads. Rules read it as
-    ancient() input: what they depend on is in their stage's settings stamp (stage_file).
+    """The resolved settings of one simulator, as a config file the CLI reads (SETTINGS). Rules
+    read it as ancient() input: what they depend on is in their stage's settings stamp
+    (stage_file).
     """
     return canonical(
         {
@@ -201,8 +206,8 @@ def training_groups():
     return groups
 
 
-# Priorities are not passed on to a job's inputs: the quick jobs every other waits on (settings,
-# datasets) go first, or a long training of one simulator holds a core while another
+# Priorities are not passed on to a job's inputs: the quick jobs every other waits on (settings
+# stamps, datasets) go first, or a long training of one simulator holds a core while another
 # simulator's longer training still waits on its settings file.
 SETUP_PRIORITY = 10**6
 
@@ -366,3 +371,28 @@ for _name in sorted(set(SIMULATORS) - set(posterior_simulators())):
         )
 # The C2ST of ALFI's evaluations needs sbi: the baselines environment then.
 EVALUATE_ENV = "../../envs/baselines.yaml" if C2ST else "../../envs/alfi.yaml"
+
+
+def write_settings_files():
+    """Write each simulator's SETTINGS file where it is missing or differs from the config.
+
+    Not a job, on purpose: a job whose params changed masks every job downstream of it in
+    Snakemake's rerun check (9.27, snakemake/snakemake#4166), and the jobs that read its output
+    as ancient() input are then never checked for their own reasons to run, a missing output
+    included. A settings-only change (checkpoint_every) together with a new seed or variant ran
+    the settings job alone and stopped; the new models came only with a second invocation.
+    Written here, the file is a source every job finds ready, and a change of it reruns nothing:
+    what a job depends on is in its stage stamp. The content is a function of the config alone
+    (the same text in every process that parses the workflow, a cluster job's included), written
+    atomically and only when it differs."""
+    for simulator in SIMULATORS:
+        path = Path(expand(SETTINGS, simulator=simulator)[0])
+        text = yaml.safe_dump(settings(simulator), sort_keys=False)
+        if path.is_file() and path.read_text() == text:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            temporary.write_text(text)
+
+
+write_settings_files()

@@ -1,20 +1,3 @@
-rule settings:
-    output:
-        f"{RESULTS}/settings/{{simulator}}/config.yaml",
-    log:
-        f"{RESULTS}/logs/settings/{{simulator}}.log",
-    benchmark:
-        f"{RESULTS}/logs/settings/{{simulator}}.benchmark.tsv"
-    priority: SETUP_PRIORITY
-    localrule: True
-    conda:
-        "../../envs/alfi.yaml"
-    params:
-        settings=lambda wildcards: settings(wildcards.simulator),
-    script:
-        "../scripts/write_settings.py"
-
-
 rule stage_settings:
     output:
         f"{RESULTS}/settings/{{simulator}}/{{stage}}.yaml",
@@ -57,7 +40,7 @@ rule variant_settings:
 
 rule dataset:
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=stage_file("data"),
         code=stage_code("dataset"),
     output:

@@ -1,7 +1,7 @@
 rule evaluate:
     """Every T_test from one unroll to the largest (alfi.evaluate.run_alfi_horizons)."""
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=stage_file("evaluate"),
         model=MODEL,
         dataset=split_file("test"),
@@ -45,7 +45,7 @@ rule evaluate:
 
 rule mle:
     input:
-        settings=ancient(rules.settings.output[0]),
+        settings=ancient(SETTINGS),
         stage=stage_file("data"),
         dataset=split_file("test"),
         code=stage_code("mle"),

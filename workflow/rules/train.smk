@@ -6,7 +6,7 @@ if RES["train_group_size"] == 1:
 
     rule train:
         input:
-            settings=ancient(rules.settings.output[0]),
+            settings=ancient(SETTINGS),
             stage=train_stage_file("{variant}"),
             dataset=split_file("train"),
             code=stage_code("train"),
@@ -39,9 +39,7 @@ else:
             name:
                 f"train_{simulator}_group{index}"
             input:
-                settings=ancient(
-                    expand(str(rules.settings.output[0]), simulator=simulator)
-                ),
+                settings=ancient(expand(SETTINGS, simulator=simulator)),
                 stage=sorted(
                     {
                         expand(train_stage_file(variant), simulator=simulator)[0]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from alfi.provenance import array_digest
 
@@ -42,6 +43,7 @@ __all__ = [
     "InputError",
     "atomic_path",
     "check_output",
+    "write_yaml",
     "MetaDataset",
     "save_dataset",
     "load_dataset",
@@ -107,6 +109,18 @@ def atomic_path(path: str | Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_yaml(path: str | Path, value: Any, *, unless_same: bool = False) -> bool:
+    """Write ``value`` as YAML (keys in their given order) atomically; with ``unless_same``,
+    leave a file that already holds that text alone. Returns whether it wrote."""
+    text = yaml.safe_dump(value, sort_keys=False)
+    path = Path(path)
+    if unless_same and path.is_file() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True
 
 
 def _atomic(write: Callable[[Path], None], path: str | Path) -> None:

@@ -3,7 +3,6 @@ import json
 import os
 from pathlib import Path
 
-import yaml
 from snakemake.utils import validate
 
 from alfi.config import (
@@ -18,7 +17,7 @@ from alfi.config import (
 )
 from alfi.baselines import has_likelihood, missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
-from alfi.io import atomic_path
+from alfi.io import write_yaml
 from alfi.provenance import source_files
 from alfi.simulators import available, get_simulator
 from alfi.train import unroll_length
@@ -386,13 +385,11 @@ def write_settings_files():
     (the same text in every process that parses the workflow, a cluster job's included), written
     atomically and only when it differs."""
     for simulator in SIMULATORS:
-        path = Path(expand(SETTINGS, simulator=simulator)[0])
-        text = yaml.safe_dump(settings(simulator), sort_keys=False)
-        if path.is_file() and path.read_text() == text:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as temporary:
-            temporary.write_text(text)
+        write_yaml(
+            expand(SETTINGS, simulator=simulator)[0],
+            settings(simulator),
+            unless_same=True,
+        )
 
 
 write_settings_files()

@@ -254,7 +254,8 @@ class ReferencePosterior:
         return torch.stack([f.cells_per_sd for f in self.factors]).amin(0)
 
     def _assemble(self, parts: list[Tensor]) -> Tensor:
-        out = torch.empty(*parts[0].shape[:-1], self.simulator.theta_dim, dtype=parts[0].dtype)
+        shape = (*parts[0].shape[:-1], self.simulator.theta_dim)
+        out = torch.empty(shape, dtype=parts[0].dtype, device=parts[0].device)
         for factor, part in zip(self.factors, parts, strict=True):
             out[..., list(factor.dims)] = part
         return out
@@ -309,7 +310,7 @@ def reference_posterior(
         if spec.support is not None:
             box = spec.support(sim, part)
         else:
-            box = tuple(b.double().expand(part.shape[0], -1) for b in sim.bounds())
+            box = tuple(b.double().expand(part.shape[0], -1) for b in sim.bounds(part.device))
         chunks.append([_factor(sim, part, spec, dims, box) for dims in spec.factors])
     fields = ("low", "step", "log_weight", "edge_mass", "cells_per_sd")
     return ReferencePosterior(

@@ -184,6 +184,18 @@ def test_grid_resolves_the_mass(generator, name: str) -> None:
     assert (post.cells_per_sd >= 4).all(), post.cells_per_sd
 
 
+@pytest.mark.parametrize("name", ["poisson", "linear_regression", "multivariate", "weinberg"])
+def test_grid_on_device_matches_cpu(device, generator, name: str) -> None:
+    """Device-aware: the grid built where the data lie (the workflow's `device: auto` puts them
+    on the GPU) gives the CPU's moments; float64 on both, so to ~1e-12 (different kernels)."""
+    sim = get_simulator(name)
+    x = sim.simulate(sim.sample_prior((3,), generator(11)), 50, generator(12))
+    here, there = reference_posterior(sim, x), reference_posterior(sim, x.to(device))
+    assert there.mean().device.type == device.type
+    torch.testing.assert_close(there.mean().cpu(), here.mean(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(there.var().cpu(), here.var(), rtol=1e-9, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", ["poisson", "multivariate"])
 def test_reference_samples_are_calibrated(generator, name: str) -> None:
     """Truths from the prior lie in the exact posterior's central intervals at their level."""

@@ -371,6 +371,69 @@ def _weinberg_grid() -> torch.Tensor:
     return torch.cat((fine, near_zero, -near_zero, torch.zeros(1, dtype=torch.float64)))
 
 
+def _log_likelihood_per_observation(name, theta, x):
+    """The textbook sum over observations of log p(x_j | theta), float64 throughout."""
+    theta, x = theta.double(), x.double()
+    log_norm = -0.5 * math.log(2 * math.pi)
+    if name == "linear_regression":
+        mean = theta[..., :1].tan() * x[..., 0] + theta[..., 1:]
+        z = (x[..., 2] - mean) / 0.1
+        return (log_norm - math.log(0.1) - 0.5 * z**2).sum(-1)
+    sim = get_simulator("multivariate")
+    z, theta = sim.unmix(x), theta.unsqueeze(-2)
+    scale = (theta[..., 1] / 3).exp()
+    inside = (z[..., 3] >= -5.0) & (z[..., 3] <= theta[..., 2])
+    uniform = torch.where(inside, -(theta[..., 2] + 5.0).log(), -math.inf)
+    gauss = 2 * log_norm - 0.5 * (z[..., 0] - theta[..., 0]) ** 2 - scale.log()
+    return (gauss - 0.5 * ((z[..., 1] - 3.0) / scale) ** 2 + uniform).sum(-1)
+
+
+@pytest.mark.parametrize("name", ["linear_regression", "multivariate"])
+def test_log_likelihood_from_sufficient_statistics_is_the_sum_over_observations(generator, name):
+    """The O(C + n) form equals the sum of per-observation terms to float64 rounding, for a
+    grid of cells broadcast against each problem (as the reference grids call it), including
+    lines as steep as tan(pi/2 - 1e-6) ~ 1e6, where an expanded square would lose every digit."""
+    sim, rng = get_simulator(name), generator(0)
+    low, high = sim.bounds()
+    theta = (low + (high - low) * torch.rand(30, sim.theta_dim, generator=rng)).double()
+    if name == "linear_regression":
+        theta[:4, 0] = math.pi / 2 - torch.tensor([1e-2, 1e-3, 1e-4, 1e-6], dtype=torch.float64)
+    x = sim.simulate(theta, 200, rng).double()
+    cells = theta.unsqueeze(1) + 1e-3 * torch.randn(30, 8, sim.theta_dim, generator=rng)
+    fast = sim.log_likelihood(cells, x.unsqueeze(1))
+    slow = _log_likelihood_per_observation(name, cells, x.unsqueeze(1))
+    assert fast.shape == (30, 8)
+    assert torch.equal(torch.isfinite(fast), torch.isfinite(slow))
+    finite = torch.isfinite(slow)
+    assert finite.float().mean() > 0.3  # the uniform's edge cuts some cells, not all
+    # Each side rounds ~n terms of size |slow|: a few float64 ulps of |slow| apart.
+    error = (fast - slow)[finite].abs() / slow[finite].abs().clamp_min(1.0)
+    assert error.max() < 1e-12
+
+
+def test_linear_regression_log_likelihood_one_observation_and_equal_designs():
+    """n = 1 and all u equal: the least-squares fit is not unique; the shift term carries it."""
+    sim = get_simulator("linear_regression")
+    theta = torch.tensor([[0.3, 0.5], [math.pi / 2 - 1e-5, -0.2]], dtype=torch.float64)
+    for x in (
+        _line([[0.4], [-0.9]], [[0.7], [3.0e4]], torch.float64),
+        _line([[0.3] * 5, [0.0] * 5], [[0.1, 0.2, 0.3, 0.2, 0.1]] * 2, torch.float64),
+    ):
+        expected = _log_likelihood_per_observation("linear_regression", theta, x)
+        assert torch.allclose(sim.log_likelihood(theta, x), expected, rtol=1e-13, atol=1e-9)
+
+
+def test_multivariate_mle_is_inside_the_support_in_float32(generator):
+    """theta_2's MLE is max z_3: rounded to float32 it must not fall below it (likelihood 0)."""
+    sim, rng = get_simulator("multivariate"), generator(0)
+    low, high = sim.bounds()
+    theta = low + (high - low) * torch.rand(64, 3, generator=rng)
+    x = sim.simulate(theta, 200, rng)
+    mle = sim.mle(x)
+    assert mle.dtype == torch.float32
+    assert torch.isfinite(sim.log_likelihood(mle, x)).all()
+
+
 def test_weinberg_theta_on_level_set_is_exact():
     sim = get_simulator("weinberg")
     a = _weinberg_grid()

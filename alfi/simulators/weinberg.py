@@ -147,8 +147,23 @@ class Weinberg(Simulator):
         return {"asymmetry": asymmetry(theta)}
 
     def log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
-        a = asymmetry(theta.double())
-        return log_density(x.double()[..., 0], a.unsqueeze(-1)).sum(-1)
+        r""":math:`\sum_j \log(1 + x_j^2 + a x_j) - n \log Z(a)` with :math:`a = a(\theta)`,
+        float64; :math:`-\infty` unless every :math:`x_j` lies in the support. The support test
+        reduces over the ``n`` observations first (their min and max, the polynomial's min), so
+        ``C`` parameters broadcast against one problem cost one fused pass over ``C n`` terms
+        (the reference grids evaluate millions of cells), as :func:`log_density` summed."""
+        a = asymmetry(theta.double()).unsqueeze(-1)
+        obs = x.double()[..., 0]
+        low, high = support(a)
+        poly = torch.addcmul(1.0 + obs * obs, a, obs)
+        inside = (
+            (obs.amin(-1, keepdim=True) >= low)
+            & (obs.amax(-1, keepdim=True) <= high)
+            & (poly.amin(-1, keepdim=True) > 0)
+        )
+        # Off the support a log is NaN or -inf; those parameters are masked below.
+        total = poly.log_().sum(-1, keepdim=True) - obs.shape[-1] * log_normaliser(a)
+        return torch.where(inside, total, torch.full_like(total, -math.inf))[..., 0]
 
     def _profile(self, a: Tensor, x: Tensor) -> Tensor:
         """Log-likelihood of ``a`` ``(*, G)`` for ``x`` ``(*, n)``, returns ``(*, G)``."""

@@ -36,6 +36,7 @@ __all__ = [
     "REQUIREMENTS",
     "missing_requirements",
     "has_likelihood",
+    "load_reference_draws",
     "reference_c2st",
     "add_commands",
 ]
@@ -83,6 +84,29 @@ def save_draws(path: Path, draws: Any) -> None:
         np.savez(handle, draws=draws.numpy())
 
 
+def load_reference_draws(path: Path) -> np.ndarray:
+    """The exact posterior's draws ``(N, S, D)`` that the ``posterior`` rule writes
+    (``--draws-out``); :class:`InputError` naming the file and what was expected otherwise."""
+    import zipfile
+
+    expected = "an exact-draws file (.npz with draws (N, S, D), written by the posterior rule)"
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"reference draws not found: {path}; expected {expected}")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path} is not {expected}: not a .npz archive (truncated or other data)")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if "draws" not in stored.files:
+                raise InputError(f"{path} is not {expected}: it holds {', '.join(stored.files)}")
+            draws = stored["draws"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path} is not {expected}: {exc}") from None
+    if draws.ndim != 3 or draws.dtype.kind != "f":
+        raise InputError(f"{path} is not {expected}: draws of shape {draws.shape}, {draws.dtype}")
+    return draws
+
+
 def reference_c2st(draws: Any, reference: Path, evaluate: dict[str, Any], seed: int) -> np.ndarray:
     """C2ST (:func:`alfi.metrics.c2st`) of a method's ``draws`` ``(N, S, D)`` against the exact
     posterior's draws in ``reference`` (``.npz``), on the first ``evaluate["c2st_problems"]``
@@ -90,8 +114,7 @@ def reference_c2st(draws: Any, reference: Path, evaluate: dict[str, Any], seed: 
     from alfi.metrics import c2st
 
     problems = evaluate["c2st_problems"]
-    with np.load(reference) as stored:
-        exact = stored["draws"]
+    exact = load_reference_draws(reference)
     if exact.shape[0] < min(problems, len(draws)) or exact.shape[2] != draws.shape[2]:
         raise InputError(
             f"{reference}: draws {exact.shape} do not match the method's {draws.shape}"
@@ -166,10 +189,15 @@ def _variant(args: argparse.Namespace, train_data: MetaDataset | None) -> str:
 
 def _training_subset(data: MetaDataset, size: int | None) -> MetaDataset:
     """The first ``size`` problems of the training meta-dataset (all of them for ``None``)."""
+    from alfi.config import MIN_TRAIN_PROBLEMS
+
     if size is None:
         return data
-    if not 1 <= size <= len(data):
-        raise InputError(f"--train-size {size}: expected 1 to {len(data)}, the training problems")
+    if not MIN_TRAIN_PROBLEMS <= size <= len(data):
+        raise InputError(
+            f"--train-size {size}: expected {MIN_TRAIN_PROBLEMS} (NPE holds a tenth out to stop "
+            f"on) to {len(data)}, the training problems"
+        )
     return data.head(size)
 
 
@@ -184,6 +212,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     _outputs(args.estimates, args.metrics, args.samples, args.draws_out)
     for message in missing_requirements([args.method] + (["c2st"] if args.reference else [])):
         raise InputError(message)
+    reference_digest = _digest_file(args.reference)  # a bad file stops before any work
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None
@@ -211,7 +240,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         root=config["seed"],
         settings=stage_settings(config, simulator.name, _STAGE[args.method]),
         train=train_data.fingerprint if train_data is not None else None,
-        reference=_digest_file(args.reference),
+        reference=reference_digest,
     )
     _write_tables(
         (args.estimates, args.metrics, args.samples),

@@ -34,7 +34,7 @@ from alfi.columns import MAIN_VARIANT
 from alfi.config import config_path, derive_seed, load_config, settings_for, variants_for
 from alfi.data import make_dataset, make_generator, resolve_device
 from alfi.evaluate import run_alfi, run_mle
-from alfi.io import write_parquet
+from alfi.io import check_output, write_parquet
 from alfi.simulators import Simulator, get_simulator
 from alfi.train import _total_steps, apply_gradients, batch_loss, build_model, train, unroll_length
 
@@ -424,41 +424,45 @@ def machine() -> dict[str, Any]:
 def run_benchmarks(
     out_dir: Path, device: torch.device, parts: list[str], quick: bool, budgets: dict[str, float]
 ) -> dict[str, pd.DataFrame]:
+    """Run ``parts`` (of :data:`PARTS`) and write each one's table to ``out_dir/{part}.parquet``
+    as soon as it is measured (every output path is checked first, so a bad folder stops before
+    minutes of measurements, and a failure in a later part keeps the earlier tables)."""
+    for part in parts:
+        check_output(out_dir / f"{part}.parquet")
     info = machine() | {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
     }
     names = paper_config()["simulators"]
-    tables: dict[str, pd.DataFrame] = {}
-    if "throughput" in parts:
-        tables["throughput"] = pd.DataFrame([bench_throughput(n, device) for n in names])
-    if "step" in parts:
-        tables["step"] = pd.DataFrame(
-            [bench_step(n, device, steps=5 if quick else 30) for n in names]
-        )
-    if "ensemble" in parts:
-        sizes = (1, 2) if quick else (1, 6, 18)
-        tables["ensemble"] = pd.DataFrame(
-            [row for n in names for row in bench_ensemble(n, device, sizes, 3 if quick else 20)]
-        )
-    if "evaluate" in parts:
-        tables["evaluate"] = pd.DataFrame(
-            [bench_evaluate(n, device, problems=2 if quick else 8) for n in names]
-        )
-    if "accuracy" in parts:
-        rows = []
-        for name, budget in budgets.items():
-            rows += bench_accuracy(
+
+    def measure(part: str) -> list[dict]:
+        if part == "throughput":
+            return [bench_throughput(n, device) for n in names]
+        if part == "step":
+            return [bench_step(n, device, steps=5 if quick else 30) for n in names]
+        if part == "ensemble":
+            sizes = (1, 2) if quick else (1, 6, 18)
+            return [
+                row for n in names for row in bench_ensemble(n, device, sizes, 3 if quick else 20)
+            ]
+        if part == "evaluate":
+            return [bench_evaluate(n, device, problems=2 if quick else 8) for n in names]
+        return [
+            row
+            for name, budget in budgets.items()
+            for row in bench_accuracy(
                 name,
                 device,
                 budget,
                 evaluations=2 if quick else 10,
                 test_problems=20 if quick else 200,
             )
-        tables["accuracy"] = pd.DataFrame(rows)
-    for kind, frame in tables.items():
-        frame = frame.assign(**info)
-        tables[kind] = frame
-        write_parquet(out_dir / f"{kind}.parquet", frame)
+        ]
+
+    tables: dict[str, pd.DataFrame] = {}
+    for part in PARTS:  # in this order, whatever the order asked
+        if part in parts:
+            tables[part] = pd.DataFrame(measure(part)).assign(**info)
+            write_parquet(out_dir / f"{part}.parquet", tables[part])
     return tables
 
 
@@ -478,6 +482,12 @@ def _print(tables: dict[str, pd.DataFrame]) -> None:
 
 def run_from_args(args: argparse.Namespace) -> None:
     """``alfi bench``: the arguments as :func:`alfi.cli.build_parser` defines them."""
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: expected an integer >= 1")
+    for name in ("poisson_seconds", "weinberg_seconds"):
+        if not getattr(args, name) > 0:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {getattr(args, name)}: expected a positive number of seconds")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

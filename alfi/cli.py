@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -110,6 +109,13 @@ def _members(args: argparse.Namespace) -> list[tuple[str, int]]:
     members = list(zip(variants, seeds, strict=True))
     if len(set(members)) != n:
         raise ConfigError(f"the models to train must differ; got (variant, seed) {members}")
+    paths = [Path(p).resolve() for p in (*args.out, *(args.checkpoint or ()))]
+    repeated = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{', '.join(repeated)} given more than once among --out and --checkpoint; "
+            "expected one file per model and per checkpoint"
+        )
     return members
 
 
@@ -223,6 +229,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "values; expected one per value"
             )
     _outputs(*args.estimates, *args.metrics, *args.samples)
+    reference_digest = _digest_file(args.reference)  # a bad file stops before any work
     model, state = load_model(args.model, device)
     simulator = get_simulator(state["simulator"])
     data = load_dataset(args.dataset, simulator)
@@ -262,7 +269,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             t_test=t_test,
             t_tests=horizons,
             seed=seed,
-            reference=_digest_file(args.reference),
+            reference=reference_digest,
         )
         _write_tables(
             (args.estimates[i], args.metrics[i], args.samples[i]),
@@ -303,8 +310,9 @@ def _digest_file(path: Path | None) -> str | None:
 
     if path is None:
         return None
-    with np.load(path) as stored:
-        return array_digest(stored["draws"])
+    from alfi.baselines import load_reference_draws
+
+    return array_digest(load_reference_draws(path))
 
 
 def cmd_mle(args: argparse.Namespace) -> None:

@@ -27,7 +27,9 @@ __all__ = [
     "ConfigError",
     "SCHEMA_PATH",
     "load_config",
+    "read_yaml",
     "validate_config",
+    "validate_settings",
     "NAMED_CONFIGS",
     "config_path",
     "settings_for",
@@ -80,6 +82,33 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if not _coerce_text(config, error):
             raise ConfigError(_format_error(error))
     return _check_config(config)
+
+
+def validate_settings(
+    settings: Mapping[str, Any], sections: tuple[str, ...] = ("model", "train")
+) -> None:
+    """Check one simulator's settings as a user edits them in Python (:func:`settings`, then
+    ``settings["train"].update(...)``) against the schema's ``settings``: a misspelt key, a
+    value of the wrong type or out of range raises :class:`ConfigError` naming it. ``sections``
+    must be present; the others are checked where present. Nothing is filled in or changed."""
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"settings must be a mapping with the sections {', '.join(sections)} (as "
+            f"alfi.settings() returns), got {type(settings).__name__}"
+        )
+    missing = [name for name in sections if name not in settings]
+    if missing:
+        raise ConfigError(
+            f"settings lack the section(s) {', '.join(missing)}; expected a mapping with "
+            f"{', '.join(sections)} (as alfi.settings() returns)"
+        )
+    schema = json.loads(SCHEMA_PATH.read_text())
+    root = {**schema["$defs"]["settings"], "required": list(sections), "$defs": schema["$defs"]}
+    validator = jsonschema.Draft202012Validator(root)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(settings)))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+        raise ConfigError(f"invalid settings at '{where}': {error.message}")
 
 
 #: Types a text value from the command line may stand for: Snakemake's ``--config
@@ -219,13 +248,43 @@ def _plugin_failure(module: str, exc: BaseException) -> str:
     return f"invalid config at 'plugins': cannot import {module!r} ({where}): {what}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML forbids it; PyYAML
+    keeps the last silently, so a `seeds:` appended below another would win unnoticed)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{key_node.start_mark.name}: key {key!r} appears twice in one mapping "
+                    f"(lines {seen[key]} and {line}); expected each key once"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's content, a key given twice in one mapping refused (:class:`ConfigError`)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a YAML config file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text; expected a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -283,8 +342,18 @@ def settings(
         resolved = validate_config(dict(config))
     elif isinstance(config, str) and config in NAMED_CONFIGS:
         resolved = load_config(config_path(config))
-    else:
+    elif isinstance(config, (str, Path)):
+        if not Path(config).exists() and Path(config).suffix not in (".yaml", ".yml"):
+            raise ConfigError(
+                f"unknown config {str(config)!r}; expected one of {', '.join(NAMED_CONFIGS)}, "
+                "the path of a YAML file or a mapping"
+            )
         resolved = load_config(config)
+    else:
+        raise ConfigError(
+            f"config must be one of {', '.join(NAMED_CONFIGS)}, the path of a YAML file or a "
+            f"mapping; got {type(config).__name__}"
+        )
     from alfi.simulators import available
 
     if simulator not in available():

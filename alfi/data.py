@@ -9,7 +9,14 @@ import torch
 from alfi.io import MetaDataset
 from alfi.simulators import Simulator
 
-__all__ = ["SimulatorError", "resolve_device", "make_generator", "check_simulation", "make_dataset"]
+__all__ = [
+    "SimulatorError",
+    "resolve_device",
+    "make_generator",
+    "check_simulation",
+    "probe_simulation",
+    "make_dataset",
+]
 
 
 class SimulatorError(RuntimeError):
@@ -33,11 +40,9 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return generator
 
 
-def check_simulation(simulator: Simulator, theta: torch.Tensor, x: torch.Tensor, n: int) -> None:
-    """Raise :class:`SimulatorError` unless ``x`` is finite with shape ``(*theta[:-1], n, X)``.
-
-    The message names the simulator and, for non-finite values, the first offending ``theta``.
-    """
+def _check_shape(
+    simulator: Simulator, theta: torch.Tensor, x: torch.Tensor, n: int
+) -> tuple[int, ...]:
     expected = (*theta.shape[:-1], n, simulator.observation_dim)
     if not isinstance(x, torch.Tensor) or tuple(x.shape) != expected:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -45,6 +50,15 @@ def check_simulation(simulator: Simulator, theta: torch.Tensor, x: torch.Tensor,
             f"simulator {simulator.name!r} returned observations of shape {got} for theta of "
             f"shape {tuple(theta.shape)} and n={n}; expected {expected}"
         )
+    return expected
+
+
+def check_simulation(simulator: Simulator, theta: torch.Tensor, x: torch.Tensor, n: int) -> None:
+    """Raise :class:`SimulatorError` unless ``x`` is finite with shape ``(*theta[:-1], n, X)``.
+
+    The message names the simulator and, for non-finite values, the first offending ``theta``.
+    """
+    expected = _check_shape(simulator, theta, x, n)
     finite = torch.isfinite(x).flatten(len(expected) - 2).all(-1)  # (*,)
     if not bool(finite.all()):
         bad = (~finite).nonzero()[0]
@@ -53,6 +67,17 @@ def check_simulation(simulator: Simulator, theta: torch.Tensor, x: torch.Tensor,
             f"simulator {simulator.name!r} returned non-finite observations for {count} of "
             f"{finite.numel()} parameters, e.g. theta = {theta[tuple(bad)].tolist()}"
         )
+
+
+def probe_simulation(simulator: Simulator, n: int, batch: tuple[int, ...] = (2, 3)) -> None:
+    """One small simulation shaped as the unroll makes them (``(P, B, D)`` parameters from the
+    prior, ``n`` observations each, CPU, a generator of its own), its shape checked as
+    :func:`check_simulation` does: a simulator that mishandles batched parameters is named before
+    any work, not met as a shape error deep in the network. (Values are left to the run, whose
+    diagnosis of a non-finite loss names the step and the parameters.)"""
+    generator = torch.Generator().manual_seed(0)
+    theta = simulator.sample_prior(batch, generator)
+    _check_shape(simulator, theta, simulator.simulate(theta, n, generator), n)
 
 
 def make_dataset(

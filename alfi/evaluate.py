@@ -17,6 +17,7 @@ averaged over coordinates.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +27,14 @@ import torch
 from torch import Tensor
 
 from alfi import proposal
-from alfi.io import MetaDataset
+from alfi.data import probe_simulation
+from alfi.io import InputError, MetaDataset, check_dataset
 from alfi.model import ALFI
 from alfi.simulators import Simulator
 
 __all__ = [
     "Trajectory",
+    "check_run_inputs",
     "run_alfi",
     "run_alfi_horizons",
     "unroll_inits",
@@ -81,6 +84,28 @@ def _simulate_at(simulator: Simulator, theta: Tensor, n: int, generator) -> Tens
 
 
 @torch.no_grad()
+def check_run_inputs(
+    model: ALFI | None, simulator: Simulator, data: MetaDataset, **counts: int
+) -> None:
+    """Before any work: ``data`` made by ``simulator``, ``model`` (if any) built for its
+    ``D`` and ``X``, every count in ``counts`` (``inits``, ``n_theta``, ...) at least 1, and,
+    given ``n_sim``, one small batched simulation (:func:`alfi.data.probe_simulation`)."""
+    check_dataset(data, simulator, f"the test meta-dataset given for {simulator.name!r}")
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise InputError(f"{name}={value!r}: expected an integer >= 1")
+    if "n_sim" in counts:
+        probe_simulation(simulator, counts["n_sim"])
+    if model is not None:
+        built = (model.config.theta_dim, model.config.observation_dim)
+        if built != (simulator.theta_dim, simulator.observation_dim):
+            raise InputError(
+                f"the model was built for D={built[0]}, X={built[1]}; {simulator.name!r} has "
+                f"D={simulator.theta_dim}, X={simulator.observation_dim} (a model of another "
+                "simulator?)"
+            )
+
+
 def run_alfi(
     model: ALFI,
     simulator: Simulator,
@@ -178,6 +203,7 @@ def run_alfi_horizons(
     horizons = sorted(set(int(h) for h in horizons))
     if not horizons or horizons[0] < 1:
         raise ValueError(f"horizons must be >= 1, got {horizons}")
+    check_run_inputs(model, simulator, data, inits=inits, n_theta=n_theta, n_sim=n_sim)
     start = time.perf_counter()
     device = generator.device
     n, steps = len(data), horizons[-1]
@@ -273,6 +299,7 @@ def point_trajectory(
 @torch.no_grad()
 def run_mle(simulator: Simulator, data: MetaDataset, generator: torch.Generator) -> Trajectory:
     """The exact MLE of every problem, as a one-point trajectory ``(1, N, D)``."""
+    check_run_inputs(None, simulator, data)
     start = time.perf_counter()
     estimate = simulator.mle(data.x.to(generator.device)).float()
     return point_trajectory(simulator, data, estimate, generator, start=start)
@@ -285,6 +312,7 @@ def run_prior(
     """The negative control: the prior itself (its mean, standard deviation and ``draws``
     draws, :meth:`~alfi.simulators.Simulator.prior_moments`), whatever the data; no simulations.
     """
+    check_run_inputs(None, simulator, data)
     start = time.perf_counter()
     n = len(data)
     mean, std = simulator.prior_moments(generator.device)

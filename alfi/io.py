@@ -45,6 +45,7 @@ __all__ = [
     "check_output",
     "write_yaml",
     "MetaDataset",
+    "check_dataset",
     "save_dataset",
     "load_dataset",
     "save_torch",
@@ -152,6 +153,26 @@ class MetaDataset:
         return array_digest(name, self.theta.cpu().numpy(), self.x.cpu().numpy())
 
 
+def _check_match(where: str, name: str, theta_dim: int, x_dim: int, simulator: Simulator) -> None:
+    expected = (simulator.theta_dim, simulator.observation_dim)
+    if name != simulator.name or (theta_dim, x_dim) != expected:
+        raise InputError(
+            f"{where}: holds {name!r} data with D={theta_dim}, X={x_dim}; "
+            f"expected {simulator.name!r} with D={expected[0]}, X={expected[1]}"
+        )
+
+
+def check_dataset(data: MetaDataset, simulator: Simulator, role: str = "the meta-dataset") -> None:
+    """Raise :class:`InputError` unless ``data`` was made by ``simulator`` (its name and its
+    ``D``, ``X``): data of another simulator would otherwise train or broadcast silently."""
+    if data.theta.ndim != 2 or data.x.ndim != 3:
+        raise InputError(
+            f"{role}: expected theta (N, D) and x (N, M, X), got {tuple(data.theta.shape)} "
+            f"and {tuple(data.x.shape)}"
+        )
+    _check_match(role, data.simulator, data.theta.shape[1], data.x.shape[2], simulator)
+
+
 def save_dataset(path: str | Path, data: MetaDataset) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
@@ -194,12 +215,7 @@ def load_dataset(path: str | Path, simulator: Simulator | None = None) -> MetaDa
     if not (np.isfinite(theta).all() and np.isfinite(x).all()):
         raise InputError(f"{path}: theta and x must be finite")
     if simulator is not None:
-        expected_dims = (simulator.theta_dim, simulator.observation_dim)
-        if name != simulator.name or (theta.shape[1], x.shape[2]) != expected_dims:
-            raise InputError(
-                f"{path}: holds {name!r} data with D={theta.shape[1]}, X={x.shape[2]}; "
-                f"expected {simulator.name!r} with D={expected_dims[0]}, X={expected_dims[1]}"
-            )
+        _check_match(str(path), name, theta.shape[1], x.shape[2], simulator)
     import torch
 
     return MetaDataset(name, torch.from_numpy(theta), torch.from_numpy(x), seed, provenance)

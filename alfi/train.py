@@ -34,10 +34,10 @@ import torch
 from tqdm.auto import tqdm
 
 from alfi import proposal
-from alfi.config import derive_seed, parse_variant
+from alfi.config import derive_seed, parse_variant, validate_settings
 from alfi.cuda_graph import training_stepper
-from alfi.data import check_simulation
-from alfi.io import InputError, MetaDataset, load_torch, save_torch
+from alfi.data import check_simulation, probe_simulation
+from alfi.io import InputError, MetaDataset, check_dataset, load_torch, save_torch
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.model import squash as squash_kind
@@ -289,6 +289,13 @@ def _resumable(checkpoint: Path | None, record: dict, device: torch.device) -> d
     if not provenance:
         _set_aside(path, "it records no provenance (written by an older alfi)")
         return None
+    if not {"optimiser", "generator", "step"} <= state.keys():
+        # A trained model records the same provenance; setting it aside would move the user's
+        # model, resuming from it would fail half-way: stop before any work.
+        raise InputError(
+            f"{path} is a trained model (save_model, `alfi train --out`), not a training "
+            "checkpoint; expected a checkpoint path of its own (a new file is fine)"
+        )
     if provenance.get("fingerprint") != digest(record):
         change = differences(provenance.get("record", {}), record)
         _set_aside(path, f"it was made from other inputs ({change})")
@@ -642,6 +649,19 @@ def training_generator(
     return generator.manual_seed(derive_seed(seed, "train", simulator.name, variant))
 
 
+def check_training_inputs(
+    simulator: Simulator, data: MetaDataset, settings: dict[str, Any]
+) -> None:
+    """Before any work: the settings against the schema (a misspelt or out-of-range key is
+    named, not ignored or met as a ``ZeroDivisionError``), the data made by ``simulator`` and
+    one small batched simulation of it (:func:`alfi.data.probe_simulation`)."""
+    validate_settings(settings)
+    check_dataset(data, simulator, f"the training meta-dataset given for {simulator.name!r}")
+    if len(data) == 0:
+        raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
+    probe_simulation(simulator, settings["train"]["n_sim"])
+
+
 def train(
     simulator: Simulator,
     data: MetaDataset,
@@ -665,8 +685,7 @@ def train(
     ``cuda_graph`` replays each step's gradients from a CUDA graph (:func:`stepper`).
     """
     parse_variant(variant)
-    if len(data) == 0:
-        raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
+    check_training_inputs(simulator, data, settings)
     cfg = settings["train"]
     record = training_record(simulator, data, settings, variant, seed, device)
     provenance = {"fingerprint": digest(record), "record": record}
@@ -732,6 +751,10 @@ def train(
     return TrainResult(model=model, history=history, steps_done=step, provenance=provenance)
 
 
+#: What a model file holds besides the loss history and provenance (:func:`save_model`).
+MODEL_KEYS = ("model", "model_config", "simulator", "settings", "variant", "seed")
+
+
 def save_model(
     path: Path,
     model: ALFI,
@@ -765,6 +788,17 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ALFI, di
     """A model written by :func:`save_model` (in eval mode, on ``device``) and everything saved
     with it (``simulator``, ``settings``, ``variant``, ``seed``, ``history``, ``provenance``)."""
     state = load_torch(path, map_location=device)
+    if isinstance(state, dict) and "optimiser" in state and "simulator" not in state:
+        raise InputError(
+            f"{path} is a training checkpoint, not a model; expected the file `alfi train "
+            "--out` (save_model) writes when training ends"
+        )
+    missing = [key for key in MODEL_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise InputError(
+            f"{path} is not a model written by save_model (`alfi train --out`): it lacks "
+            f"{', '.join(missing)}"
+        )
     try:
         model = ALFI(ModelConfig(**state["model_config"])).to(device)
         model.load_state_dict(state["model"])

@@ -44,6 +44,7 @@ from alfi.train import (
     _proposal_diverged,
     _resumable,
     _schedule,
+    check_training_inputs,
     initial_model,
     learning_rate,
     train,
@@ -93,8 +94,7 @@ def train_ensemble(
         )
     for variant, _ in members:
         parse_variant(variant)
-    if len(data) == 0:
-        raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
+    check_training_inputs(simulator, data, settings)
     if len(members) == 1:
         (variant, seed), (checkpoint,) = members[0], checkpoints
         return [

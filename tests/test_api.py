@@ -88,3 +88,54 @@ def test_training_step_updates_the_weights_and_returns_the_loss():
     )
     assert loss.dim() == 0 and torch.isfinite(loss) and not loss.requires_grad
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_edited_settings_and_mismatched_inputs_are_named_before_any_work():
+    """The README edits `alfi.settings(...)` in place: a misspelt or out-of-range key, data of
+    another simulator, a count of 0 or a model of another simulator is one clear error."""
+    from alfi.config import ConfigError
+    from alfi.io import InputError
+
+    poisson, weinberg = alfi.get_simulator("poisson"), alfi.get_simulator("weinberg")
+    data = alfi.make_dataset(poisson, 16, 10, seed=1)
+    other = alfi.make_dataset(weinberg, 16, 10, seed=1)
+    for edit, message in (
+        ({"epoch": 20}, "'epoch' was unexpected"),
+        ({"meta_batch": 0}, "'train.meta_batch': 0 is less than the minimum of 1"),
+        ({"epochs": "20"}, "'train.epochs': '20' is not of type 'number'"),
+    ):
+        settings = alfi.settings("poisson", "tiny")
+        settings["train"].update(edit)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            alfi.train_alfi(poisson, data, settings, progress=False)
+    settings = alfi.settings("poisson", "tiny")
+    with pytest.raises(InputError, match="holds 'weinberg' data with D=2, X=1; expected 'poisson'"):
+        alfi.train_alfi(poisson, other, settings, progress=False)
+    with pytest.raises(InputError, match="holds 'poisson' data"):
+        alfi.run_mle(weinberg, data, alfi.make_generator(0))
+    model = alfi.train_alfi(poisson, data, settings, progress=False).model
+    run = dict(steps=2, inits=2, n_theta=2, n_sim=3, generator=alfi.make_generator(0))
+    with pytest.raises(InputError, match="inits=0: expected an integer >= 1"):
+        alfi.run_alfi(model, poisson, data, **{**run, "inits": 0})
+    with pytest.raises(InputError, match="the model was built for D=1, X=1"):
+        alfi.run_alfi(model, weinberg, other, **run)
+    for config, message in (("Tiny", "unknown config 'Tiny'"), (None, "got NoneType")):
+        with pytest.raises(ConfigError, match=message):
+            alfi.settings("poisson", config)
+
+
+def test_a_simulator_that_mishandles_batched_parameters_is_named():
+    """A plugin whose simulate() flattens (P, B, D) parameters passes a dataset (2-D theta) but
+    would fail deep in the network; the probe before training names it and the shapes."""
+    from alfi.data import SimulatorError
+
+    class Flattening(alfi.get_simulator("poisson").__class__):
+        name = "flattening_poisson"
+
+        def simulate(self, theta, n, generator):
+            return super().simulate(theta.reshape(-1, theta.shape[-1]), n, generator)
+
+    sim = Flattening()
+    data = alfi.make_dataset(sim, 16, 10, seed=1)
+    with pytest.raises(SimulatorError, match=r"'flattening_poisson' returned observations of sh"):
+        alfi.train_alfi(sim, data, alfi.settings("poisson", "tiny"), progress=False)

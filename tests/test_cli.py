@@ -299,10 +299,12 @@ def test_an_amortised_baseline_on_the_first_training_problems(tmp_path, capsys):
     assert len(spent) and (spent == 12 * n_real).all()
     assert set(pd.read_parquet(tmp_path / "r_estimates.parquet")["variant"]) == {"n12"}
 
-    assert main([*run, "--train-size", "33", *_tables(tmp_path / "big")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["alfi baseline: error: --train-size 33: expected 1 to 32, the training problems"]
-    assert not list(tmp_path.glob("big_*"))
+    expected = "expected 10 (NPE holds a tenth out to stop on) to 32, the training problems"
+    for size, name in (("33", "big"), ("2", "small")):
+        assert main([*run, "--train-size", size, *_tables(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"alfi baseline: error: --train-size {size}: {expected}"]
+        assert not list(tmp_path.glob(f"{name}_*"))
 
 
 def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
@@ -317,3 +319,47 @@ def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
     for option in ("fresh_real", "fresh_problems"):
         fresh = {**state, "settings": {**state["settings"], "train": {**train, option: True}}}
         assert training_cost(fresh)["train_simulations"] == 10 * 4 * (5 * 5 * 6 + 7)
+
+
+def test_models_checkpoints_and_reference_files_are_told_apart(tmp_path, capsys):
+    """A model given as a checkpoint, a checkpoint as a model, one path given twice, a bad
+    reference file, a config key given twice: one clear line each, before any work."""
+    cfg = ["--config", str(TINY), "--simulator", "poisson"]
+    for split in ("train", "test"):
+        main(["-q", "dataset", *cfg, "--split", split, "--out", f"{tmp_path}/{split}.npz"])
+    train = ["-q", "train", *cfg, "--dataset", f"{tmp_path}/train.npz"]
+    model, ckpt = f"{tmp_path}/m.pt", f"{tmp_path}/ck.pt"
+    assert main([*train, "--checkpoint", ckpt, "--out", model]) == 0
+    bad_reference = tmp_path / "ref.npz"
+    bad_reference.write_bytes(b"truncated")
+    evaluate = ["-q", "evaluate", "--config", str(TINY), "--t-test", "2"]
+    evaluate += ["--dataset", f"{tmp_path}/test.npz", *_tables(tmp_path / "e")]
+    duplicated = tmp_path / "dup.yaml"
+    duplicated.write_text(TINY.read_text() + "\nseeds: [0, 1]\n")
+    cases = [
+        ([*train, "--checkpoint", model, "--out", f"{tmp_path}/m2.pt"], "is a trained model"),
+        ([*train, "--checkpoint", ckpt, "--out", ckpt], "given more than once"),
+        ([*train, "--seed", "0", "1", "--out", model, model], "given more than once"),
+        ([*evaluate, "--model", ckpt], "is a training checkpoint, not a model"),
+        ([*evaluate, "--model", model, "--reference", str(bad_reference)], "not a .npz archive"),
+        (
+            [
+                "dataset",
+                "--config",
+                str(duplicated),
+                "--simulator",
+                "poisson",
+                "--split",
+                "test",
+                "--out",
+                f"{tmp_path}/d.npz",
+            ],
+            "key 'seeds' appears twice",
+        ),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing moved

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from alfi.config import (
     SCHEMA_PATH,
     STAGES,
+    read_yaml,
     settings_for,
     stage_settings,
     train_sizes,
@@ -25,6 +26,9 @@ from alfi.train import unroll_length
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).
 try:
+    for path in workflow.configfiles:  # Snakemake's reader keeps the last of a repeated key
+        if Path(path).is_file():  # (relative to where Snakemake was started)
+            read_yaml(path)
     config = validate_config(config)
 except ValueError as error:
     raise WorkflowError(str(error)) from None

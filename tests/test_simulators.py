@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy import optimize, stats
 
-from alfi.simulators import Simulator, available, get_simulator
+from alfi.simulators import Simulator, available, get_simulator, register
 from alfi.simulators.linear_regression import LinearRegression
 from alfi.simulators.multivariate import MIXING
 from alfi.simulators.weinberg import asymmetry, log_density, support
@@ -281,7 +281,9 @@ def test_check_simulator_without_log_likelihood_checks_the_rest():
         def mle(self, x):
             return self.clamp(x.reshape(-1, x.shape[-2]).mean(-1, keepdim=True))
 
-    with pytest.raises(AssertionError, match=r"mle\(\(2, 3, n, X\)\) shape"):
+    with pytest.raises(
+        AssertionError, match=r"mle\(\(2, 3, n, X\)\) shape \(6, 1\); expected \(2, 3, 1\)"
+    ):
         check_simulator(Unbatched())
 
 
@@ -484,3 +486,12 @@ def test_simulators_and_mle_on_device(device, generator, name):
     assert estimate.device.type == device.type and torch.isfinite(estimate).all()
     x = sim.simulate(sim.sample_prior((64,), generator(12)), 20, generator(13)).double()
     assert torch.allclose(sim.mle(x.to(device)).cpu(), sim.mle(x), atol=1e-6)
+
+
+def test_register_refuses_an_empty_prior_box():
+    class Backwards(_GaussianMean):
+        name = "backwards_mean"
+        prior_low, prior_high = (1.0,), (-1.0,)
+
+    with pytest.raises(ValueError, match=r"prior box mean \[1.0, -1.0\] is empty"):
+        register(Backwards)

@@ -27,6 +27,16 @@ def register(cls: type[Simulator] | None = None, *, replace: bool = False):
         raise ValueError(
             f"simulator {cls.name!r}: prior bounds and parameter_names differ in length"
         )
+    empty = [
+        f"{name} [{low}, {high}]"
+        for name, low, high in zip(cls.parameter_names, cls.prior_low, cls.prior_high, strict=True)
+        if not low < high
+    ]
+    if empty:
+        raise ValueError(
+            f"simulator {cls.name!r}: prior box {', '.join(empty)} is empty; expected "
+            "prior_low < prior_high for every parameter"
+        )
     taken = _REGISTRY.get(cls.name)
     if taken is not None and not replace and _qualified(taken) != _qualified(cls):
         raise ValueError(

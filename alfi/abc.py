@@ -13,10 +13,14 @@ simulators, and a generic description otherwise. They are standardised by their 
 prior predictive, estimated from ``pilot`` prior simulations, which count against the budget.
 
 **Budget.** ``budget`` simulated observations per problem, i.e. ``budget // M`` datasets of
-``M``; the pilot takes its share first, SMC-ABC the rest (its initial population is half of it,
-``particles`` per population, :math:`\epsilon` set by the previous population's distances with
-``epsilon_decay``). The result is the last population's particles, resampled by their
-importance weights, as draws (``draws``, at least 1000 for the moments).
+``M``. The pilot (``pilot_fraction`` of one problem's datasets) runs once for the ``n``
+problems, so each is charged ``pilot / n`` datasets of it; SMC-ABC, run afresh for each problem
+(its own sampler: sbi's counts simulations across calls), gets the rest (its initial population
+half of that, ``particles`` per population, :math:`\epsilon` set by the previous population's
+distances with ``epsilon_decay``). What each problem spent is counted as it is simulated and
+reported (the mean over problems), not assumed from the budget. The result is the last
+population's particles, resampled by their importance weights, as draws (``draws``, at least
+1000 for the moments).
 """
 
 from __future__ import annotations
@@ -64,15 +68,20 @@ def run_abc(
     device = generator.device
     n_obs = data.x.shape[1]
     squash_kind = cfg["squash"]
+    n = min(problems, len(data))
     datasets = budget // n_obs
     pilot = max(2, math.ceil(cfg["pilot_fraction"] * datasets))
-    if datasets - pilot < 2 * cfg["particles"]:
+    per_problem = datasets - math.ceil(pilot / n)  # SMC's share once the pilot is charged
+    if per_problem < 2 * cfg["particles"]:
         raise ValueError(
-            f"abc_smc budget {budget} is {datasets} datasets of {n_obs}: fewer than the pilot "
-            f"({pilot}) plus twice baselines.abc_smc.particles ({cfg['particles']}); raise it"
+            f"abc_smc budget {budget} is {datasets} datasets of {n_obs}: fewer than the pilot's "
+            f"share ({datasets - per_problem}) plus twice baselines.abc_smc.particles "
+            f"({cfg['particles']}); raise it"
         )
+    simulated = [0]  # datasets, counted where they are drawn
 
     def statistics(theta: Tensor) -> Tensor:
+        simulated[0] += theta.shape[0]
         x = simulator.simulate(simulator.clamp(theta.to(device)), n_obs, generator)
         return summary_statistics(simulator, x, squash_kind).float()
 
@@ -81,28 +90,29 @@ def run_abc(
     low, high = simulator.bounds(device)
     prior = BoxUniform(low.float(), high.float(), device=device.type)
 
-    n = min(problems, len(data))
     observed = summary_statistics(simulator, data.x[:n].to(device), squash_kind).float() / scale
-    samples = []
+    samples, spent = [], []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(derive_seed(seed, "abc_smc", simulator.name, budget))
-        smc = SMCABC(
-            lambda theta: statistics(theta) / scale,
-            prior,
-            distance="l2",
-            simulation_batch_size=datasets,
-            show_progress_bars=False,
-        )
         for row in observed:  # sbi's SMC-ABC runs one observation at a time
+            smc = SMCABC(
+                lambda theta: statistics(theta) / scale,
+                prior,
+                distance="l2",
+                simulation_batch_size=datasets,
+                show_progress_bars=False,
+            )
+            simulated[0] = 0
             particles, summary = smc(
                 row.unsqueeze(0),
                 num_particles=cfg["particles"],
-                num_initial_pop=(datasets - pilot) // 2,
-                num_simulations=datasets - pilot,
+                num_initial_pop=per_problem // 2,
+                num_simulations=per_problem,
                 epsilon_decay=cfg["epsilon_decay"],
                 distance_based_decay=True,
                 return_summary=True,
             )
+            spent.append(simulated[0] + pilot / n)
             weights = summary["weights"][-1].exp().flatten()
             pick = torch.multinomial(weights / weights.sum(), max(draws, 1000), replacement=True)
             samples.append(particles[pick])
@@ -116,5 +126,5 @@ def run_abc(
         sigma=theta.std(1),
         draws=theta[:, :draws] if draws else None,
         derived={k: v.mean(1) for k, v in simulator.derived(theta).items()},
-        simulations_per_problem=datasets * n_obs,
+        simulations_per_problem=round(sum(spent) / n * n_obs),
     )

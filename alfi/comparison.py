@@ -16,7 +16,8 @@ final per-problem RMSE (:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
 * ``simulations`` per test problem, ``train_simulations`` once (both in simulated
   observations), ``train_seconds`` and ``seconds`` per test problem: means over seeds;
 * ``total_simulations`` = ``train_simulations`` + ``simulations`` :math:`\times` the number of
-  problems: what the method spent on the test problems it ran on.
+  test problems (the most any entry of the simulator ran on): what the method spends on the
+  whole test set, SMC-ABC (run on the first few problems) counted at its rate per problem.
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ def comparison_table(
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     labels = zip(table["method"], table["variant"], table["t_test"], strict=True)
     table["method"] = [entry_label(*label) for label in labels]
+    test_problems = table.groupby("simulator")["problems"].transform("max")
     table["total_simulations"] = (
-        table["train_simulations"].fillna(0) + table["simulations"].fillna(0) * table["problems"]
+        table["train_simulations"].fillna(0) + table["simulations"].fillna(0) * test_problems
     )
     rank = {name: i for i, name in enumerate(ORDER)}
     table["_order"] = [rank.get(m.split(" ")[0], len(ORDER)) for m in table["method"]]

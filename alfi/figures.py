@@ -449,8 +449,9 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
 
 
 def methods_figure(comparison: pd.DataFrame) -> Figure:
-    """Final RMSE against the simulated observations each method spent on the whole test set
-    (training included), log axes, one panel per simulator; ± sd over seeds as error bars. One
+    """Final RMSE against the simulated observations each method spends on the whole test set
+    (training included; SMC-ABC, run on the first few problems, at its rate per problem), log
+    axes, one panel per simulator; ± sd over seeds as error bars. One
     curve per method through its budgets (ALFI's T_test, SMC-ABC's budgets, the amortised
     methods' training sizes); methods that simulate nothing (the exact posterior, the MLE, the
     prior) are lines."""
@@ -472,7 +473,9 @@ def methods_figure(comparison: pd.DataFrame) -> Figure:
             )
         for row in rows[rows["total_simulations"] <= 0].itertuples():
             ax.axhline(row.rmse, color=palette[row.family], linestyle="--", label=row.family)
-        ax.set(xscale="log", yscale="log", title=sim, xlabel="simulated observations, total")
+        ax.set(
+            xscale="log", yscale="log", title=sim, xlabel="simulated observations, whole test set"
+        )
         for axis in (ax.xaxis, ax.yaxis):  # decades only: minor labels collide on short ranges
             axis.set_minor_formatter(NullFormatter())
         if len(spent) == 0:

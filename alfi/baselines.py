@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from alfi.columns import BASELINES
-from alfi.io import InputError, MetaDataset
+from alfi.io import InputError, MetaDataset, read_npz
 
 __all__ = [
     "REQUIREMENTS",
@@ -87,21 +87,8 @@ def save_draws(path: Path, draws: Any) -> None:
 def load_reference_draws(path: Path) -> np.ndarray:
     """The exact posterior's draws ``(N, S, D)`` that the ``posterior`` rule writes
     (``--draws-out``); :class:`InputError` naming the file and what was expected otherwise."""
-    import zipfile
-
     expected = "an exact-draws file (.npz with draws (N, S, D), written by the posterior rule)"
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"reference draws not found: {path}; expected {expected}")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path} is not {expected}: not a .npz archive (truncated or other data)")
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            if "draws" not in stored.files:
-                raise InputError(f"{path} is not {expected}: it holds {', '.join(stored.files)}")
-            draws = stored["draws"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path} is not {expected}: {exc}") from None
+    draws = read_npz(path, "reference draws", expected, ("draws",))["draws"]
     if draws.ndim != 3 or draws.dtype.kind != "f":
         raise InputError(f"{path} is not {expected}: draws of shape {draws.shape}, {draws.dtype}")
     return draws

@@ -46,6 +46,7 @@ __all__ = [
     "write_yaml",
     "MetaDataset",
     "check_dataset",
+    "read_npz",
     "save_dataset",
     "load_dataset",
     "save_torch",
@@ -188,20 +189,40 @@ def save_dataset(path: str | Path, data: MetaDataset) -> None:
     _atomic(write, path)
 
 
+def read_npz(
+    path: str | Path, kind: str, expected: str, keys: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive that must hold ``keys`` (others it holds come too);
+    :class:`InputError` naming the file, and ``expected`` (what it should be), when it is
+    missing, not an archive, unreadable or lacks a key. ``kind`` names it when missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{kind} not found: {path}; expected {expected}")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path} is not {expected}: not a .npz archive (truncated or other data)")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            missing = [key for key in keys if key not in stored.files]
+            if missing:
+                raise InputError(
+                    f"{path} is not {expected}: it lacks {', '.join(missing)} (holds "
+                    f"{', '.join(stored.files) or 'nothing'})"
+                )
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path} is not {expected}: {exc}") from None
+
+
 def load_dataset(path: str | Path, simulator: Simulator | None = None) -> MetaDataset:
     """Read and check a meta-dataset; ``simulator`` (if given) must match its shapes and name."""
     path = Path(path)
     expected = "a meta-dataset (.npz with theta, x, simulator, seed)"
-    if not path.is_file():
-        raise InputError(f"meta-dataset not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path} is not {expected}: not a .npz archive (truncated or other data)")
+    f = read_npz(path, "meta-dataset", expected, ("theta", "x", "simulator", "seed"))
+    theta, x = f["theta"], f["x"]
     try:
-        with np.load(path, allow_pickle=False) as f:
-            theta, x = f["theta"], f["x"]
-            name, seed = str(f["simulator"]), int(f["seed"])
-            provenance = json.loads(str(f["provenance"])) if "provenance" in f else {}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        name, seed = str(f["simulator"]), int(f["seed"])
+        provenance = json.loads(str(f["provenance"])) if "provenance" in f else {}
+    except (TypeError, ValueError) as exc:
         raise InputError(f"{path} is not {expected}: {exc}") from None
     if theta.ndim != 2 or x.ndim != 3 or theta.shape[0] != x.shape[0]:
         raise InputError(

@@ -26,8 +26,10 @@ from alfi.train import unroll_length
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).
 try:
-    for path in workflow.configfiles:  # Snakemake's reader keeps the last of a repeated key
-        if Path(path).is_file():  # (relative to where Snakemake was started)
+    # Snakemake's own reader keeps the last of a key given twice; ours refuses it. Paths are
+    # relative to where Snakemake was started.
+    for path in workflow.configfiles:
+        if Path(path).is_file():
             read_yaml(path)
     config = validate_config(config)
 except ValueError as error:

@@ -371,7 +371,8 @@ STAGES = ("data", "train", "evaluate", "regressor", "npe", "abc_smc", "reference
 #: The model settings each amortised baseline shares with ALFI: the regressor is ALFI's
 #: observation encoder (sizes, pooling, squash) with a head of ``hidden`` units; NPE's embedding
 #: takes the sizes only (it reads its own squash and pooling, ``baselines.npe.squash`` and
-#: ``baselines.npe.pooling``). The rest of ``model`` (the recurrent update, its bounds and score input) is ALFI's alone.
+#: ``baselines.npe.pooling``). The rest of ``model`` (the recurrent update, its bounds and score
+#: input) is ALFI's alone.
 SHARED_MODEL_KEYS = {
     "regressor": ("encoding", "hidden", "x_hidden", "pooling", "squash"),
     "npe": ("encoding", "hidden", "x_hidden"),

@@ -94,14 +94,16 @@ def load_reference_draws(path: Path) -> np.ndarray:
     return draws
 
 
-def reference_c2st(draws: Any, reference: Path, evaluate: dict[str, Any], seed: int) -> np.ndarray:
+def reference_c2st(
+    draws: Any, reference: Path | np.ndarray, evaluate: dict[str, Any], seed: int
+) -> np.ndarray:
     """C2ST (:func:`alfi.metrics.c2st`) of a method's ``draws`` ``(N, S, D)`` against the exact
-    posterior's draws in ``reference`` (``.npz``), on the first ``evaluate["c2st_problems"]``
-    problems, with a forest of ``evaluate["c2st_trees"]`` trees."""
+    posterior's draws ``reference`` (the ``.npz`` or its loaded draws), on the first
+    ``evaluate["c2st_problems"]`` problems, with a forest of ``evaluate["c2st_trees"]`` trees."""
     from alfi.metrics import c2st
 
     problems = evaluate["c2st_problems"]
-    exact = load_reference_draws(reference)
+    exact = reference if isinstance(reference, np.ndarray) else load_reference_draws(reference)
     if exact.shape[0] < min(problems, len(draws)) or exact.shape[2] != draws.shape[2]:
         raise InputError(
             f"{reference}: draws {exact.shape} do not match the method's {draws.shape}"
@@ -189,7 +191,7 @@ def _training_subset(data: MetaDataset, size: int | None) -> MetaDataset:
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from alfi.cli import _digest_file, _evaluation_record, _outputs, _setup, _write_tables
+    from alfi.cli import _digest_draws, _evaluation_record, _outputs, _setup, _write_tables
     from alfi.config import stage_settings
     from alfi.io import load_dataset
     from alfi.provenance import digest
@@ -199,7 +201,8 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     _outputs(args.estimates, args.metrics, args.samples, args.draws_out)
     for message in missing_requirements([args.method] + (["c2st"] if args.reference else [])):
         raise InputError(message)
-    reference_digest = _digest_file(args.reference)  # a bad file stops before any work
+    # read once, before any work: a bad file stops here
+    exact = load_reference_draws(args.reference) if args.reference is not None else None
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None
@@ -213,7 +216,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     ev = settings["evaluate"]
     c2st = None
     if args.reference is not None and trajectory.draws is not None and ev["c2st_problems"]:
-        c2st = reference_c2st(trajectory.draws, args.reference, ev, config["seed"])
+        c2st = reference_c2st(trajectory.draws, exact, ev, config["seed"])
     if args.draws_out is not None:
         if trajectory.draws is None:
             raise InputError(f"--draws-out needs evaluate.draws > 0 (method {args.method!r})")
@@ -227,7 +230,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         root=config["seed"],
         settings=stage_settings(config, simulator.name, _STAGE[args.method]),
         train=train_data.fingerprint if train_data is not None else None,
-        reference=reference_digest,
+        reference=_digest_draws(exact),
     )
     _write_tables(
         (args.estimates, args.metrics, args.samples),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 from alfi.config import ConfigError, derive_seed, load_config, settings_for, training_sets
@@ -229,7 +230,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "values; expected one per value"
             )
     _outputs(*args.estimates, *args.metrics, *args.samples)
-    reference_digest = _digest_file(args.reference)  # a bad file stops before any work
+    from alfi.baselines import load_reference_draws
+
+    # read once, before any work: a bad file stops here
+    exact = load_reference_draws(args.reference) if args.reference is not None else None
+    reference_digest = _digest_draws(exact)
     model, state = load_model(args.model, device)
     simulator = get_simulator(state["simulator"])
     data = load_dataset(args.dataset, simulator)
@@ -258,7 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.reference is not None and ev["c2st_problems"]:
             from alfi.baselines import reference_c2st
 
-            c2st = reference_c2st(trajectory.draws, args.reference, ev, config["seed"])
+            c2st = reference_c2st(trajectory.draws, exact, ev, config["seed"])
         record = _evaluation_record(
             "evaluate",
             simulator,
@@ -305,14 +310,10 @@ def training_cost(state: dict) -> dict[str, float]:
     }
 
 
-def _digest_file(path: Path | None) -> str | None:
+def _digest_draws(draws: np.ndarray | None) -> str | None:
     from alfi.provenance import array_digest
 
-    if path is None:
-        return None
-    from alfi.baselines import load_reference_draws
-
-    return array_digest(load_reference_draws(path))
+    return None if draws is None else array_digest(draws)
 
 
 def cmd_mle(args: argparse.Namespace) -> None:

@@ -83,7 +83,6 @@ def _simulate_at(simulator: Simulator, theta: Tensor, n: int, generator) -> Tens
     return simulator.simulate(simulator.clamp(theta), n, generator)
 
 
-@torch.no_grad()
 def check_run_inputs(
     model: ALFI | None, simulator: Simulator, data: MetaDataset, **counts: int
 ) -> None:
@@ -106,6 +105,7 @@ def check_run_inputs(
             )
 
 
+@torch.no_grad()
 def run_alfi(
     model: ALFI,
     simulator: Simulator,

@@ -163,14 +163,18 @@ def _check_match(where: str, name: str, theta_dim: int, x_dim: int, simulator: S
         )
 
 
+def _check_layout(where: str, theta_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> None:
+    if len(theta_shape) != 2 or len(x_shape) != 3 or theta_shape[0] != x_shape[0]:
+        raise InputError(
+            f"{where}: expected theta (N, D) and x (N, M, X), got {tuple(theta_shape)} and "
+            f"{tuple(x_shape)}"
+        )
+
+
 def check_dataset(data: MetaDataset, simulator: Simulator, role: str = "the meta-dataset") -> None:
     """Raise :class:`InputError` unless ``data`` was made by ``simulator`` (its name and its
     ``D``, ``X``): data of another simulator would otherwise train or broadcast silently."""
-    if data.theta.ndim != 2 or data.x.ndim != 3:
-        raise InputError(
-            f"{role}: expected theta (N, D) and x (N, M, X), got {tuple(data.theta.shape)} "
-            f"and {tuple(data.x.shape)}"
-        )
+    _check_layout(role, data.theta.shape, data.x.shape)
     _check_match(role, data.simulator, data.theta.shape[1], data.x.shape[2], simulator)
 
 
@@ -224,10 +228,7 @@ def load_dataset(path: str | Path, simulator: Simulator | None = None) -> MetaDa
         provenance = json.loads(str(f["provenance"])) if "provenance" in f else {}
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path} is not {expected}: {exc}") from None
-    if theta.ndim != 2 or x.ndim != 3 or theta.shape[0] != x.shape[0]:
-        raise InputError(
-            f"{path}: expected theta (N, D) and x (N, M, X), got {theta.shape} and {x.shape}"
-        )
+    _check_layout(str(path), theta.shape, x.shape)
     if theta.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(
             f"{path}: holds {theta.shape[0]} problems of {x.shape[1]} observations; "

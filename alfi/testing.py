@@ -59,6 +59,11 @@ def _in_box(theta: Tensor, sim: Simulator) -> bool:
     return bool(((theta >= low) & (theta <= high)).all())
 
 
+def _require_shape(sim: Simulator, call: str, value: torch.Tensor, want: tuple[int, ...]) -> None:
+    got = tuple(value.shape)
+    _require(got == want, sim, f"{call} shape {got}; expected {want}")
+
+
 def _check_shapes(sim: Simulator, seed: int, n: int, device: str) -> None:
     """Shapes, box, finiteness, reproducibility and batch consistency of the three methods."""
     D, X = sim.theta_dim, sim.observation_dim
@@ -67,20 +72,12 @@ def _check_shapes(sim: Simulator, seed: int, n: int, device: str) -> None:
         all(lo < hi for lo, hi in zip(sim.prior_low, sim.prior_high, strict=True)), sim, "empty box"
     )
     draw = sim.sample_prior((2, 3), torch.Generator(device).manual_seed(seed))
-    _require(
-        tuple(draw.shape) == (2, 3, D),
-        sim,
-        f"sample_prior((2, 3)) shape {tuple(draw.shape)}; expected {(2, 3, D)}",
-    )
+    _require_shape(sim, "sample_prior((2, 3))", draw, (2, 3, D))
     _require(bool(torch.isfinite(draw).all()) and _in_box(draw, sim), sim, "prior draw off box")
     again = sim.sample_prior((2, 3), torch.Generator(device).manual_seed(seed))
     _require(torch.equal(draw, again), sim, "sample_prior differs for the same seed")
     x = sim.simulate(draw, n, torch.Generator(device).manual_seed(seed + 1))
-    _require(
-        tuple(x.shape) == (2, 3, n, X),
-        sim,
-        f"simulate((2, 3, D), n={n}) shape {tuple(x.shape)}; expected {(2, 3, n, X)}",
-    )
+    _require_shape(sim, f"simulate((2, 3, D), n={n})", x, (2, 3, n, X))
     _require(bool(torch.isfinite(x).all()), sim, "simulate returned non-finite observations")
     low, high = sim.observation_support
     _require(bool(((x >= low) & (x <= high)).all()), sim, f"observation off {(low, high)}")
@@ -92,22 +89,12 @@ def _check_shapes(sim: Simulator, seed: int, n: int, device: str) -> None:
     again = sim.simulate(draw, n, torch.Generator(device).manual_seed(seed + 1))
     _require(torch.equal(x, again), sim, "simulate differs for the same seed")
     single = sim.simulate(draw[0, 0], n, torch.Generator(device).manual_seed(seed))
-    _require(
-        tuple(single.shape) == (n, X),
-        sim,
-        f"simulate((D,), n={n}) shape {tuple(single.shape)}; expected {(n, X)}",
-    )
+    _require_shape(sim, f"simulate((D,), n={n})", single, (n, X))
     mle = sim.mle(x)
-    _require(
-        tuple(mle.shape) == (2, 3, D),
-        sim,
-        f"mle((2, 3, n, X)) shape {tuple(mle.shape)}; expected {(2, 3, D)}",
-    )
+    _require_shape(sim, "mle((2, 3, n, X))", mle, (2, 3, D))
     _require(bool(torch.isfinite(mle).all()) and _in_box(mle, sim), sim, "MLE off the box")
     one = sim.mle(x[1, 2])
-    _require(
-        tuple(one.shape) == (D,), sim, f"mle((n, X)) shape {tuple(one.shape)}; expected {(D,)}"
-    )
+    _require_shape(sim, "mle((n, X))", one, (D,))
     _require(torch.allclose(one, mle[1, 2], rtol=1e-5, atol=1e-6), sim, "batched MLE != single")
 
 

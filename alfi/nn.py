@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["POOLINGS", "MLP", "SetEncoder", "gru_cell"]
+__all__ = ["POOLINGS", "MLP", "SetEncoder", "gru_cell", "mean_max_pool"]
 
 POOLINGS = ("mean", "mean-max")
 
@@ -33,6 +33,43 @@ class MLP(nn.Sequential):
                 layers.append(nn.ReLU())
             layers.append(nn.Linear(a, b))
         super().__init__(*layers)
+
+
+class _MeanMaxPool(torch.autograd.Function):
+    """:func:`mean_max_pool` with a backward pass of float arithmetic only (see there)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(h: Tensor) -> Tensor:
+        return torch.cat((h.mean(dim=-2), h.amax(dim=-2)), dim=-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(inputs[0], output)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        h, pooled = ctx.saved_tensors
+        width, count = h.shape[-1], h.shape[-2]
+        grad_mean, grad_max = grad.unsqueeze(-2).split(width, dim=-1)
+        # h <= max, so 1 - sign(max - h) is 1 exactly where h attains the max, else 0
+        at_max = (pooled[..., width:].unsqueeze(-2) - h).sign_().neg_().add_(1)
+        ties = at_max.sum(dim=-2, keepdim=True)
+        return at_max.mul_(grad_max / ties).add_(grad_mean / count)
+
+
+def mean_max_pool(h: Tensor) -> Tensor:
+    r"""``[mean_j h_j, max_j h_j]`` over the set axis: ``(*, M, H)`` to ``(*, 2H)``.
+
+    The gradient is autograd's for ``torch.cat((h.mean(-2), h.amax(-2)), -1)``, bit for bit:
+    :math:`\partial/\partial h_{jk} = \bar g_k / M + [h_{jk} = \max_i h_{ik}]\, g^{\max}_k / n_k`,
+    the max's gradient shared by the :math:`n_k` tied elements (for finite ``h``). Autograd
+    builds that indicator as a boolean tensor and counts it in a second pass, slow on the CPU;
+    here it is ``1 - sign(max - h)`` (exact, as :math:`h \le \max`) in vectorised float
+    arithmetic, written into one buffer that becomes the gradient.
+    """
+    return _MeanMaxPool.apply(h)
 
 
 class SetEncoder(nn.Module):
@@ -68,7 +105,7 @@ class SetEncoder(nn.Module):
             if i == 0 and context is not None:
                 x = x + context.unsqueeze(-2)
         if self.pooling == "mean-max":
-            return last(torch.cat((x.mean(dim=-2), x.amax(dim=-2)), dim=-1))
+            return last(mean_max_pool(x))
         return last(x.mean(dim=-2))
 
 

@@ -104,8 +104,9 @@ def test_members_draw_what_they_draw_alone(linear_regression):
         {"tail_steps": 2, "tail_weight": 0.25},
         {"model": {"score_gradient": "scale"}},
         {"fresh_problems": True},
+        {"model": {"pooling": "mean-max"}},
     ],
-    ids=["horizon", "spread-tail", "scale-score-gradient", "fresh-problems"],
+    ids=["horizon", "spread-tail", "scale-score-gradient", "fresh-problems", "mean-max"],
 )
 def test_members_follow_their_lone_training_to_rounding(linear_regression, options):
     """Two steps of three different members (each its own meta-batches, loss, generator and

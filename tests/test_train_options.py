@@ -15,7 +15,7 @@ from alfi.config import load_config, settings_for
 from alfi.data import make_dataset
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
-from alfi.nn import SetEncoder
+from alfi.nn import SetEncoder, mean_max_pool
 from alfi.simulators import get_simulator
 from alfi.train import (
     fresh_observations,
@@ -153,6 +153,28 @@ def test_mean_max_encoder_is_permutation_invariant_and_uses_the_max():
     assert not torch.allclose(encoder(x), encoder(y))
     with pytest.raises(ValueError, match="unknown pooling"):
         SetEncoder(3, [16], 4, pooling="median")
+
+
+def _autograd_mean_max(h: torch.Tensor) -> torch.Tensor:
+    return torch.cat((h.mean(dim=-2), h.amax(dim=-2)), dim=-1)
+
+
+def test_mean_max_pool_is_autograds_pooling_bit_for_bit():
+    # Counts-like hidden values, so that many maxima are tied (shared gradient), and zeros as
+    # after a ReLU; the second check runs under vmap, as in an ensemble.
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randint(0, 4, (3, 5, 9, 6), generator=generator).float() / 3
+    h[0, 0] = 0.0
+    grad = torch.randn(3, 5, 12, generator=generator)
+    for pool in (mean_max_pool, torch.func.vmap(mean_max_pool)):
+        ours = h.clone().requires_grad_()
+        theirs = h.clone().requires_grad_()
+        assert torch.equal(pool(ours), _autograd_mean_max(theirs))
+        pool(ours).backward(grad)
+        _autograd_mean_max(theirs).backward(grad)
+        assert torch.equal(ours.grad, theirs.grad)
+    # the tie-sharing is exercised: some max is attained twice or more in its set
+    assert ((h == h.amax(dim=-2, keepdim=True)).sum(dim=-2) > 1).any()
 
 
 def test_bounded_means_stay_in_the_prior_box():

@@ -103,11 +103,11 @@ def reference_c2st(
     from alfi.metrics import c2st
 
     problems = evaluate["c2st_problems"]
-    exact = reference if isinstance(reference, np.ndarray) else load_reference_draws(reference)
+    loaded = isinstance(reference, np.ndarray)
+    exact = reference if loaded else load_reference_draws(reference)
     if exact.shape[0] < min(problems, len(draws)) or exact.shape[2] != draws.shape[2]:
-        raise InputError(
-            f"{reference}: draws {exact.shape} do not match the method's {draws.shape}"
-        )
+        where = "the exact draws" if loaded else str(reference)
+        raise InputError(f"{where}: draws {exact.shape} do not match the method's {draws.shape}")
     n = min(problems, len(draws))
     return c2st(draws[:n].numpy(), exact[:n], seed=seed, trees=evaluate["c2st_trees"])
 
@@ -191,7 +191,14 @@ def _training_subset(data: MetaDataset, size: int | None) -> MetaDataset:
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from alfi.cli import _digest_draws, _evaluation_record, _outputs, _setup, _write_tables
+    from alfi.cli import (
+        _digest_draws,
+        _evaluation_record,
+        _outputs,
+        _reference_draws,
+        _setup,
+        _write_tables,
+    )
     from alfi.config import stage_settings
     from alfi.io import load_dataset
     from alfi.provenance import digest
@@ -201,8 +208,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     _outputs(args.estimates, args.metrics, args.samples, args.draws_out)
     for message in missing_requirements([args.method] + (["c2st"] if args.reference else [])):
         raise InputError(message)
-    # read once, before any work: a bad file stops here
-    exact = load_reference_draws(args.reference) if args.reference is not None else None
+    exact = _reference_draws(args.reference)
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None

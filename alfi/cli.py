@@ -230,10 +230,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "values; expected one per value"
             )
     _outputs(*args.estimates, *args.metrics, *args.samples)
-    from alfi.baselines import load_reference_draws
-
-    # read once, before any work: a bad file stops here
-    exact = load_reference_draws(args.reference) if args.reference is not None else None
+    exact = _reference_draws(args.reference)
     reference_digest = _digest_draws(exact)
     model, state = load_model(args.model, device)
     simulator = get_simulator(state["simulator"])
@@ -308,6 +305,14 @@ def training_cost(state: dict) -> dict[str, float]:
         "train_simulations": float(steps * tr["meta_batch"] * per_step),
         "train_seconds": float(last.get("seconds", float("nan"))),
     }
+
+
+def _reference_draws(path: Path | None) -> np.ndarray | None:
+    """The exact draws of ``--reference`` (``None``: none given), read once, before any work, so
+    that a bad file stops the command there; its C2ST and its digest use these."""
+    from alfi.baselines import load_reference_draws
+
+    return None if path is None else load_reference_draws(path)
 
 
 def _digest_draws(draws: np.ndarray | None) -> str | None:

@@ -214,7 +214,7 @@ def _evaluation_record(kind: str, simulator, data, device, **inputs) -> dict:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from alfi.data import make_generator
-    from alfi.evaluate import run_alfi_horizons
+    from alfi.evaluate import run_alfi_horizons, training_cost
     from alfi.provenance import digest
     from alfi.simulators import get_simulator
     from alfi.train import load_model
@@ -287,24 +287,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             training=training_cost(state),
             c2st=c2st,
         )
-
-
-def training_cost(state: dict) -> dict[str, float]:
-    """Observations simulated in meta-training (steps x meta-batch x unroll x B x M, plus steps x
-    meta-batch x the real observations per problem where ``fresh_real`` or ``fresh_problems``
-    draws them anew) and its wall clock (of the last process that trained it: a resumed run
-    counts from its resumption)."""
-    from alfi.train import unroll_length
-
-    tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
-    per_step = unroll_length(tr) * tr["n_theta"] * tr["n_sim"]
-    if tr.get("fresh_real", False) or tr.get("fresh_problems", False):
-        per_step += state["settings"]["dataset"]["n_real"]
-    steps = last.get("step", 0)
-    return {
-        "train_simulations": float(steps * tr["meta_batch"] * per_step),
-        "train_seconds": float(last.get("seconds", float("nan"))),
-    }
 
 
 def _reference_draws(path: Path | None) -> np.ndarray | None:

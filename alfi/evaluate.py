@@ -21,6 +21,7 @@ import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ __all__ = [
     "run_mle",
     "run_prior",
     "mixture_draws",
+    "training_cost",
     "ks_distance",
     "truth_quantiles",
 ]
@@ -326,6 +328,31 @@ def run_prior(
         sigma=std.expand(n, -1).float(),
         draws=samples,
     )
+
+
+def training_cost(state: dict[str, Any]) -> dict[str, float]:
+    """Observations simulated for a trained model's meta-training and its wall clock (of the last
+    process that trained it: a resumed run counts from its resumption), from the state
+    :func:`alfi.train.save_model` writes.
+
+    The stored training meta-dataset (problems x real observations, as NPE and the regressor
+    count it: ALFI reads it too, at least for the observations' standardisation), plus steps x
+    meta-batch x unroll x B x M, plus steps x meta-batch x the real observations per problem
+    where ``fresh_real`` or ``fresh_problems`` draws them anew. Here rather than in the CLI so
+    that the evaluation's provenance covers it (editing it reruns the evaluations)."""
+    from alfi.train import unroll_length
+
+    tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
+    dataset = state["settings"]["dataset"]
+    per_step = unroll_length(tr) * tr["n_theta"] * tr["n_sim"]
+    if tr.get("fresh_real", False) or tr.get("fresh_problems", False):
+        per_step += dataset["n_real"]
+    steps = last.get("step", 0)
+    stored = dataset["n_train"] * dataset["n_real"]
+    return {
+        "train_simulations": float(stored + steps * tr["meta_batch"] * per_step),
+        "train_seconds": float(last.get("seconds", float("nan"))),
+    }
 
 
 def truth_quantiles(simulator: Simulator, draws: Tensor | None, true: Tensor) -> np.ndarray:

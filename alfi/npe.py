@@ -1,7 +1,8 @@
 r"""Neural posterior estimation (sbi's ``NPE``) with a permutation-invariant embedding.
 
 A conditional density :math:`q_\phi(\theta \mid e(X^r))` (``baselines.npe.density``: sbi's mixture
-density network in ``config.yaml``, a neural spline flow or MAF otherwise) is fitted by maximum
+density network of ``baselines.npe.components`` Gaussians in ``config.yaml``, a neural spline
+flow or MAF otherwise) is fitted by maximum
 likelihood, :math:`\max_\phi \sum_p \log q_\phi(\theta^*_p \mid e(X^r_p))`, on the training
 meta-dataset ALFI meta-trains on, so NPE spends the same simulations in training and none at
 test time. The embedding :math:`e` pools a per-observation network over the ``M``
@@ -159,8 +160,13 @@ def fit_npe(
     with _forked(device):
         torch.manual_seed(derive_seed(seed, "npe", simulator.name))
         embedding = _embedding(sbi, simulator, model, cfg.get("pooling", "mean"))
+        mixture = (  # absent: sbi's own default
+            {"num_components": cfg["components"]}
+            if cfg["density"] == "mdn" and "components" in cfg
+            else {}
+        )
         estimator = sbi.neural_nets.posterior_nn(
-            cfg["density"], embedding_net=embedding, z_score_x="none"
+            cfg["density"], embedding_net=embedding, z_score_x="none", **mixture
         )
         inference = sbi.inference.NPE(
             prior=prior,

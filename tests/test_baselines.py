@@ -132,6 +132,25 @@ def test_npe_learns_and_is_reproducible(generator, require_sbi, density, pooling
 
 
 @pytest.mark.baselines
+@pytest.mark.parametrize(("components", "expected"), [(3, 3), (None, 10)])
+def test_npe_mixture_has_the_configured_components(require_sbi, components, expected) -> None:
+    """``baselines.npe.components`` sets the mixture density network's Gaussians (the mixture
+    weights' logits layer has one output per component); absent, sbi's default 10."""
+    from alfi.npe import fit_npe
+
+    sim = get_simulator("poisson")
+    npe_settings = SETTINGS["baselines"]["npe"] | {"density": "mdn", "max_epochs": 1}
+    if components is not None:
+        npe_settings["components"] = components
+    settings = SETTINGS | {"baselines": {"npe": npe_settings}}
+    npe, _ = fit_npe(
+        sim, make_dataset(sim, 32, 10, seed=1), settings, seed=0, device=torch.device("cpu")
+    )
+    shapes = dict(npe.posterior.posterior_estimator.named_parameters())
+    assert shapes["net._logits_layer.weight"].shape[0] == expected
+
+
+@pytest.mark.baselines
 @pytest.mark.parametrize("pooling", ["mean", "mean-max"])
 def test_npe_embedding_is_permutation_invariant(require_sbi, pooling: str) -> None:
     from alfi.npe import _embedding, _sbi

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from alfi.cli import main, training_cost
+from alfi.cli import main
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
+from alfi.evaluate import training_cost
+from alfi.provenance import STAGE_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -308,17 +310,21 @@ def test_an_amortised_baseline_on_the_first_training_problems(tmp_path, capsys):
 
 
 def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
-    """steps x meta-batch x (unroll x B x M), plus the real observations of each problem where
-    they are drawn per step (fresh_real or fresh_problems), not where they are the stored ones."""
+    """The stored meta-dataset once (9 problems x 7 observations, as NPE counts it), plus steps x
+    meta-batch x (unroll x B x M), plus the real observations of each problem where they are
+    drawn per step (fresh_real or fresh_problems), not again where they are the stored ones."""
     train = {"steps": 3, "tail_steps": 2, "meta_batch": 4, "n_theta": 5, "n_sim": 6}
     state = {
-        "settings": {"train": train, "dataset": {"n_real": 7}},
+        "settings": {"train": train, "dataset": {"n_real": 7, "n_train": 9}},
         "history": [{"step": 10, "seconds": 2.0}],
     }
-    assert training_cost(state)["train_simulations"] == 10 * 4 * (5 * 5 * 6)
+    assert training_cost(state)["train_simulations"] == 9 * 7 + 10 * 4 * (5 * 5 * 6)
     for option in ("fresh_real", "fresh_problems"):
         fresh = {**state, "settings": {**state["settings"], "train": {**train, option: True}}}
-        assert training_cost(fresh)["train_simulations"] == 10 * 4 * (5 * 5 * 6 + 7)
+        assert training_cost(fresh)["train_simulations"] == 9 * 7 + 10 * 4 * (5 * 5 * 6 + 7)
+    # a metric of the evaluation's tables: its module is among the evaluation's code inputs, so
+    # editing it reruns the evaluations that report it
+    assert training_cost.__module__ in STAGE_MODULES["evaluate"]
 
 
 def test_models_checkpoints_and_reference_files_are_told_apart(tmp_path, capsys):

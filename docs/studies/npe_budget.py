@@ -78,6 +78,10 @@ TRAININGS["mdn-b16-meanmax-long"] = TRAININGS["mdn-b16-meanmax"] | {
 #: The adopted training on unsquashed observations: is asinh's distortion of the counts (whose
 #: mean is Poisson's sufficient statistic) what keeps the intervals wide?
 TRAININGS["mdn-b16-meanmax-raw"] = TRAININGS["mdn-b16-meanmax"] | {"squash": "none"}
+#: Fewer Gaussians in the mixture (sbi's default, and the arms above: 10): does a mixture spread
+#: over components widen the intervals of a posterior that is one Gaussian bump?
+TRAININGS["mdn-b16-meanmax-k1"] = TRAININGS["mdn-b16-meanmax"] | {"components": 1}
+TRAININGS["mdn-b16-meanmax-k3"] = TRAININGS["mdn-b16-meanmax"] | {"components": 3}
 
 
 def _load_plugin() -> None:

@@ -181,6 +181,14 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     if {"regressor", "npe"} & set(config["methods"]):
         for name in config["simulators"]:
             _check_train_sizes(settings_for(config, name), name)
+    for name in config["simulators"]:
+        npe = settings_for(config, name)["baselines"]["npe"]
+        if "components" in npe and npe["density"] != "mdn":
+            raise ConfigError(
+                f"invalid config at 'baselines.npe.components' ({name}): "
+                f"{npe['components']} mixture components, but the density is "
+                f"{npe['density']!r}; expected density: mdn (the flows have no components)"
+            )
     return config
 
 

@@ -2,9 +2,9 @@ r"""Neural posterior estimation (sbi's ``NPE``) with a permutation-invariant emb
 
 A conditional density :math:`q_\phi(\theta \mid e(X^r))` (``baselines.npe.density``: sbi's mixture
 density network of ``baselines.npe.components`` Gaussians in ``config.yaml``, a neural spline
-flow or MAF otherwise) is fitted by maximum
-likelihood, :math:`\max_\phi \sum_p \log q_\phi(\theta^*_p \mid e(X^r_p))`, on the training
-meta-dataset ALFI meta-trains on, so NPE spends the same simulations in training and none at
+flow or MAF otherwise) is fitted by maximum likelihood,
+:math:`\max_\phi \sum_p \log q_\phi(\theta^*_p \mid e(X^r_p))`, on the training meta-dataset
+ALFI meta-trains on, so NPE spends the same simulations in training and none at
 test time. The embedding :math:`e` pools a per-observation network over the ``M``
 observations, then maps the pooled features through an MLP (sbi's ``FCEmbedding``, two layers
 of ``model.hidden`` units) to ``model.encoding`` features. ``baselines.npe.pooling`` chooses the

@@ -110,3 +110,28 @@ def test_a_bad_variant_override_is_named(variant_overrides: dict, message: str) 
     with pytest.raises(ConfigError) as error:
         _tiny_with(variant_overrides)
     assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("npe", "message"),
+    [
+        (
+            {"density": "nsf", "components": 3},
+            "invalid config at 'baselines.npe.components' (poisson): 3 mixture components, but "
+            "the density is 'nsf'; expected density: mdn",
+        ),
+        ({"density": "mdn", "components": 0}, "invalid config at 'overrides.poisson.baselines"),
+    ],
+)
+def test_mixture_components_without_a_mixture_are_named(npe: dict, message: str) -> None:
+    """``baselines.npe.components`` is checked on each simulator's resolved settings, so an
+    override that sets it alone, on a mixture density from the defaults, is valid."""
+    config = yaml.safe_load(TINY.read_text())
+    config["overrides"] = {"poisson": {"baselines": {"npe": npe}}}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith(message)
+    config["defaults"]["baselines"]["npe"]["density"] = "mdn"
+    config["overrides"]["poisson"]["baselines"]["npe"] = {"components": 3}
+    npe_settings = settings_for(validate_config(config), "poisson")["baselines"]["npe"]
+    assert npe_settings["components"] == 3 and npe_settings["density"] == "mdn"

@@ -178,11 +178,11 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
                 "is one per simulator (its T_test and figures are read against it); expected "
                 "it in defaults.train or overrides.<simulator>.train"
             )
-    if {"regressor", "npe"} & set(config["methods"]):
-        for name in config["simulators"]:
-            _check_train_sizes(settings_for(config, name), name)
     for name in config["simulators"]:
-        npe = settings_for(config, name)["baselines"]["npe"]
+        settings = settings_for(config, name)
+        if {"regressor", "npe"} & set(config["methods"]):
+            _check_train_sizes(settings, name)
+        npe = settings["baselines"]["npe"]
         if "components" in npe and npe["density"] != "mdn":
             raise ConfigError(
                 f"invalid config at 'baselines.npe.components' ({name}): "

@@ -160,11 +160,8 @@ def fit_npe(
     with _forked(device):
         torch.manual_seed(derive_seed(seed, "npe", simulator.name))
         embedding = _embedding(sbi, simulator, model, cfg.get("pooling", "mean"))
-        mixture = (  # absent: sbi's own default
-            {"num_components": cfg["components"]}
-            if cfg["density"] == "mdn" and "components" in cfg
-            else {}
-        )
+        # absent: sbi's own default; set only with the mdn density (alfi.config checks)
+        mixture = {"num_components": cfg["components"]} if "components" in cfg else {}
         estimator = sbi.neural_nets.posterior_nn(
             cfg["density"], embedding_net=embedding, z_score_x="none", **mixture
         )

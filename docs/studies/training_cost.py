@@ -59,13 +59,14 @@ def time_arms(simulator: str, arms: list[str], steps: int, rounds: int, seed: in
     """One row per (round, arm): milliseconds per step of ``steps`` steps from step 0."""
     torch.set_num_threads(1)
     sim = get_simulator(simulator)
-    base = settings_for(load_config(ROOT / "config.yaml"), simulator)
+    config = load_config(ROOT / "config.yaml")
+    base = settings_for(config, simulator)
     data = make_dataset(
         sim, base["dataset"]["n_train"], base["dataset"]["n_real"], derive_seed(seed, "cost")
     )
     settings = []
     for text in arms:
-        resolved = settings_for(load_config(ROOT / "config.yaml"), simulator)
+        resolved = settings_for(config, simulator)  # a fresh copy per arm
         resolved["train"] |= parse_arm(text)
         settings.append(resolved)
         train(sim, data, resolved, seed=seed, stop_after=5, progress=False)  # warm-up

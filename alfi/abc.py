@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alfi.config import derive_seed
 from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
 from alfi.model import squash
+from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
 
 __all__ = ["summary_statistics", "run_abc"]

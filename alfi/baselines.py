@@ -114,11 +114,11 @@ def reference_c2st(
 
 def _run(args: argparse.Namespace, config, settings, device, simulator, data, train_data):
     """The trajectory and training cost of ``args.method`` on the test set ``data``."""
-    from alfi.config import derive_seed
     from alfi.data import make_generator
+    from alfi.seeds import amortised_training_seed, baseline_seed
 
     draws = settings["evaluate"]["draws"]
-    seed = derive_seed(config["seed"], "baseline", args.method, simulator.name, args.seed)
+    seed = baseline_seed(config["seed"], args.method, simulator.name, args.seed)
     generator = make_generator(seed, device)
     if args.method == "posterior":
         from alfi.reference import run_reference
@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
         ), None
     if train_data is None:
         raise InputError(f"method {args.method!r} needs --train-dataset")
-    train_seed = derive_seed(config["seed"], args.seed)
+    train_seed = amortised_training_seed(config["seed"], args.seed)
     if args.method == "regressor":
         from alfi.regressor import fit_regressor, run_regressor
 

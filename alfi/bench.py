@@ -31,10 +31,11 @@ import pandas as pd
 import torch
 
 from alfi.columns import MAIN_VARIANT
-from alfi.config import config_path, derive_seed, load_config, settings_for, variants_for
+from alfi.config import config_path, load_config, settings_for, variants_for
 from alfi.data import make_dataset, make_generator, resolve_device
 from alfi.evaluate import run_alfi, run_mle
 from alfi.io import check_output, write_parquet
+from alfi.seeds import derive_seed
 from alfi.simulators import Simulator, get_simulator
 from alfi.train import _total_steps, apply_gradients, batch_loss, build_model, train, unroll_length
 

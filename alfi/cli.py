@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-from alfi.config import ConfigError, derive_seed, load_config, settings_for, training_sets
+from alfi.config import ConfigError, load_config, settings_for, training_sets
 from alfi.io import (
     InputError,
     check_output,
@@ -29,6 +29,7 @@ from alfi.io import (
     save_dataset,
     write_parquet,
 )
+from alfi.seeds import dataset_seed, evaluation_seed, mle_seed, run_seed
 
 __all__ = ["main"]
 
@@ -78,7 +79,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     simulator = get_simulator(args.simulator)
     sizes = settings["dataset"]
     n = sizes["n_train"] if args.split == "train" else sizes["n_test"]
-    seed = derive_seed(config["seed"], "dataset", args.simulator, args.split)
+    seed = dataset_seed(config["seed"], args.simulator, args.split)
     record = {
         "kind": "dataset",
         "simulator": simulator.name,
@@ -164,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         simulator,
         data,
         settings,
-        [(variant, derive_seed(config["seed"], "run", seed)) for variant, seed in members],
+        [(variant, run_seed(config["seed"], seed)) for variant, seed in members],
         device=device,
         checkpoints=checkpoints,
         progress=not args.quiet,
@@ -238,8 +239,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     # How to evaluate comes from the config; how the model simulates (B, M, the initial scale)
     # is part of what it was trained with.
     ev, tr = settings_for(config, simulator.name)["evaluate"], state["settings"]["train"]
-    seed = derive_seed(
-        config["seed"], "evaluate", simulator.name, state["variant"], state["seed"], *horizons
+    seed = evaluation_seed(
+        config["seed"], simulator.name, state["variant"], state["seed"], horizons
     )
     trajectories = run_alfi_horizons(
         model,
@@ -313,7 +314,7 @@ def cmd_mle(args: argparse.Namespace) -> None:
     _outputs(args.estimates, args.metrics, args.samples)
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
-    seed = derive_seed(config["seed"], "mle", simulator.name)
+    seed = mle_seed(config["seed"], simulator.name)
     trajectory = run_mle(simulator, data, make_generator(seed, device))
     histograms = settings["evaluate"]["histograms"]
     record = _evaluation_record("mle", simulator, data, device, seed=seed, histograms=histograms)

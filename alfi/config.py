@@ -1,4 +1,4 @@
-"""Configuration: schema validation, per-simulator settings and seeds.
+"""Configuration: schema validation and per-simulator settings (seeds: :mod:`alfi.seeds`).
 
 One YAML file (``config.yaml``) drives both the workflow and the CLI. It is validated against
 ``alfi/schemas/config.schema.json`` (defaults filled in); the settings of one simulator are the
@@ -10,7 +10,6 @@ them from a named config, a file or a mapping).
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib
 import json
 import os
@@ -22,6 +21,9 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+# Re-exported: the seed tree lives in alfi.seeds, among every stage's code inputs.
+from alfi.seeds import derive_seed
 
 __all__ = [
     "ConfigError",
@@ -477,9 +479,3 @@ def parse_variant(variant: str) -> tuple[str, str]:
             f"and WEIGHTING in {WEIGHTINGS}"
         )
     return loss, weighting
-
-
-def derive_seed(root: int, *keys: object) -> int:
-    """A 63-bit seed derived from ``root`` and labels, stable across runs and machines."""
-    digest = hashlib.sha256(json.dumps([root, *map(str, keys)]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1

@@ -44,11 +44,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from alfi.config import derive_seed
 from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
 from alfi.model import squash
 from alfi.nn import SetEncoder
+from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
 from alfi.train import observation_statistics
 

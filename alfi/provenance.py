@@ -44,39 +44,39 @@ __all__ = [
 ]
 
 #: The package modules whose code decides each step's output, besides the simulator's own.
+#: Every stage draws from the seed tree (``alfi.seeds``); the stages that score draws by C2ST
+#: against the exact posterior read ``alfi.metrics``. The CLI (``alfi.cli``) parses arguments and
+#: writes files only, so that editing it reruns nothing.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "dataset": ("alfi.data",),
+    "dataset": ("alfi.seeds", "alfi.data"),
     "train": (
-        *("alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses", "alfi.train"),
-        *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
+        *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
+        *("alfi.train", "alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
     ),
     "evaluate": (
-        "alfi.data",
-        "alfi.proposal",
-        "alfi.nn",
-        "alfi.model",
-        "alfi.evaluate",
-        "alfi.results",
-        "alfi.columns",
-        "alfi.baselines",
+        *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.evaluate"),
+        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.metrics"),
     ),
-    "mle": ("alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
+    "mle": ("alfi.seeds", "alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
     "posterior": (
-        *("alfi.data", "alfi.evaluate", "alfi.reference", "alfi.results", "alfi.columns"),
-        "alfi.baselines",
+        *("alfi.seeds", "alfi.data", "alfi.evaluate", "alfi.reference", "alfi.results"),
+        *("alfi.columns", "alfi.baselines"),
     ),
-    "prior_mean": ("alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns", "alfi.baselines"),
+    "prior_mean": (
+        *("alfi.seeds", "alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
+        *("alfi.baselines", "alfi.metrics"),
+    ),
     "regressor": (
-        *("alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
-        *("alfi.columns", "alfi.baselines", "alfi.regressor"),
+        *("alfi.seeds", "alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate"),
+        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.regressor"),
     ),
     "abc_smc": (
-        *("alfi.data", "alfi.model", "alfi.evaluate", "alfi.results", "alfi.columns"),
-        *("alfi.baselines", "alfi.abc"),
+        *("alfi.seeds", "alfi.data", "alfi.model", "alfi.evaluate", "alfi.results"),
+        *("alfi.columns", "alfi.baselines", "alfi.abc", "alfi.metrics"),
     ),
     "npe": (
-        *("alfi.data", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
-        *("alfi.columns", "alfi.baselines", "alfi.npe"),
+        *("alfi.seeds", "alfi.data", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
+        *("alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
     ),
 }
 

@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from alfi import proposal
-from alfi.config import derive_seed, parse_variant, validate_settings
+from alfi.config import parse_variant, validate_settings
 from alfi.cuda_graph import training_stepper
 from alfi.data import check_simulation, probe_simulation
 from alfi.io import InputError, MetaDataset, check_dataset, load_torch, save_torch
@@ -42,6 +42,7 @@ from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.model import squash as squash_kind
 from alfi.provenance import code_digest, differences, digest, source_files
+from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
 
 __all__ = [

@@ -188,8 +188,8 @@ class _GaussianPosterior:
 
 
 def test_npe_draws_survive_a_density_outside_the_box(caplog) -> None:
-    from alfi.config import derive_seed
     from alfi.npe import sample_truncated
+    from alfi.seeds import derive_seed
 
     sim = get_simulator("poisson")  # prior box [0.2, 7]
     posterior = _GaussianPosterior(0.2, 7.0)

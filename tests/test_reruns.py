@@ -162,6 +162,28 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     )
     _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees))
 
+    # An edit of the seed tree: every job that draws from it, which is every job of every
+    # stage, in one invocation; undone, nothing. The CLI parses arguments and writes files, so
+    # an edit of it reruns nothing.
+    seeds = project.root / "alfi" / "seeds.py"
+    original = seeds.read_text()
+    seeds.write_text(original + "\n# an edit\n")
+    assert project.dry_run(*common) == _downstream(
+        dataset=2 * n,
+        mle=n,
+        train=n + 1,
+        evaluate=n + 1,
+        posterior=n,
+        prior_mean=n,
+        amortised=n,
+        abc_smc=n,
+    )
+    seeds.write_text(original)
+    assert project.dry_run(*common) == {}
+    with open(project.root / "alfi" / "cli.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    assert project.dry_run(*common) == {}
+
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")

@@ -32,10 +32,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from alfi.config import derive_seed  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
 from alfi.metrics import c2st  # noqa: E402
 from alfi.reference import run_reference  # noqa: E402
+from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
 
 SIMULATORS = ("poisson", "linear_regression", "multivariate", "weinberg")

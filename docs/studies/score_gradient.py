@@ -34,9 +34,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from alfi.config import derive_seed, load_config, settings_for  # noqa: E402
+from alfi.config import load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset  # noqa: E402
 from alfi.model import SCORE_GRADIENTS  # noqa: E402
+from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
 from alfi.train import NonFiniteLossError, train  # noqa: E402
 

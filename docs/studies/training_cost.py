@@ -29,9 +29,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from alfi.config import derive_seed, load_config, settings_for  # noqa: E402
+from alfi.config import load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset  # noqa: E402
 from alfi.io import atomic_path  # noqa: E402
+from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
 from alfi.train import _total_steps, train  # noqa: E402
 

@@ -30,8 +30,8 @@ _EXPORTS = {
     "training_step": "alfi.train",
     "Ensemble": "alfi.ensemble",
     "train_ensemble": "alfi.train_ensemble",
-    "save_model": "alfi.train",
-    "load_model": "alfi.train",
+    "save_model": "alfi.checkpoints",
+    "load_model": "alfi.checkpoints",
     # evaluation and results
     "Trajectory": "alfi.evaluate",
     "run_alfi": "alfi.evaluate",

@@ -35,9 +35,10 @@ from alfi.config import config_path, load_config, settings_for, variants_for
 from alfi.data import make_dataset, make_generator, resolve_device
 from alfi.evaluate import run_alfi, run_mle
 from alfi.io import check_output, write_parquet
+from alfi.schedule import total_steps, unroll_length
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator, get_simulator
-from alfi.train import _total_steps, apply_gradients, batch_loss, build_model, train, unroll_length
+from alfi.train import apply_gradients, batch_loss, build_model, train
 
 PARTS = ("throughput", "step", "ensemble", "evaluate", "accuracy")
 
@@ -70,11 +71,11 @@ def _grid_work(name: str) -> tuple[int, int, float]:
     work = 0.0
     for variant in variants_for(config, name):
         grid = settings_for(config, name, variant)
-        steps = _total_steps(grid, grid["dataset"]["n_train"])[1]
+        steps = total_steps(grid, grid["dataset"]["n_train"])[1]
         ratio = unroll_length(grid["train"]) / unroll_length(main["train"])
         work += len(config["seeds"]) * steps * ratio
     models = len(config["seeds"]) * len(variants_for(config, name))
-    return models, _total_steps(main, main["dataset"]["n_train"])[1], work
+    return models, total_steps(main, main["dataset"]["n_train"])[1], work
 
 
 def _sync(device: torch.device) -> None:

@@ -139,9 +139,9 @@ def _group_settings(config: dict, simulator: str, members: list[tuple[str, int]]
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
+    from alfi.checkpoints import save_model
     from alfi.config import parse_variant
     from alfi.simulators import get_simulator
-    from alfi.train import save_model
     from alfi.train_ensemble import train_ensemble
 
     config, _, device = _setup(args)
@@ -214,11 +214,11 @@ def _evaluation_record(kind: str, simulator, data, device, **inputs) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from alfi.checkpoints import load_model
     from alfi.data import make_generator
     from alfi.evaluate import run_alfi_horizons, training_cost
     from alfi.provenance import digest
     from alfi.simulators import get_simulator
-    from alfi.train import load_model
 
     config, _, device = _setup(args)
     horizons = args.t_test
@@ -449,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from alfi.train import NonFiniteLossError
+    from alfi.divergence import NonFiniteLossError
 
     try:
         args.run(args)

@@ -340,7 +340,7 @@ def training_cost(state: dict[str, Any]) -> dict[str, float]:
     meta-batch x unroll x B x M, plus steps x meta-batch x the real observations per problem
     where ``fresh_real`` or ``fresh_problems`` draws them anew. Here rather than in the CLI so
     that the evaluation's provenance covers it (editing it reruns the evaluations)."""
-    from alfi.train import unroll_length
+    from alfi.schedule import unroll_length
 
     tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
     dataset = state["settings"]["dataset"]

@@ -45,17 +45,23 @@ __all__ = [
 
 #: The package modules whose code decides each step's output, besides the simulator's own.
 #: Every stage draws from the seed tree (``alfi.seeds``); the stages that score draws by C2ST
-#: against the exact posterior read ``alfi.metrics``. The CLI (``alfi.cli``) parses arguments and
-#: writes files only, so that editing it reruns nothing.
+#: against the exact posterior read ``alfi.metrics``; ALFI's evaluation counts its training
+#: simulations with ``alfi.schedule`` and rebuilds the model with ``alfi.checkpoints``; NPE
+#: pools by mean and max with ``alfi.nn``'s set encoder. The CLI (``alfi.cli``) parses
+#: arguments and writes files only, so that editing it reruns nothing.
+#: ``tests/test_provenance.py`` runs every stage under a profiler and fails on a package
+#: function run outside its stage's list.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("alfi.seeds", "alfi.data"),
     "train": (
         *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
-        *("alfi.train", "alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
+        *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.train"),
+        *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
     ),
     "evaluate": (
         *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.evaluate"),
-        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.metrics"),
+        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.metrics", "alfi.schedule"),
+        "alfi.checkpoints",
     ),
     "mle": ("alfi.seeds", "alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
     "posterior": (
@@ -75,8 +81,8 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.columns", "alfi.baselines", "alfi.abc", "alfi.metrics"),
     ),
     "npe": (
-        *("alfi.seeds", "alfi.data", "alfi.model", "alfi.train", "alfi.evaluate", "alfi.results"),
-        *("alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
+        *("alfi.seeds", "alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate"),
+        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
     ),
 }
 

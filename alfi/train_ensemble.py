@@ -27,31 +27,23 @@ from typing import Any
 import torch
 
 from alfi import proposal
+from alfi.checkpoints import checkpoint_state, resumable_state, training_record
 from alfi.config import parse_variant
 from alfi.cuda_graph import training_stepper
+from alfi.divergence import diagnose_non_finite, diverged_error, proposal_diverged
 from alfi.ensemble import Ensemble
 from alfi.io import InputError, MetaDataset, save_torch
 from alfi.provenance import digest
+from alfi.schedule import batch_indices, learning_rate, run_schedule, training_batch, unroll_length
 from alfi.simulators import Simulator
 from alfi.train import (
     HISTORY_EVERY,
     TrainResult,
-    _batch_indices,
-    _checkpoint,
-    _diagnose_non_finite,
-    _diverged,
     _progress_bar,
-    _proposal_diverged,
-    _resumable,
-    _schedule,
     check_training_inputs,
     initial_model,
-    learning_rate,
     train,
-    training_batch,
     training_generator,
-    training_record,
-    unroll_length,
     variant_loss,
 )
 
@@ -116,7 +108,8 @@ def train_ensemble(
         training_record(simulator, data, settings, v, s, device, group=members) for v, s in members
     ]
     states = [
-        _resumable(c, r, torch.device(device)) for c, r in zip(checkpoints, records, strict=True)
+        resumable_state(c, r, torch.device(device))
+        for c, r in zip(checkpoints, records, strict=True)
     ]
     reached = {None if state is None else state["step"] for state in states}
     if len(reached) > 1:  # killed between two members' writes, or one removed: start afresh
@@ -331,7 +324,7 @@ def _check_losses(
     if not bool(finite.all()):
         g = int((~finite).nonzero()[0])
         means = ensemble.raw_theta(trajectory[..., : simulator.theta_dim].transpose(0, 1))[g]
-        raise _diagnose_non_finite(
+        raise diagnose_non_finite(
             simulator, means, cfg["n_sim"], members[g][1], step, members[g][0]
         )
 
@@ -380,12 +373,12 @@ def _train_together(
         members=members,
         cuda_graph=cuda_graph,
     )
-    per_epoch, total, last = _schedule(settings, len(data), stop_after)
+    per_epoch, total, last = run_schedule(settings, len(data), stop_after)
     bar = _progress_bar(total, step, f"{simulator.name} x{len(members)}", progress)
     start = time.perf_counter()
     while step < last:
         index = torch.stack(
-            [_batch_indices(s, step, per_epoch, len(data), cfg["meta_batch"]) for _, s in members]
+            [batch_indices(s, step, per_epoch, len(data), cfg["meta_batch"]) for _, s in members]
         ).to(device)  # (G, P)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
@@ -412,7 +405,7 @@ def _train_together(
                     continue
                 save_torch(
                     checkpoints[g],
-                    _checkpoint(
+                    checkpoint_state(
                         ensemble.member_state(g),
                         ensemble.config.to_dict(),
                         _member_optimiser_state(optimiser_state, g),
@@ -452,6 +445,6 @@ def _explain_unroll_error(
     returns, and the caller re-raises ``exc``)."""
     for g, (variant, seed) in enumerate(members):
         model = ensemble.member(g)
-        if _proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
+        if proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
             run = f"{simulator.name}, {variant}, seed {seed}"
-            raise _diverged(step, run, exc) from None
+            raise diverged_error(step, run, exc) from None

@@ -174,7 +174,7 @@ def test_resume_is_exact_and_only_by_the_same_group(linear_regression, tmp_path,
         assert _equal(_weights(a), _weights(b))
 
     # A member's checkpoint records its group: trained alone, the model starts afresh.
-    with caplog.at_level(logging.WARNING, logger="alfi.train"):
+    with caplog.at_level(logging.WARNING, logger="alfi.checkpoints"):
         variant, seed = MEMBERS[0]
         train(
             sim,

@@ -206,7 +206,7 @@ def test_checkpoint_of_other_inputs_is_set_aside(tmp_path, caplog, change, reaso
     new_settings, new_data, new_variant, new_seed = change(
         copy.deepcopy(settings), data, "nll-exp", 7
     )
-    with caplog.at_level(logging.WARNING, logger="alfi.train"):
+    with caplog.at_level(logging.WARNING, logger="alfi.checkpoints"):
         changed = train(
             sim,
             new_data,
@@ -283,7 +283,7 @@ def test_unreadable_or_old_checkpoint_is_set_aside(tmp_path, caplog, damage):
     # A temporary file left by a writer killed before its rename goes at the next write.
     stale = tmp_path / ".run.ckpt.abc123.tmp"
     stale.write_bytes(b"partial")
-    with caplog.at_level(logging.WARNING, logger="alfi.train"):
+    with caplog.at_level(logging.WARNING, logger="alfi.checkpoints"):
         result = train(
             sim,
             data,

@@ -26,13 +26,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from alfi.checkpoints import LATER_OPTIONS  # noqa: E402
 from alfi.config import _merge, load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
 from alfi.evaluate import run_alfi, run_mle  # noqa: E402
 from alfi.io import atomic_path  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
-from alfi.train import LATER_OPTIONS, NonFiniteLossError, train  # noqa: E402
+from alfi.train import NonFiniteLossError, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -32,9 +32,10 @@ import torch  # noqa: E402
 from alfi.config import load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset  # noqa: E402
 from alfi.io import atomic_path  # noqa: E402
+from alfi.schedule import total_steps  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
-from alfi.train import _total_steps, train  # noqa: E402
+from alfi.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +79,7 @@ def time_arms(simulator: str, arms: list[str], steps: int, rounds: int, seed: in
             start = time.perf_counter()
             train(sim, data, settings[index], seed=seed, stop_after=steps, progress=False)
             ms = (time.perf_counter() - start) / steps * 1000
-            total = _total_steps(settings[index], data.theta.shape[0])[1]
+            total = total_steps(settings[index], data.theta.shape[0])[1]
             rows.append(
                 {
                     "simulator": simulator,

@@ -21,7 +21,7 @@ from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.io import write_yaml
 from alfi.provenance import source_files
 from alfi.simulators import available, get_simulator
-from alfi.train import unroll_length
+from alfi.schedule import unroll_length
 
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).

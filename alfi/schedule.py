@@ -1,0 +1,141 @@
+r"""The training schedule: how many steps a run takes, what each one trains on, at what rate.
+
+A run of ``epochs`` over ``N`` stored problems in meta-batches of ``P`` takes
+``round(epochs * ceil(N / P))`` optimiser steps. Epoch ``e`` visits the problems in an order
+drawn from (seed, e) alone, and step ``s`` takes its ``P`` problems from that order at
+``s mod ceil(N / P)``; with ``train.fresh_real`` their real observations are drawn anew for the
+step, with ``train.fresh_problems`` the step draws ``P`` new problems instead, each from a
+generator seeded by (seed, simulator, variant, step). Every quantity here is a function of the
+step number, so a run resumed from a checkpoint trains on exactly what an uninterrupted run
+would: no checkpoint carries any of it. The learning rate of step ``s`` of ``S``:
+``lr · min(1, (s + 1) / ceil(warmup · S))`` during the warm-up, then ``lr`` or, with the
+cosine schedule, ``lr · (1 + cos(π (s − warmup · S) / (S − warmup · S))) / 2``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import torch
+
+from alfi.seeds import derive_seed
+from alfi.simulators import Simulator
+
+__all__ = [
+    "learning_rate",
+    "unroll_length",
+    "total_steps",
+    "run_schedule",
+    "epoch_order",
+    "batch_indices",
+    "step_generator",
+    "fresh_observations",
+    "fresh_problems",
+    "training_batch",
+]
+
+
+def learning_rate(cfg: dict[str, Any], step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total``: ``lr`` after a linear
+    warm-up over the first ``warmup`` fraction of the steps, then constant or, with
+    ``lr_schedule: cosine``, a half cosine down to 0 at ``total``. A function of the step alone,
+    so a resumed run uses the same rates."""
+    schedule, warmup = cfg.get("lr_schedule", "constant"), cfg.get("warmup", 0.0)
+    factor = 1.0
+    warm_steps = warmup * total
+    if warm_steps > 0 and step < warm_steps:
+        factor = (step + 1) / math.ceil(warm_steps)
+    elif schedule == "cosine":
+        progress = (step - warm_steps) / max(1.0, total - warm_steps)
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return cfg["lr"] * factor
+
+
+def unroll_length(cfg: dict[str, Any]) -> int:
+    """Updates unrolled per training step: the horizon ``steps`` plus ``tail_steps`` past it."""
+    return cfg["steps"] + cfg.get("tail_steps", 0)
+
+
+def step_generator(
+    kind: str, seed: int, name: str, step: int, device: torch.device
+) -> torch.Generator:
+    """A generator of its own for what training step ``step`` draws afresh (``kind``), seeded
+    by (seed, kind, ``name``: simulator and variant, step): no checkpoint needs to carry it."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(derive_seed(seed, kind, name, step))
+    return generator
+
+
+def fresh_observations(
+    simulator: Simulator, theta: torch.Tensor, n: int, seed: int, step: int, name: str
+) -> torch.Tensor:
+    """New real observations ``(P, n, X)`` of the raw ``theta`` ``(P, D)`` for training step
+    ``step``: drawn from a generator seeded by (seed, simulator, variant, step), so they differ
+    between visits and are the same on a resumed run."""
+    generator = step_generator("real", seed, name, step, theta.device)
+    return simulator.simulate(theta, n, generator).float()
+
+
+def fresh_problems(
+    simulator: Simulator, size: int, n: int, seed: int, step: int, name: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``size`` new problems for training step ``step``: raw :math:`\theta^* \sim p(\theta)`
+    ``(size, D)`` and ``n`` real observations of each ``(size, n, X)``, drawn on ``device`` from
+    a generator seeded by (seed, simulator, variant, step), so no two steps share a problem and a
+    resumed run draws the same ones."""
+    generator = step_generator("problems", seed, name, step, device)
+    theta = simulator.sample_prior((size,), generator)
+    return theta, simulator.simulate(theta, n, generator).float()
+
+
+def training_batch(
+    simulator: Simulator,
+    cfg: dict[str, Any],
+    theta_raw: torch.Tensor,
+    x_all: torch.Tensor,
+    index: torch.Tensor,
+    *,
+    seed: int,
+    step: int,
+    name: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw ``(theta*, x_real)`` of training step ``step``: the stored problems ``index`` ``(P,)``
+    of ``theta_raw`` ``(N, D)`` and ``x_all`` ``(N, M_r, X)``; with ``cfg["fresh_real"]`` their
+    observations drawn anew (:func:`fresh_observations`); with ``cfg["fresh_problems"]`` ``P``
+    new problems (:func:`fresh_problems`). ``name`` (simulator and variant) keys the draws."""
+    if cfg.get("fresh_problems", False):
+        return fresh_problems(
+            simulator, index.numel(), x_all.shape[1], seed, step, name, x_all.device
+        )
+    theta = theta_raw[index]
+    if cfg.get("fresh_real", False):
+        return theta, fresh_observations(simulator, theta, x_all.shape[1], seed, step, name)
+    return theta, x_all[index]
+
+
+def total_steps(settings: dict[str, Any], n_problems: int) -> tuple[int, int]:
+    """Steps per epoch over ``n_problems`` in meta-batches, and steps in all (at least one)."""
+    per_epoch = math.ceil(n_problems / settings["train"]["meta_batch"])
+    return per_epoch, max(1, round(settings["train"]["epochs"] * per_epoch))
+
+
+def run_schedule(
+    settings: dict[str, Any], n_problems: int, stop_after: int | None
+) -> tuple[int, int, int]:
+    """Steps per epoch, steps in all, and the step a run ends at (``stop_after``, if sooner)."""
+    per_epoch, total = total_steps(settings, n_problems)
+    return per_epoch, total, total if stop_after is None else min(total, stop_after)
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The visiting order of epoch ``epoch``: a function of (seed, epoch), drawn once per epoch."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
+
+
+def batch_indices(seed: int, step: int, per_epoch: int, n: int, batch: int) -> torch.Tensor:
+    """The stored problems ``(batch,)`` (fewer at an epoch's end) of step ``step``."""
+    epoch, position = divmod(step, per_epoch)
+    return epoch_order(seed, epoch, n)[position * batch : (position + 1) * batch]

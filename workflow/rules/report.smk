@@ -68,7 +68,16 @@ rule tables:
 rule bench:
     """Speed, memory and time-to-accuracy benchmarks (not part of `all`: `snakemake bench`)."""
     input:
-        code=code("bench.py", "model.py", "train.py", "evaluate.py"),
+        # train.py's step, its schedule, checkpoints and divergence checks (split from it)
+        code=code(
+            "bench.py",
+            "model.py",
+            "train.py",
+            "schedule.py",
+            "checkpoints.py",
+            "divergence.py",
+            "evaluate.py",
+        ),
         paper="configs/paper.yaml",  # the settings benchmarked
     output:
         **{

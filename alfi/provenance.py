@@ -84,6 +84,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.seeds", "alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate"),
         *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
     ),
+    # the reports, from the aggregated tables (the histograms also read the simulators' code)
+    "figures": ("alfi.report", "alfi.figures", "alfi.metrics", "alfi.comparison", "alfi.columns"),
+    "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),
 }
 
 

@@ -6,7 +6,8 @@ job runs from a module outside that list is a change that would rerun nothing, l
 that no longer belong to the code that claims them. Each stage's command runs here on tiny sizes
 under a profiler that records every package function called (module and class bodies aside),
 with the options of ``config.yaml`` that pick code paths (mean-max pooling, the asinh squash,
-fresh problems, the cosine schedule, the tail, NPE's mixture network, the C2ST).
+fresh problems, the cosine schedule, the tail, NPE's mixture network, the C2ST), then the
+reports (figures, tables) on the runs' tables.
 """
 
 from __future__ import annotations
@@ -138,10 +139,33 @@ def test_every_function_a_job_runs_is_among_its_stage_code_inputs(
     build.run(build)
 
     outside = {}
-    for stage, argv in commands.items():
+
+    def check(stage: str, argv: list[str]) -> None:
         found = _outside(stage, _executed(argv))
         if found:
             outside[stage] = found
+
+    for stage, argv in commands.items():
+        check(stage, argv)
+    # the reports, from the runs' tables aggregated (as the workflow's aggregate jobs do)
+    runs = ["mle", "e4", "e6", "posterior", "prior_mean", "regressor", "npe", "abc_smc"]
+    for table in ("estimates", "metrics", "samples"):
+        parts = [str(tmp_path / f"{run}_{table}.parquet") for run in runs]
+        aggregate = build_parser().parse_args(
+            ["aggregate", *parts, "--out", str(tmp_path / f"{table}.parquet")]
+        )
+        aggregate.run(aggregate)
+    tables = [f"--{t}={tmp_path / t}.parquet" for t in ("estimates", "metrics")]
+    horizon = ["--t-train", "poisson=4"]
+    check(
+        "figures",
+        [
+            *("figures", *tables, f"--samples={tmp_path / 'samples'}.parquet"),
+            *("--out-dir", str(tmp_path / "figures"), *horizon),
+        ],
+    )
+    check("tables", ["tables", *tables, "--out-dir", str(tmp_path / "tables"), *horizon])
+
     assert not outside, (
         "functions run outside their stage's code inputs (alfi.provenance.STAGE_MODULES): "
         f"{outside}"

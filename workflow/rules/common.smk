@@ -94,6 +94,11 @@ def stage_code(stage):
     return files
 
 
+def package_code(stage):
+    """The package modules of a stage without a simulator (the reports), as stage_code."""
+    return workflow_paths(source_files(stage=stage))
+
+
 def simulator_stage_code(simulator, stage):
     """stage_code for one named simulator (a rule without wildcards)."""
     return workflow_paths(source_files(get_simulator(simulator), stage))

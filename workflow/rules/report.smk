@@ -7,9 +7,7 @@ T_TRAIN = ",".join(
 rule figures:
     input:
         **{t: expand(rules.aggregate.output[0], table=t) for t in TABLES},
-        code=code(
-            "figures.py", "metrics.py", "comparison.py", "columns.py", "report.py"
-        ),
+        code=package_code("figures"),
         # The histograms draw each simulator's exact density.
         simulators=simulator_code(histogram_simulators()),
     output:
@@ -44,7 +42,7 @@ rule tables:
             t: expand(rules.aggregate.output[0], table=t)
             for t in ("estimates", "metrics")
         },
-        code=code("tables.py", "metrics.py", "comparison.py", "columns.py", "report.py"),
+        code=package_code("tables"),
     output:
         [
             report(f, caption="../report/tables.rst", category="Tables")

@@ -84,6 +84,12 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.seeds", "alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate"),
         *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
     ),
+    # `alfi bench`: training steps, ensembles, evaluation and time to accuracy (configs/paper.yaml)
+    "bench": (
+        *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
+        *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.train"),
+        *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph", "alfi.evaluate", "alfi.bench"),
+    ),
     # the reports, from the aggregated tables (the histograms also read the simulators' code)
     "figures": ("alfi.report", "alfi.figures", "alfi.metrics", "alfi.comparison", "alfi.columns"),
     "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),

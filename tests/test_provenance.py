@@ -7,7 +7,7 @@ that no longer belong to the code that claims them. Each stage's command runs he
 under a profiler that records every package function called (module and class bodies aside),
 with the options of ``config.yaml`` that pick code paths (mean-max pooling, the asinh squash,
 fresh problems, the cosine schedule, the tail, NPE's mixture network, the C2ST), then the
-reports (figures, tables) on the runs' tables.
+reports (figures, tables) on the runs' tables and the benchmarks' quick parts.
 """
 
 from __future__ import annotations
@@ -165,6 +165,9 @@ def test_every_function_a_job_runs_is_among_its_stage_code_inputs(
         ],
     )
     check("tables", ["tables", *tables, "--out-dir", str(tmp_path / "tables"), *horizon])
+    # the benchmarks' quick parts (evaluate and accuracy take half a minute more)
+    parts = ["--only", "throughput,step,ensemble", "--quick", "--threads", "1"]
+    check("bench", ["bench", "--device", "cpu", *parts, "--out-dir", str(tmp_path / "bench")])
 
     assert not outside, (
         "functions run outside their stage's code inputs (alfi.provenance.STAGE_MODULES): "

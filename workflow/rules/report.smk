@@ -66,16 +66,8 @@ rule tables:
 rule bench:
     """Speed, memory and time-to-accuracy benchmarks (not part of `all`: `snakemake bench`)."""
     input:
-        # train.py's step, its schedule, checkpoints and divergence checks (split from it)
-        code=code(
-            "bench.py",
-            "model.py",
-            "train.py",
-            "schedule.py",
-            "checkpoints.py",
-            "divergence.py",
-            "evaluate.py",
-        ),
+        code=package_code("bench"),
+        simulators=simulator_code(read_yaml("configs/paper.yaml")["simulators"]),
         paper="configs/paper.yaml",  # the settings benchmarked
     output:
         **{

@@ -15,7 +15,7 @@ import torch
 
 from alfi.data import check_simulation
 from alfi.model import ALFI
-from alfi.schedule import unroll_length
+from alfi.schedule import unroll_sizes
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
 
@@ -96,9 +96,7 @@ def proposal_diverged(
                 _FiniteGuard(simulator),
                 x_real,
                 psi,
-                steps=unroll_length(cfg),
-                n_theta=cfg["n_theta"],
-                n_sim=cfg["n_sim"],
+                **unroll_sizes(cfg),
                 generator=generator,
             )
     except _NonFiniteParameters:

@@ -333,7 +333,7 @@ def run_prior(
 def training_cost(state: dict[str, Any]) -> dict[str, float]:
     """Observations simulated for a trained model's meta-training and its wall clock (of the last
     process that trained it: a resumed run counts from its resumption), from the state
-    :func:`alfi.train.save_model` writes.
+    :func:`alfi.checkpoints.save_model` writes.
 
     The stored training meta-dataset (problems x real observations, as NPE and the regressor
     count it: ALFI reads it too, at least for the observations' standardisation), plus steps x

@@ -26,6 +26,7 @@ from alfi.simulators import Simulator
 __all__ = [
     "learning_rate",
     "unroll_length",
+    "unroll_sizes",
     "total_steps",
     "run_schedule",
     "epoch_order",
@@ -56,6 +57,12 @@ def learning_rate(cfg: dict[str, Any], step: int, total: int) -> float:
 def unroll_length(cfg: dict[str, Any]) -> int:
     """Updates unrolled per training step: the horizon ``steps`` plus ``tail_steps`` past it."""
     return cfg["steps"] + cfg.get("tail_steps", 0)
+
+
+def unroll_sizes(cfg: dict[str, Any]) -> dict[str, int]:
+    """The sizes of a training step's unroll (:meth:`alfi.model.ALFI.unroll`'s ``steps``,
+    ``n_theta``, ``n_sim``) under the training settings ``cfg``."""
+    return {"steps": unroll_length(cfg), "n_theta": cfg["n_theta"], "n_sim": cfg["n_sim"]}
 
 
 def step_generator(

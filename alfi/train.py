@@ -55,6 +55,7 @@ from alfi.schedule import (
     run_schedule,
     training_batch,
     unroll_length,
+    unroll_sizes,
 )
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
@@ -163,9 +164,7 @@ def _unrolled_loss(
         simulator,
         x_real,
         psi,
-        steps=unroll_length(cfg),
-        n_theta=cfg["n_theta"],
-        n_sim=cfg["n_sim"],
+        **unroll_sizes(cfg),
         generator=generator,
     )
     return variant_loss(trajectory, theta, variant, cfg), trajectory

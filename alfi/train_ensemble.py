@@ -34,7 +34,7 @@ from alfi.divergence import diagnose_non_finite, diverged_error, proposal_diverg
 from alfi.ensemble import Ensemble
 from alfi.io import InputError, MetaDataset, save_torch
 from alfi.provenance import digest
-from alfi.schedule import batch_indices, learning_rate, run_schedule, training_batch, unroll_length
+from alfi.schedule import batch_indices, learning_rate, run_schedule, training_batch, unroll_sizes
 from alfi.simulators import Simulator
 from alfi.train import (
     HISTORY_EVERY,
@@ -272,9 +272,7 @@ def _ensemble_losses(
         simulator,
         x_real,
         psi,
-        steps=unroll_length(cfg),
-        n_theta=cfg["n_theta"],
-        n_sim=cfg["n_sim"],
+        **unroll_sizes(cfg),
         generators=generators,
     )
     losses = torch.stack(

@@ -123,7 +123,7 @@ def build_model(simulator: Simulator, settings: dict[str, Any], data: MetaDatase
 HISTORY_EVERY = 50
 
 
-def _progress_bar(total: int, step: int, desc: str, progress: bool) -> tqdm:
+def progress_bar(total: int, step: int, desc: str, progress: bool) -> tqdm:
     """A training run's progress bar, from ``step`` of ``total`` (hidden unless ``progress``)."""
     return tqdm(
         total=total, initial=step, disable=not progress, desc=desc, mininterval=2.0, unit="step"
@@ -415,7 +415,7 @@ def train(
         cuda_graph=cuda_graph,
     )
     per_epoch, total, last = run_schedule(settings, len(data), stop_after)
-    bar = _progress_bar(total, step, f"{simulator.name} {variant}", progress)
+    bar = progress_bar(total, step, f"{simulator.name} {variant}", progress)
     start = time.perf_counter()
     while step < last:
         index = batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)

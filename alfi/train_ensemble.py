@@ -39,9 +39,9 @@ from alfi.simulators import Simulator
 from alfi.train import (
     HISTORY_EVERY,
     TrainResult,
-    _progress_bar,
     check_training_inputs,
     initial_model,
+    progress_bar,
     train,
     training_generator,
     variant_loss,
@@ -372,7 +372,7 @@ def _train_together(
         cuda_graph=cuda_graph,
     )
     per_epoch, total, last = run_schedule(settings, len(data), stop_after)
-    bar = _progress_bar(total, step, f"{simulator.name} x{len(members)}", progress)
+    bar = progress_bar(total, step, f"{simulator.name} x{len(members)}", progress)
     start = time.perf_counter()
     while step < last:
         index = torch.stack(

@@ -6,9 +6,8 @@ hidden features ``(P, B, M, H)`` are 1.6 MB on Poisson (``16 * 20 * 20 * 64`` fl
 largest block freed so far) by a fresh ``mmap`` and returns it with ``munmap`` when freed, and
 it trims the top of the heap back to the system once more than twice that threshold lies free
 there. Each way, the next step's block is new memory that the kernel zero-fills page by page on
-first touch: some 11 000 page faults per Poisson step and 13 000–28 000 per Weinberg step on one
-thread, a tenth to a quarter of the step's time (the memory traffic of an elementwise kernel
-over a cold 1.6 MB buffer is a few per cent of it).
+first touch: some 4 000–13 000 page faults per Poisson step and 10 000–28 000 per Weinberg step
+on one thread, 5–19 % of the step's time (``docs/studies/allocator.md``).
 
 :func:`retain_freed_memory` asks glibc (``mallopt``) to serve every block up to 32 MiB (the most
 glibc accepts) from its heap and to trim the heap only when more than :data:`TRIM_THRESHOLD` of

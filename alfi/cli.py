@@ -452,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from alfi.allocator import retain_freed_memory
     from alfi.divergence import NonFiniteLossError
 
-    retain_freed_memory()  # Poisson and Weinberg train 10-15 % faster; no number moves
+    retain_freed_memory()  # Poisson's, Weinberg's training steps 0.81-0.95x; no number moves
     try:
         args.run(args)
     except (ConfigError, InputError, NonFiniteLossError, ValueError, RuntimeError) as exc:

@@ -43,6 +43,13 @@ __all__ = [
     "differences",
 ]
 
+# ALFI's meta-training, alone or as an ensemble (also what `alfi bench` times)
+_TRAINING = (
+    *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
+    *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.train"),
+    *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
+)
+
 #: The package modules whose code decides each step's output, besides the simulator's own.
 #: Every stage draws from the seed tree (``alfi.seeds``); the stages that score draws by C2ST
 #: against the exact posterior read ``alfi.metrics``; ALFI's evaluation counts its training
@@ -53,11 +60,7 @@ __all__ = [
 #: function run outside its stage's list.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("alfi.seeds", "alfi.data"),
-    "train": (
-        *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
-        *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.train"),
-        *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
-    ),
+    "train": _TRAINING,
     "evaluate": (
         *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.evaluate"),
         *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.metrics", "alfi.schedule"),
@@ -85,11 +88,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
     ),
     # `alfi bench`: training steps, ensembles, evaluation and time to accuracy (configs/paper.yaml)
-    "bench": (
-        *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
-        *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.train"),
-        *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph", "alfi.evaluate", "alfi.bench"),
-    ),
+    "bench": (*_TRAINING, "alfi.evaluate", "alfi.bench"),
     # the reports, from the aggregated tables (the histograms also read the simulators' code)
     "figures": ("alfi.report", "alfi.figures", "alfi.metrics", "alfi.comparison", "alfi.columns"),
     "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),

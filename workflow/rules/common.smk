@@ -79,11 +79,6 @@ wildcard_constraints:
     size=r"\d+",
 
 
-def code(*modules):
-    """Package modules a rule depends on, so that editing them reruns the rule (by mtime)."""
-    return [str(PACKAGE / m) for m in modules]
-
-
 def stage_code(stage):
     """Input function: the code a stage's output depends on (alfi.provenance.STAGE_MODULES) and
     the simulator's source files, a plugin's included wherever it lives."""

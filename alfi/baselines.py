@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace, config, settings, device, simulator, data, tr
     return run_npe(npe, simulator, data, generator, seed=train_seed, draws=draws), cost
 
 
-#: The workflow stage (settings stamp, :func:`alfi.config.stage_settings`) of each method:
+#: The workflow stage (settings stamp, :func:`alfi.stages.stage_settings`) of each method:
 #: what its provenance records and what reruns it.
 _STAGE = {
     "posterior": "posterior",
@@ -191,24 +191,24 @@ def _training_subset(data: MetaDataset, size: int | None) -> MetaDataset:
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
-    from alfi.cli import (
-        _digest_draws,
-        _evaluation_record,
-        _outputs,
-        _reference_draws,
-        _setup,
-        _write_tables,
-    )
-    from alfi.config import stage_settings
     from alfi.io import load_dataset
+    from alfi.jobs import (
+        check_outputs,
+        digest_draws,
+        evaluation_record,
+        reference_draws,
+        setup,
+        write_tables,
+    )
     from alfi.provenance import digest
     from alfi.simulators import get_simulator
+    from alfi.stages import stage_settings
 
-    config, settings, device = _setup(args)
-    _outputs(args.estimates, args.metrics, args.samples, args.draws_out)
+    config, settings, device = setup(args)
+    check_outputs(args.estimates, args.metrics, args.samples, args.draws_out)
     for message in missing_requirements([args.method] + (["c2st"] if args.reference else [])):
         raise InputError(message)
-    exact = _reference_draws(args.reference)
+    exact = reference_draws(args.reference)
     simulator = get_simulator(args.simulator)
     data = load_dataset(args.dataset, simulator)
     train_data = load_dataset(args.train_dataset, simulator) if args.train_dataset else None
@@ -227,7 +227,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         if trajectory.draws is None:
             raise InputError(f"--draws-out needs evaluate.draws > 0 (method {args.method!r})")
         save_draws(args.draws_out, trajectory.draws)
-    record = _evaluation_record(
+    record = evaluation_record(
         args.method,
         simulator,
         data,
@@ -236,9 +236,9 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         root=config["seed"],
         settings=stage_settings(config, simulator.name, _STAGE[args.method]),
         train=train_data.fingerprint if train_data is not None else None,
-        reference=_digest_draws(exact),
+        reference=digest_draws(exact),
     )
-    _write_tables(
+    write_tables(
         (args.estimates, args.metrics, args.samples),
         simulator,
         trajectory,
@@ -255,10 +255,10 @@ def cmd_baseline(args: argparse.Namespace) -> None:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from alfi.cli import _common
+    from alfi.jobs import add_common_arguments
 
     p = subparsers.add_parser("baseline", help="run a baseline method on a test meta-dataset")
-    _common(p)
+    add_common_arguments(p)
     p.add_argument("--method", required=True, choices=BASELINES)
     p.add_argument("--seed", type=int, default=0, help="training seed (combined with config seed)")
     p.add_argument("--train-dataset", type=Path, default=None, help="for regressor and npe")

@@ -4,17 +4,14 @@ One YAML file (``config.yaml``) drives both the workflow and the CLI. It is vali
 ``alfi/schemas/config.schema.json`` (defaults filled in); the settings of one simulator are the
 ``defaults`` deep-merged with ``overrides[simulator]``, and a variant's models also with
 ``variant_overrides[variant]`` (:func:`settings_for`; from Python, :func:`settings` resolves
-them from a named config, a file or a mapping).
+them from a named config, a file or a mapping). What each workflow stage reads of it:
+:mod:`alfi.stages`; the plugin simulators a config names: :mod:`alfi.plugins`.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import os
-import sys
-import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,10 +33,7 @@ __all__ = [
     "config_path",
     "settings_for",
     "settings",
-    "stage_settings",
-    "training_sets",
     "train_sizes",
-    "import_plugin",
     "parse_variant",
     "derive_seed",
 ]
@@ -154,6 +148,7 @@ def _read_text(text: str) -> Any:
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     """What the schema cannot say: a usable results folder, known simulators, enough problems."""
+    from alfi.plugins import import_plugin
     from alfi.simulators import available  # torch: only once a config is validated
 
     results = str(config["results"]).strip()
@@ -218,44 +213,6 @@ def _check_train_sizes(settings: dict[str, Any], simulator: str) -> None:
                 f"dataset.n_train = {settings['dataset']['n_train']} is {size} problems; "
                 f"expected a share that leaves at least {MIN_TRAIN_PROBLEMS}"
             )
-
-
-def import_plugin(module: str) -> None:
-    """Import a plugin module (from the working directory or ``sys.path``).
-
-    Any failure is one :class:`ConfigError` line naming the module, the file and line where it
-    failed and why (a syntax error, a name error, a simulator that shadows another, …).
-    """
-    # Console scripts do not put the working directory on sys.path; plugins live there.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module or module.startswith(f"{exc.name}."):
-            raise ConfigError(
-                f"invalid config at 'plugins': no module {module!r} in {os.getcwd()} or on sys.path"
-            ) from None
-        raise ConfigError(_plugin_failure(module, exc)) from None
-    except Exception as exc:  # a plugin is user code: any error it raises is reported
-        raise ConfigError(_plugin_failure(module, exc)) from None
-
-
-def _plugin_failure(module: str, exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError) and exc.filename:
-        where = f"{exc.filename}, line {exc.lineno}"
-        what = f"SyntaxError: {exc.msg}"
-    else:
-        frames = [
-            f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename
-        ]
-        # The plugin's own line (where it called what failed) rather than ours, if it shows.
-        own = module.replace(".", os.sep)
-        mine = [f for f in frames if f.filename.endswith((f"{own}.py", f"{own}/__init__.py"))]
-        frame = (mine or frames or [None])[-1]
-        where = f"{frame.filename}, line {frame.lineno}" if frame else "?"
-        what = f"{type(exc).__name__}: {exc}"
-    return f"invalid config at 'plugins': cannot import {module!r} ({where}): {what}"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -373,99 +330,6 @@ def settings(
     if variant is not None:
         parse_variant(variant)
     return settings_for(resolved, simulator, variant)
-
-
-#: Per workflow stage, what its outputs depend on besides code and input files.
-STAGES = ("data", "train", "evaluate", "regressor", "npe", "abc_smc", "reference", "posterior")
-
-#: The model settings each amortised baseline shares with ALFI: the regressor is ALFI's
-#: observation encoder (sizes, pooling, squash) with a head of ``hidden`` units; NPE's embedding
-#: takes the sizes only (it reads its own squash and pooling, ``baselines.npe.squash`` and
-#: ``baselines.npe.pooling``). The rest of ``model`` (the recurrent update, its bounds and score
-#: input) is ALFI's alone.
-SHARED_MODEL_KEYS = {
-    "regressor": ("encoding", "hidden", "x_hidden", "pooling", "squash"),
-    "npe": ("encoding", "hidden", "x_hidden"),
-}
-
-
-def stage_settings(
-    config: dict[str, Any], simulator: str, stage: str, variant: str | None = None
-) -> dict[str, Any]:
-    """The settings one workflow stage of ``simulator`` depends on, and nothing else.
-
-    ``data`` (meta-datasets and the MLE): the root seed, device, dataset sizes and how many
-    problems keep their samples; ``train``: the root seed, device, model and training settings
-    except how often checkpoints are written (no effect on the result); ``evaluate``: the root
-    seed, device, evaluation settings and the ``T_test`` values (evaluated together);
-    ``regressor`` and ``npe`` (the amortised baselines): the root seed, device, the model
-    settings each shares with ALFI (:data:`SHARED_MODEL_KEYS`), its own settings (the
-    regressor's also the meta-batch size, its mini-batch) and the draws' and C2ST's;
-    ``abc_smc``: the root seed, device, its settings but the budgets (which name each run's
-    outputs, as the training shares do the amortised runs') and the draws' and C2ST's;
-    ``reference`` (the prior-mean control, scored against the exact
-    posterior): the root seed, device and the draws' and C2ST's settings; ``posterior`` (the
-    exact posterior itself, which no C2ST scores): the root seed, device, how many draws and
-    how many problems keep their samples. A setting changes a stage's
-    outputs only through these, which is what lets the workflow rerun exactly the jobs a change
-    concerns. ``variant``: the training settings of that variant's models (``train`` only), so
-    that a variant's override retrains that variant alone.
-    """
-    if variant is not None and stage != "train":
-        raise ValueError(f"only the train stage is per variant; got variant for {stage!r}")
-    resolved = settings_for(config, simulator, variant)
-    common = {"seed": config["seed"], "device": config["device"]}
-    if stage == "data":
-        return {
-            **common,
-            "dataset": resolved["dataset"],
-            "histograms": resolved["evaluate"]["histograms"],
-        }
-    if stage == "train":
-        train = {k: v for k, v in resolved["train"].items() if k != "checkpoint_every"}
-        return {**common, "model": resolved["model"], "train": train}
-    if stage == "evaluate":  # every T_test comes from one unroll to the largest
-        return {**common, "evaluate": resolved["evaluate"], "t_test": config["t_test"]}
-    ev = resolved["evaluate"]
-    kept = {k: ev[k] for k in ("draws", "c2st_problems", "c2st_trees", "histograms")}
-    # Training shares and ABC budgets name the runs (paths), so adding one reruns no other.
-    baselines = resolved["baselines"]
-    if stage in SHARED_MODEL_KEYS:
-        model = resolved["model"]
-        batch = {"meta_batch": resolved["train"]["meta_batch"]} if stage == "regressor" else {}
-        return {
-            **common,
-            "model": {k: model[k] for k in SHARED_MODEL_KEYS[stage] if k in model},
-            **batch,
-            "baselines": {stage: baselines[stage]},
-            **kept,
-        }
-    if stage == "abc_smc":
-        abc = {k: v for k, v in baselines["abc_smc"].items() if k != "budgets"}
-        return {**common, "baselines": {"abc_smc": abc}, **kept}
-    if stage == "reference":
-        return {**common, **kept}
-    if stage == "posterior":
-        return {**common, "draws": ev["draws"], "histograms": ev["histograms"]}
-    raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
-
-
-def training_sets(
-    config: dict[str, Any], simulator: str, members: list[tuple[str, int]]
-) -> list[list[tuple[str, int]]]:
-    """``members`` ``(variant, seed)`` split by the training settings of their variant (the
-    ``train`` stage's, per variant: :func:`stage_settings`), in order of first appearance: the
-    models that may train together as one ensemble."""
-    sets: dict[str, list[tuple[str, int]]] = {}
-    for variant, seed in members:
-        key = json.dumps(stage_settings(config, simulator, "train", variant), sort_keys=True)
-        sets.setdefault(key, []).append((variant, seed))
-    return list(sets.values())
-
-
-def variants_for(config: dict[str, Any], simulator: str) -> list[str]:
-    """Variants (``loss-weighting``) trained for ``simulator``."""
-    return list(config["variants"].get(simulator, config["variants"].get("default", ["nll-exp"])))
 
 
 def parse_variant(variant: str) -> tuple[str, str]:

@@ -1,30 +1,30 @@
 """Figures from the Parquet results (Agg canvas, seaborn style); no model is ever run.
 
-Every ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (not registered with
-pyplot, so nothing leaks) that :func:`save_figure` writes as PNG (dpi 200) and PDF. The numbers
-drawn come from :mod:`alfi.metrics` (RMSE is its per-problem
-``sqrt(mean_d (estimate_d - true_d)^2)``, coverage its Gaussian central intervals); here they are
-only drawn. The one computation here is the simulators' exact densities drawn over the histograms
-(:func:`exact_density`): torch is imported then, not with this module.
+Every ``*_figure`` function returns a :class:`matplotlib.figure.Figure` made by
+:func:`alfi.plotting.new_figure` (the shared style, sizes and colours); :func:`write_figures`
+draws every figure of the results and writes each with :func:`alfi.plotting.save_figure` (PNG at
+dpi 200, and PDF). The numbers drawn come from :mod:`alfi.metrics` (RMSE is its per-problem
+``sqrt(mean_d (estimate_d - true_d)^2)``, coverage its Gaussian central intervals) and
+:mod:`alfi.comparison`; here they are only drawn. The histograms of the observations under the
+simulators' exact densities, the one figure that computes something (with torch), are in
+:mod:`alfi.histograms`.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from alfi.columns import LOSSES, MAIN_VARIANT, WEIGHTINGS
 from alfi.comparison import calibration_table, comparison_table
-from alfi.io import atomic_path
+from alfi.histograms import histogram_figure
 from alfi.metrics import (
     Horizon,
     ablation_table,
@@ -37,69 +37,17 @@ from alfi.metrics import (
     problem_rmse,
     select,
 )
-
-if TYPE_CHECKING:  # torch, imported only where a histogram needs a density
-    from alfi.simulators import Simulator
+from alfi.plotting import COLORS, LOSS_COLORS, new_figure, save_figure
 
 __all__ = [
-    "PANEL",
-    "set_style",
-    "save_figure",
     "trajectory_figure",
     "boxplot_figure",
-    "histogram_figure",
-    "exact_density",
-    "density_grid",
-    "rice_bins",
     "asymmetry_figure",
     "ablation_figure",
     "calibration_figure",
+    "methods_figure",
     "write_figures",
 ]
-
-PANEL = (3.5, 2.6)  # inches: one single-column panel
-COLORS = {"alfi": "#0173b2", "mle": "#d55e00", "real": "#949494", "train": "#555555"}
-LOSS_COLORS = {"mse": "#de8f05", "nll": "#0173b2"}
-
-
-def set_style() -> None:
-    """The one style of every figure: seaborn ``paper`` context, white grid, small fonts."""
-    sns.set_theme(
-        context="paper",
-        style="whitegrid",
-        font_scale=1.0,
-        rc={
-            "axes.titlesize": 9,
-            "axes.labelsize": 9,
-            "xtick.labelsize": 8,
-            "ytick.labelsize": 8,
-            "legend.fontsize": 7.5,
-            "legend.framealpha": 0.85,
-            "lines.linewidth": 1.4,
-            "figure.dpi": 100,
-            "savefig.dpi": 200,
-        },
-    )
-
-
-def _figure(nrows: int = 1, ncols: int = 1, height: float = PANEL[1]) -> tuple[Figure, np.ndarray]:
-    """A constrained-layout figure with an Agg canvas and ``nrows x ncols`` panels."""
-    set_style()
-    fig = Figure(figsize=(PANEL[0] * ncols, height * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` (dpi 200) and ``stem.pdf`` atomically; return both paths."""
-    paths = []
-    for fmt in ("png", "pdf"):
-        path = stem.parent / f"{stem.name}.{fmt}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=200)
-        paths.append(path)
-    return paths
 
 
 def _band(ax: Axes, values: pd.DataFrame, column: str, label: str) -> None:
@@ -144,7 +92,7 @@ def _iteration_figure(
     """``column`` of the main ALFI rows along ``t`` (mean ±1 std), the MLE's mean as a line."""
     alfi = main_rows(values, simulator, variant)
     mle = values.loc[values["method"] == "mle", column]
-    fig, axes = _figure()
+    fig, axes = new_figure()
     ax = axes[0, 0]
     _band(ax, alfi, column, f"ALFI ({variant})")
     _reference_lines(ax, float(mle.mean()) if len(mle) else np.nan, t_train)
@@ -171,7 +119,7 @@ def boxplot_figure(estimates: pd.DataFrame, simulator: str, variant: str = MAIN_
     groups = {f"ALFI\nT={t}": alfi[alfi["t_test"] == t] for t in sorted(alfi["t_test"].unique())}
     groups["MLE"] = final[final["method"] == "mle"]
     kept = {k: g["rmse"].dropna().to_numpy() for k, g in groups.items() if len(g)}
-    fig, axes = _figure()
+    fig, axes = new_figure()
     ax = axes[0, 0]
     boxes = ax.boxplot(
         list(kept.values()),
@@ -186,165 +134,6 @@ def boxplot_figure(estimates: pd.DataFrame, simulator: str, variant: str = MAIN_
     ax.set_xlabel("")
     ax.set_ylabel("final RMSE")
     ax.set_title(f"{simulator} ({variant})")
-    return fig
-
-
-def _vector(values: pd.Series) -> str:
-    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
-
-
-def _density_model(simulator: str) -> Simulator | None:
-    """The simulator named ``simulator`` if the exact density of its observation can be drawn.
-
-    That is: registered in this process (a plugin's is only if its module was imported), with
-    one-dimensional observations and a ``log_likelihood``. Imports torch, so it is only called
-    when a histogram figure is drawn: the rest of this module stays torch-free.
-    """
-    from alfi.simulators import get_simulator
-
-    try:
-        sim = get_simulator(simulator)
-    except ValueError:
-        return None
-    if sim.observation_dim != 1:
-        return None
-    centre = (np.asarray(sim.prior_low, float) + np.asarray(sim.prior_high, float)) / 2
-    point = np.clip(np.zeros(1), *sim.observation_support)
-    try:
-        exact_density(sim, centre, point)
-    except NotImplementedError:
-        return None
-    return sim
-
-
-def exact_density(sim: Simulator, theta: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    r""":math:`p(x \mid \theta)` of a one-dimensional observation at each ``grid`` point ``(G,)``.
-
-    ``theta`` ``(D,)`` is first projected onto the prior box, as evaluation projects an estimate
-    before simulating at it; a probability mass where ``sim.discrete_observations``.
-    """
-    import torch
-
-    with torch.no_grad():
-        theta_t = sim.clamp(torch.tensor(theta, dtype=torch.float64))
-        x = torch.tensor(grid, dtype=torch.float64).reshape(-1, 1, 1)
-        log_p = sim.log_likelihood(theta_t.expand(len(grid), -1), x)
-    return log_p.exp().numpy()
-
-
-def _plot_range(
-    values: np.ndarray, support: tuple[float, float], discrete: bool
-) -> tuple[float, float]:
-    """A bounded support whole; else the range of ``values`` padded by 5 %, cut to the support."""
-    low, high = support
-    if not (math.isfinite(low) and math.isfinite(high)):
-        pad = 0.05 * float(np.ptp(values)) or 1.0
-        low = max(low, float(values.min()) - pad)
-        high = min(high, float(values.max()) + pad)
-    if discrete:
-        low, high = math.floor(low), math.ceil(high)
-    return low, high
-
-
-def rice_bins(n: int) -> int:
-    """Rice's rule, ``ceil(2 n^(1/3))`` bins for ``n`` observations, kept within 10 to 30."""
-    return min(30, max(10, math.ceil(2 * n ** (1 / 3))))
-
-
-def _bin_edges(low: float, high: float, discrete: bool, bins: int) -> np.ndarray:
-    """``bins`` equal bins over ``[low, high]``; for integers, bins of whole integers."""
-    if not discrete:
-        return np.linspace(low, high, bins + 1)
-    width = max(1, math.ceil((high - low + 1) / bins))
-    return low - 0.5 + width * np.arange(math.ceil((high - low + 1) / width) + 1)
-
-
-def density_grid(low: float, high: float, discrete: bool, points: int = 401) -> np.ndarray:
-    """Where densities are evaluated: ``points`` points over ``[low, high]``, or its integers."""
-    if not discrete:
-        return np.linspace(low, high, points)
-    return np.arange(low, high + 1, max(1, math.ceil((high - low + 1) / (10 * points))), float)
-
-
-def _parameters(rows: pd.DataFrame, names: list[str], column: str) -> np.ndarray:
-    """``column`` (``true`` or ``estimate``) of ``rows`` as a vector ordered as ``names``."""
-    return rows.set_index("parameter")[column].reindex(names).to_numpy(dtype=float)
-
-
-def _draw_densities(
-    ax: Axes, sim: Simulator, rows: pd.DataFrame, grid: np.ndarray, discrete: bool
-) -> None:
-    """The exact densities at the true parameters and at the (projected) final estimate."""
-    names = list(sim.parameter_names)
-    style = {"drawstyle": "steps-mid"} if discrete else {}
-    curves = (  # the dashed truth on top, where the inferred curve cannot hide it
-        ("true", "black", "--", 3, r"$p(x \mid \theta^*)$, true $\theta^*$"),
-        ("estimate", COLORS["alfi"], "-", 2, r"$p(x \mid \hat\theta)$, inferred $\hat\theta$"),
-    )
-    for column, color, linestyle, zorder, label in curves:
-        theta = _parameters(rows, names, column)
-        if np.isfinite(theta).all():
-            density = exact_density(sim, theta, grid)
-            ax.plot(grid, density, color=color, ls=linestyle, zorder=zorder, label=label, **style)
-
-
-def histogram_figure(
-    estimates: pd.DataFrame,
-    samples: pd.DataFrame,
-    simulator: str = "weinberg",
-    variant: str = MAIN_VARIANT,
-    n_problems: int = 3,
-    coordinate: int = 0,
-    bins: int | None = None,
-) -> Figure:
-    r"""Real observations of up to ``n_problems`` problems (one seed: the smallest) against the
-    exact densities :math:`p(x \mid \theta^*)` and :math:`p(x \mid \hat\theta)`.
-
-    :math:`\hat\theta` is the final estimate at ``t_test``, projected onto the prior box; the
-    densities are drawn on a grid over the observation's support (a bounded one whole, else the
-    range of the observations); ``bins`` (default: :func:`rice_bins`) bins per histogram. The
-    observations simulated at :math:`\hat\theta` are a noisy copy of the second curve and are
-    left out, unless no exact density can be drawn (see :func:`_density_model`: observations of
-    several coordinates, no ``log_likelihood``, a plugin not imported here): then they are drawn
-    instead, as a step histogram.
-    """
-    shown = main_rows(samples, simulator, variant)
-    shown = shown[(shown["seed"] == shown["seed"].min()) & (shown["coordinate"] == coordinate)]
-    problems = sorted(shown["problem"].unique())[:n_problems]
-    if not problems:
-        raise ValueError(f"no {variant} samples for simulator {simulator!r}")
-    est = main_rows(estimates, simulator, variant)
-    est = est[(est["seed"] == shown["seed"].min()) & (est["t"] == est["t_test"]) & ~est["derived"]]
-    sim = _density_model(simulator)
-    support = sim.observation_support if sim is not None else (-math.inf, math.inf)
-    discrete = sim is not None and sim.discrete_observations
-    fig, axes = _figure(1, len(problems), height=2.5)
-    for ax, problem in zip(axes[0], problems, strict=True):
-        part = shown[shown["problem"] == problem]
-        real = part.loc[part["source"] == "real", "value"].to_numpy()
-        simulated = part.loc[part["source"] == "simulated", "value"].to_numpy()
-        low, high = _plot_range(np.concatenate([real, simulated]), support, discrete)
-        edges = _bin_edges(low, high, discrete, bins or rice_bins(len(real)))
-        ax.hist(real, bins=edges, density=True, color=COLORS["real"], alpha=0.6, label="real x")
-        theta = est[est["problem"] == problem]
-        if sim is not None:
-            _draw_densities(ax, sim, theta, density_grid(low, high, discrete), discrete)
-        else:
-            ax.hist(
-                simulated,
-                bins=edges,
-                density=True,
-                histtype="step",
-                color=COLORS["alfi"],
-                linewidth=1.4,
-                label=r"simulated at $\hat\theta$",
-            )
-        ax.set_title(
-            f"true {_vector(theta['true'])}\ninferred {_vector(theta['estimate'])}", fontsize=8
-        )
-        ax.set_xlabel("observation x" if coordinate == 0 else f"observation x[{coordinate}]")
-    axes[0, 0].set_ylabel("probability mass" if discrete else "density")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper")
     return fig
 
 
@@ -370,7 +159,7 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
     counts = table.groupby("simulator")["variant"].nunique()
     simulators = [s for s in table["simulator"].unique() if counts[s] > 1]
     if not simulators:
-        fig, axes = _figure()
+        fig, axes = new_figure()
         axes[0, 0].text(
             0.5,
             0.5,
@@ -383,7 +172,7 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
         return fig
     ncols = min(2, len(simulators))
     nrows = math.ceil(len(simulators) / ncols)
-    fig, axes = _figure(nrows, ncols, height=2.3)
+    fig, axes = new_figure(nrows, ncols, height=2.3)
     losses = [loss for loss in LOSSES if loss in set(table["loss"])]
     losses += sorted(set(table["loss"]) - set(losses))
     width = 0.8 / len(losses)
@@ -422,7 +211,7 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
     if table.empty:
         raise ValueError(f"no draws nor finite sigma for variant {variant!r}: no calibration")
     sims = sorted(table["simulator"].unique())
-    fig, axes = _figure(1, len(sims), height=3.4)
+    fig, axes = new_figure(1, len(sims), height=3.4)
     methods = list(dict.fromkeys(table.sort_values("method")["method"]))
     palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
     for ax, sim in zip(axes[0], sims, strict=True):
@@ -456,7 +245,7 @@ def methods_figure(comparison: pd.DataFrame) -> Figure:
     methods' training sizes); methods that simulate nothing (the exact posterior, the MLE, the
     prior) are lines."""
     sims = sorted(comparison["simulator"].unique())
-    fig, axes = _figure(1, len(sims), height=3.0)
+    fig, axes = new_figure(1, len(sims), height=3.0)
     family = comparison["method"].str.split(" ").str[0]
     palette = dict(zip(family.unique(), sns.color_palette("colorblind"), strict=False))
     for ax, sim in zip(axes[0], sims, strict=True):

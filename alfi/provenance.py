@@ -54,8 +54,10 @@ _TRAINING = (
 #: Every stage draws from the seed tree (``alfi.seeds``); the stages that score draws by C2ST
 #: against the exact posterior read ``alfi.metrics``; ALFI's evaluation counts its training
 #: simulations with ``alfi.schedule`` and rebuilds the model with ``alfi.checkpoints``; NPE
-#: pools by mean and max with ``alfi.nn``'s set encoder. The CLI (``alfi.cli``) parses
-#: arguments and writes files only, so that editing it reruns nothing.
+#: pools by mean and max with ``alfi.nn``'s set encoder. The command line (``alfi.cli``,
+#: ``alfi.commands``, ``alfi.jobs``) parses arguments, passes the stamped settings on and writes
+#: files, so that editing it reruns nothing; logic that decides a number belongs in a stage's
+#: modules, where an edit reruns what it touches.
 #: ``tests/test_provenance.py`` runs every stage under a profiler and fails on a package
 #: function run outside its stage's list.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
@@ -88,9 +90,16 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
     ),
     # `alfi bench`: training steps, ensembles, evaluation and time to accuracy (configs/paper.yaml)
-    "bench": (*_TRAINING, "alfi.evaluate", "alfi.bench"),
+    "bench": (
+        *_TRAINING,
+        *("alfi.evaluate", "alfi.bench", "alfi.bench_harness", "alfi.bench_speed"),
+        "alfi.bench_evaluation",
+    ),
     # the reports, from the aggregated tables (the histograms also read the simulators' code)
-    "figures": ("alfi.report", "alfi.figures", "alfi.metrics", "alfi.comparison", "alfi.columns"),
+    "figures": (
+        *("alfi.report", "alfi.figures", "alfi.plotting", "alfi.histograms", "alfi.metrics"),
+        *("alfi.comparison", "alfi.columns"),
+    ),
     "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),
 }
 

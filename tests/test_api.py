@@ -55,7 +55,8 @@ def test_settings_resolve_named_configs_as_the_workflow_does():
 
 
 def test_bench_measures_the_training_step_at_the_paper_settings():
-    from alfi.bench import bench_step, paper_settings
+    from alfi.bench_harness import paper_settings
+    from alfi.bench_speed import bench_step
 
     paper = alfi.settings("weinberg", "paper")
     bench = paper_settings("weinberg")

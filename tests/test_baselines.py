@@ -20,12 +20,13 @@ import torch
 from alfi.baselines import missing_requirements
 from alfi.columns import ESTIMATE_COLUMNS
 from alfi.comparison import calibration_table, comparison_table, entry_label
-from alfi.config import load_config, stage_settings
+from alfi.config import load_config
 from alfi.data import make_dataset
 from alfi.evaluate import mixture_draws, run_mle, run_prior, truth_quantiles
 from alfi.reference import run_reference
 from alfi.regressor import fit_regressor, run_regressor
 from alfi.simulators import get_simulator
+from alfi.stages import stage_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {

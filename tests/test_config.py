@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alfi.config import ConfigError, settings_for, stage_settings, validate_config
+from alfi.config import ConfigError, settings_for, validate_config
+from alfi.stages import stage_settings
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 

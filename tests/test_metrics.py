@@ -40,7 +40,8 @@ def _estimates(rows: list[dict]) -> pd.DataFrame:
 def test_readers_import_no_torch() -> None:
     code = (
         "import sys; import alfi.columns, alfi.metrics, alfi.tables, alfi.figures, alfi.report,"
-        " alfi.io, alfi.results; alfi.read_results, alfi.settings, dir(alfi);"
+        " alfi.plotting, alfi.histograms, alfi.io, alfi.results; alfi.read_results, alfi.settings,"
+        " dir(alfi);"
         " assert 'torch' not in sys.modules, 'torch imported'"
     )
     env = {

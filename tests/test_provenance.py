@@ -27,11 +27,15 @@ from alfi.provenance import STAGE_MODULES
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(alfi.__file__).resolve().parent
 
-#: Modules whose code decides no number of a result: argument parsing and file formats, the
-#: resolution of settings (their values are each stage's settings stamp), the digests
-#: themselves, the package's lazy exports. A simulator's source is a code input of its own
-#: chain (``source_files``).
-NO_RESULT = {"alfi", "alfi.cli", "alfi.config", "alfi.io", "alfi.provenance", "alfi.__main__"}
+#: Modules whose code decides no number of a result: the command line (argument parsing; the
+#: commands pass the stamped settings on to the package and write files), file formats, the
+#: resolution of settings (their values are each stage's settings stamp), plugin imports, the
+#: memory allocator's tuning, the digests themselves, the package's lazy exports. A simulator's
+#: source is a code input of its own chain (``source_files``).
+NO_RESULT = {
+    *("alfi", "alfi.cli", "alfi.commands", "alfi.jobs", "alfi.config", "alfi.stages"),
+    *("alfi.plugins", "alfi.io", "alfi.provenance", "alfi.allocator", "alfi.__main__"),
+}
 
 
 def _module(path: Path) -> str | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfi import figures, report, tables
+from alfi import figures, histograms, report, tables
 from alfi import metrics as alfi_metrics
 from alfi.io import InputError, write_parquet
 
@@ -277,7 +277,7 @@ def test_figure_labels(results) -> None:
     ax = figures.boxplot_figure(estimates, "poisson").axes[0]
     assert ax.get_ylabel() == "final RMSE"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["ALFI\nT=15", "ALFI\nT=30", "MLE"]
-    fig = figures.histogram_figure(estimates, samples, "weinberg")
+    fig = histograms.histogram_figure(estimates, samples, "weinberg")
     assert len(fig.axes) == 3 and fig.axes[0].get_ylabel() == "density"
     assert fig.axes[0].get_title().startswith("true [") and "inferred [" in fig.axes[0].get_title()
     ax = figures.asymmetry_figure(estimates, "weinberg").axes[0]
@@ -301,7 +301,7 @@ def test_histograms_draw_exact_densities(results) -> None:
     from alfi.simulators.weinberg import asymmetry, log_density
 
     estimates, _, samples = results
-    fig = figures.histogram_figure(estimates, samples, "weinberg")
+    fig = histograms.histogram_figure(estimates, samples, "weinberg")
     panels = _panels(fig)
     assert len(panels) == 3
     finals = estimates[
@@ -349,7 +349,7 @@ def test_histograms_discrete_and_fallback(results) -> None:
         for s in ("real", "simulated")
         for t in T_TESTS
     )
-    fig = figures.histogram_figure(estimates, counts, "poisson")
+    fig = histograms.histogram_figure(estimates, counts, "poisson")
     assert fig.axes[0].get_ylabel() == "probability mass"
     for ax in _panels(fig):
         lines = ax.get_lines()
@@ -363,7 +363,7 @@ def test_histograms_discrete_and_fallback(results) -> None:
     renamed = [
         frame.replace({"simulator": {"weinberg": "unregistered"}}) for frame in (estimates, samples)
     ]
-    fig = figures.histogram_figure(*renamed, "unregistered")
+    fig = histograms.histogram_figure(*renamed, "unregistered")
     for ax in _panels(fig):
         assert ax.get_lines() == []
         steps = [p for p in ax.patches if type(p).__name__ == "Polygon"]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from alfi.config import variants_for
+from alfi.stages import variants_for
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 

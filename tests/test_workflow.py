@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from alfi.config import STAGES, load_config, settings_for, stage_settings, variants_for
+from alfi.config import load_config, settings_for
+from alfi.stages import STAGES, stage_settings, variants_for
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]

@@ -7,15 +7,12 @@ from snakemake.utils import validate
 
 from alfi.config import (
     SCHEMA_PATH,
-    STAGES,
     read_yaml,
     settings_for,
-    stage_settings,
     train_sizes,
-    training_sets,
     validate_config,
-    variants_for,
 )
+from alfi.stages import STAGES, stage_settings, training_sets, variants_for
 from alfi.baselines import has_likelihood, missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.io import write_yaml
@@ -124,7 +121,7 @@ def workflow_paths(paths):
 
 def stage_file(stage):
     """The settings stamp of one stage: rewritten, and so rerunning what reads it, exactly when
-    the settings that stage depends on change (see alfi.config.stage_settings)."""
+    the settings that stage depends on change (see alfi.stages.stage_settings)."""
     return expand(rules.stage_settings.output[0], stage=stage, allow_missing=True)[0]
 
 

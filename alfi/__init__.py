@@ -27,7 +27,7 @@ _EXPORTS = {
     "ModelConfig": "alfi.model",
     "TrainResult": "alfi.train",
     "train_alfi": "alfi.train:train",
-    "training_step": "alfi.train",
+    "training_step": "alfi.meta_step",
     "Ensemble": "alfi.ensemble",
     "train_ensemble": "alfi.train_ensemble",
     "save_model": "alfi.checkpoints",

@@ -97,10 +97,10 @@ def load_reference_draws(path: Path) -> np.ndarray:
 def reference_c2st(
     draws: Any, reference: Path | np.ndarray, evaluate: dict[str, Any], seed: int
 ) -> np.ndarray:
-    """C2ST (:func:`alfi.metrics.c2st`) of a method's ``draws`` ``(N, S, D)`` against the exact
+    """C2ST (:func:`alfi.calibration.c2st`) of a method's ``draws`` ``(N, S, D)`` against the exact
     posterior's draws ``reference`` (the ``.npz`` or its loaded draws), on the first
     ``evaluate["c2st_problems"]`` problems, with a forest of ``evaluate["c2st_trees"]`` trees."""
-    from alfi.metrics import c2st
+    from alfi.calibration import c2st
 
     problems = evaluate["c2st_problems"]
     loaded = isinstance(reference, np.ndarray)

@@ -34,10 +34,11 @@ from alfi.columns import MAIN_VARIANT
 from alfi.config import settings_for
 from alfi.data import make_dataset, make_generator
 from alfi.io import MetaDataset
+from alfi.meta_step import apply_gradients, batch_loss
 from alfi.schedule import total_steps, unroll_length
 from alfi.simulators import Simulator, get_simulator
 from alfi.stages import variants_for
-from alfi.train import apply_gradients, batch_loss, build_model
+from alfi.train import build_model
 
 __all__ = ["bench_throughput", "bench_step", "bench_ensemble"]
 
@@ -61,8 +62,8 @@ def bench_throughput(name: str, device: torch.device, repeats: int = 20) -> dict
 
 
 def bench_step(name: str, device: torch.device, steps: int = 30, warmup: int = 5) -> dict:
-    """Median and quartiles of the meta-training step (:func:`alfi.train.training_step`'s two
-    halves: :func:`~alfi.train.batch_loss`, :func:`~alfi.train.apply_gradients`) on random
+    """Median and quartiles of the meta-training step (:func:`alfi.meta_step.training_step`'s two
+    halves: :func:`~alfi.meta_step.batch_loss`, :func:`~alfi.meta_step.apply_gradients`) on random
     meta-batches, split into simulate, forward (the loss minus simulation) and backward + step."""
     sim = get_simulator(name)
     settings = paper_settings(name)
@@ -116,7 +117,7 @@ def bench_ensemble(
     warmup: int = 3,
 ) -> list[dict[str, Any]]:
     """Median step time of ensembles of ``sizes`` models at the paper's hyper-parameters
-    (:func:`alfi.train_ensemble.ensemble_stepper`; ``G = 1`` is :func:`alfi.train.stepper`),
+    (:func:`alfi.ensemble_step.ensemble_stepper`; ``G = 1`` is :func:`alfi.meta_step.stepper`),
     eager and, on CUDA, with each step's gradients replayed from a CUDA graph; per model and
     relative to one eager model, and the projected hours of this simulator's models of the paper
     grid (``configs/paper.yaml``: variants x seeds, each its epochs of steps) at that ``G``."""
@@ -177,8 +178,8 @@ def _ensemble_step_ms(
 ) -> float:
     """Median milliseconds of one step of ``size`` fresh models (one: a model alone)."""
     from alfi.ensemble import Ensemble
-    from alfi.train import stepper
-    from alfi.train_ensemble import ensemble_stepper
+    from alfi.ensemble_step import ensemble_stepper
+    from alfi.meta_step import stepper
 
     cfg = settings["train"]
     members = [("nll-exp", seed) for seed in range(size)]

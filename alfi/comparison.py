@@ -27,8 +27,9 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from alfi.calibration import LEVELS
 from alfi.columns import MAIN_VARIANT
-from alfi.metrics import LEVELS, final_rmse, select
+from alfi.metrics import final_rmse, select
 
 __all__ = ["COMPARISON_COLUMNS", "entry_label", "comparison_table", "calibration_table"]
 

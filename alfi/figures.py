@@ -4,8 +4,8 @@ Every ``*_figure`` function returns a :class:`matplotlib.figure.Figure` made by
 :func:`alfi.plotting.new_figure` (the shared style, sizes and colours); :func:`write_figures`
 draws every figure of the results and writes each with :func:`alfi.plotting.save_figure` (PNG at
 dpi 200, and PDF). The numbers drawn come from :mod:`alfi.metrics` (RMSE is its per-problem
-``sqrt(mean_d (estimate_d - true_d)^2)``, coverage its Gaussian central intervals) and
-:mod:`alfi.comparison`; here they are only drawn. The histograms of the observations under the
+``sqrt(mean_d (estimate_d - true_d)^2)``), :mod:`alfi.calibration` (the coverage of central
+intervals) and :mod:`alfi.comparison`; here they are only drawn. The histograms of the observations under the
 simulators' exact densities, the one figure that computes something (with torch), are in
 :mod:`alfi.histograms`.
 """

@@ -1,4 +1,4 @@
-r"""Numbers from the tidy result tables: per-problem errors, summaries, ablation and coverage.
+r"""Numbers from the tidy result tables: per-problem errors, summaries and the ablation.
 
 Pure pandas/numpy: no torch, no plotting. :mod:`alfi.tables` formats and :mod:`alfi.figures`
 draws what these functions return; a library user gets the same numbers from
@@ -7,19 +7,20 @@ draws what these functions return; a library user gets the same numbers from
 Notation: a *run* is one (simulator, method, variant, seed, t_test); in it, problem :math:`n` has
 true parameters :math:`\theta^*_{n,d}`, :math:`d = 1..D` (the simulator's own parameters; derived
 rows such as the Weinberg ``asymmetry`` are left out), and at iteration :math:`t` the estimate
-:math:`\hat\theta_{n,d,t}` (raw units) with the proposal's std :math:`\sigma_{n,d,t}`.
+:math:`\hat\theta_{n,d,t}` (raw units).
 
 * per-problem RMSE :math:`r_{n,t} = \sqrt{D^{-1} \sum_d (\hat\theta_{n,d,t} - \theta^*_{n,d})^2}`,
   the paper's :math:`\lVert\theta^* - E[\theta]\rVert_2 / \sqrt{D}`;
 * the *final* value of anything is the one at :math:`t = T_\mathrm{test}` (:math:`t = 0` for the
   MLE, whose ``t_test`` is 0);
 * seeds are pooled unless said otherwise.
+
+The calibration numbers (coverage of central intervals, the C2ST) are in :mod:`alfi.calibration`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,6 @@ from alfi.io import InputError
 __all__ = [
     "Horizon",
     "horizon",
-    "LEVELS",
     "SUMMARY_COLUMNS",
     "select",
     "check_estimates",
@@ -46,14 +46,8 @@ __all__ = [
     "variant_order",
     "ablation_t_test",
     "ablation_table",
-    "coverage",
-    "central_intervals",
-    "sample_coverage",
-    "c2st",
 ]
 
-#: Nominal levels of the central intervals whose coverage :func:`coverage` measures.
-LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: Columns of :func:`summary_table`, in order.
 SUMMARY_COLUMNS = [
     "simulator",
@@ -282,145 +276,3 @@ def ablation_table(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFra
                 }
             )
     return pd.DataFrame(rows)
-
-
-def coverage(
-    estimates: pd.DataFrame, variant: str = MAIN_VARIANT, levels: tuple[float, ...] = LEVELS
-) -> pd.DataFrame:
-    r"""Empirical coverage of the final proposal's central intervals, per simulator and level.
-
-    The interval of level :math:`\alpha` is :math:`\hat\theta \pm z\,\sigma` with
-    :math:`z = \Phi^{-1}((1 + \alpha) / 2)`, i.e. the central interval of the Gaussian
-    :math:`N(\hat\theta, \sigma^2)` that approximates the final proposal mixture; coverage is
-    the fraction of rows with :math:`|\hat\theta - \theta^*| / \sigma \le z`. Rows: the main
-    ``variant`` at each simulator's largest ``t_test`` (:func:`main_rows`), ``t == t_test``, with
-    a finite positive ``sigma`` (so derived rows and the MLE, whose sigma is NaN, are left out).
-    Columns ``simulator, level, coverage, n`` (``n``: rows counted).
-    """
-    rows = []
-    for sim in sorted(estimates["simulator"].unique()):
-        part = main_rows(estimates, sim, variant)
-        part = part[
-            (part["t"] == part["t_test"]) & np.isfinite(part["sigma"]) & (part["sigma"] > 0)
-        ]
-        if part.empty:
-            continue
-        z = ((part["estimate"] - part["true"]).abs() / part["sigma"]).to_numpy()
-        for level in levels:
-            quantile = NormalDist().inv_cdf((1 + level) / 2)
-            rows.append(
-                {
-                    "simulator": sim,
-                    "level": level,
-                    "coverage": float(np.mean(z <= quantile)),
-                    "n": len(z),
-                }
-            )
-    return pd.DataFrame(rows, columns=["simulator", "level", "coverage", "n"])
-
-
-def central_intervals(
-    samples: np.ndarray, levels: tuple[float, ...] = LEVELS
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Empirical central intervals of posterior draws, for any method that yields samples.
-
-    The interval of level :math:`\alpha` is :math:`[q_{(1-\alpha)/2}, q_{(1+\alpha)/2}]`, the
-    empirical quantiles of the draws (numpy's linear interpolation).
-
-    Args:
-        samples: draws of shape ``(N, S, D)``: ``S`` per problem, ``N`` problems.
-        levels: nominal levels in (0, 1).
-
-    Returns:
-        Lower and upper ends, each of shape ``(L, N, D)`` for ``L = len(levels)``.
-    """
-    samples = np.asarray(samples, dtype=float)
-    if samples.ndim != 3:
-        raise InputError(f"samples must have shape (N, S, D), got {samples.shape}")
-    tails = np.asarray(levels, dtype=float)
-    if not ((tails > 0) & (tails < 1)).all():
-        raise InputError(f"levels must lie in (0, 1), got {levels}")
-    low = np.quantile(samples, (1 - tails) / 2, axis=1)
-    high = np.quantile(samples, (1 + tails) / 2, axis=1)
-    return low, high
-
-
-def sample_coverage(
-    samples: np.ndarray,
-    truth: np.ndarray,
-    levels: tuple[float, ...] = LEVELS,
-    names: tuple[str, ...] | None = None,
-) -> pd.DataFrame:
-    r"""Coverage of the empirical central intervals (:func:`central_intervals`) of the draws.
-
-    Coverage at level :math:`\alpha` is the fraction of problems whose true value lies in its
-    interval, per parameter. For an exact posterior and truths drawn from the prior it is
-    :math:`\alpha` up to the binomial error :math:`\sqrt{\alpha(1-\alpha)/N}` (and the
-    quantiles' own error). Problems with a non-finite draw or truth in a parameter are left out
-    of that parameter.
-
-    Args:
-        samples: ``(N, S, D)`` draws; ``truth``: ``(N, D)`` true parameters.
-        levels: nominal levels; ``names``: one per parameter (default ``"0"``, ``"1"``, ...).
-
-    Returns:
-        Columns ``parameter, level, coverage, n`` (``n``: problems counted), one row per
-        parameter and level.
-    """
-    samples, truth = np.asarray(samples, dtype=float), np.asarray(truth, dtype=float)
-    if truth.shape != (samples.shape[0], samples.shape[-1]) or samples.ndim != 3:
-        raise InputError(f"samples {samples.shape} and truth {truth.shape} do not match")
-    names = names or tuple(str(d) for d in range(truth.shape[1]))
-    finite = np.isfinite(samples).all(axis=1) & np.isfinite(truth)
-    low, high = central_intervals(np.where(np.isfinite(samples), samples, 0.0), levels)
-    inside = (low <= truth) & (truth <= high)
-    rows = []
-    for d, name in enumerate(names):
-        n = int(finite[:, d].sum())
-        for i, level in enumerate(levels):
-            hit = inside[i, finite[:, d], d]
-            rows.append(
-                {
-                    "parameter": name,
-                    "level": level,
-                    "coverage": float(hit.mean()) if n else np.nan,
-                    "n": n,
-                }
-            )
-    return pd.DataFrame(rows, columns=["parameter", "level", "coverage", "n"])
-
-
-def c2st(samples: np.ndarray, reference: np.ndarray, seed: int = 1, trees: int = 100) -> np.ndarray:
-    """Classifier two-sample test accuracy per problem: 0.5 indistinguishable, 1 disjoint.
-
-    sbi's ``c2st`` (a random forest of ``trees`` trees, 5-fold cross-validation, both sets
-    z-scored by ``samples``' moments) on each problem, between a method's draws ``samples``
-    ``(N, S, D)`` and exact reference draws ``reference`` ``(N, S', D)``
-    (:mod:`alfi.reference`); returns ``(N,)``. The forest's fits are the whole cost (about
-    1.4 s per problem at 100 trees and 1000 + 1000 draws); ``docs/studies/c2st_trees.md``
-    measures what fewer trees change.
-    Needs the optional ``baselines`` extra (sbi, which brings torch and scikit-learn); this
-    module imports neither until called.
-    """
-    try:
-        import torch
-        from sbi.utils.metrics import c2st as sbi_c2st
-    except ImportError as error:
-        raise ImportError(
-            "C2ST needs the optional package sbi; install it with: pip install -e '.[baselines]'"
-        ) from error
-    samples, reference = np.asarray(samples), np.asarray(reference)
-    if samples.ndim != 3 or reference.shape[::2] != samples.shape[::2]:
-        raise InputError(f"samples {samples.shape} and reference {reference.shape} do not match")
-    scores = [
-        float(
-            sbi_c2st(
-                torch.as_tensor(s).float(),
-                torch.as_tensor(r).float(),
-                seed=seed,
-                classifier_kwargs={"n_estimators": trees},
-            )
-        )
-        for s, r in zip(samples, reference, strict=True)
-    ]
-    return np.array(scores)

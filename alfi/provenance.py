@@ -46,13 +46,13 @@ __all__ = [
 # ALFI's meta-training, alone or as an ensemble (also what `alfi bench` times)
 _TRAINING = (
     *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
-    *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.train"),
-    *("alfi.ensemble", "alfi.train_ensemble", "alfi.cuda_graph"),
+    *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.meta_step", "alfi.train"),
+    *("alfi.ensemble", "alfi.ensemble_step", "alfi.train_ensemble", "alfi.cuda_graph"),
 )
 
 #: The package modules whose code decides each step's output, besides the simulator's own.
 #: Every stage draws from the seed tree (``alfi.seeds``); the stages that score draws by C2ST
-#: against the exact posterior read ``alfi.metrics``; ALFI's evaluation counts its training
+#: against the exact posterior read ``alfi.calibration``; ALFI's evaluation counts its training
 #: simulations with ``alfi.schedule`` and rebuilds the model with ``alfi.checkpoints``; NPE
 #: pools by mean and max with ``alfi.nn``'s set encoder. The command line (``alfi.cli``,
 #: ``alfi.commands``, ``alfi.jobs``) parses arguments, passes the stamped settings on and writes
@@ -65,7 +65,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "train": _TRAINING,
     "evaluate": (
         *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.evaluate"),
-        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.metrics", "alfi.schedule"),
+        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.calibration", "alfi.schedule"),
         "alfi.checkpoints",
     ),
     "mle": ("alfi.seeds", "alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
@@ -75,7 +75,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "prior_mean": (
         *("alfi.seeds", "alfi.data", "alfi.evaluate", "alfi.results", "alfi.columns"),
-        *("alfi.baselines", "alfi.metrics"),
+        *("alfi.baselines", "alfi.calibration"),
     ),
     "regressor": (
         *("alfi.seeds", "alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate"),
@@ -83,11 +83,11 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "abc_smc": (
         *("alfi.seeds", "alfi.data", "alfi.model", "alfi.evaluate", "alfi.results"),
-        *("alfi.columns", "alfi.baselines", "alfi.abc", "alfi.metrics"),
+        *("alfi.columns", "alfi.baselines", "alfi.abc", "alfi.calibration"),
     ),
     "npe": (
         *("alfi.seeds", "alfi.data", "alfi.nn", "alfi.model", "alfi.train", "alfi.evaluate"),
-        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.metrics"),
+        *("alfi.results", "alfi.columns", "alfi.baselines", "alfi.npe", "alfi.calibration"),
     ),
     # `alfi bench`: training steps, ensembles, evaluation and time to accuracy (configs/paper.yaml)
     "bench": (
@@ -95,10 +95,12 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.evaluate", "alfi.bench", "alfi.bench_harness", "alfi.bench_speed"),
         "alfi.bench_evaluation",
     ),
-    # the reports, from the aggregated tables (the histograms also read the simulators' code)
+    # the reports, from the aggregated tables (the histograms also read the simulators' code;
+    # the calibration figure's levels are the constant `alfi.calibration.LEVELS`, which no
+    # profiler sees)
     "figures": (
         *("alfi.report", "alfi.figures", "alfi.plotting", "alfi.histograms", "alfi.metrics"),
-        *("alfi.comparison", "alfi.columns"),
+        *("alfi.comparison", "alfi.calibration", "alfi.columns"),
     ),
     "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),
 }

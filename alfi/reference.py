@@ -1,4 +1,4 @@
-r"""Exact reference posteriors on a grid (the C2ST against them is :func:`alfi.metrics.c2st`).
+r"""Exact reference posteriors on a grid (the C2ST against them is :func:`alfi.calibration.c2st`).
 
 The prior is uniform on a box and the likelihood exact, so :math:`p(\theta \mid x) \propto
 L(\theta) = \exp \ell(\theta)` on the box (:meth:`~alfi.simulators.Simulator.log_likelihood`).

@@ -31,7 +31,7 @@ many simulated at the final estimate), ``simulations`` (simulated observations s
 problem at test time), ``seconds`` (test wall clock per problem), ``train_simulations`` and
 ``train_seconds`` (spent once in training, repeated on every problem; 0 for the untrained
 methods), and ``c2st`` (classifier two-sample accuracy of the method's draws against the exact
-posterior's, :func:`alfi.metrics.c2st`; on the first problems only).
+posterior's, :func:`alfi.calibration.c2st`; on the first problems only).
 
 ``samples`` — real and simulated observations of the first few problems, for histograms:
 (…, problem, t_test, source ∈ {real, simulated}, coordinate, value).

@@ -1,23 +1,20 @@
 r"""Meta-training: Adam on :math:`\sum_t w_t \ell(\psi_{t+1}, \theta^*)` over a meta-dataset.
 
-A step unrolls ``steps + tail_steps`` updates of ALFI on a meta-batch of ``P`` problems from
-:math:`\psi_1` drawn afresh (Appendix A), scores the trajectory with the variant's meta-loss
-(:mod:`alfi.losses`), clips the gradients' global norm and steps Adam. Which problems each step
-sees and at what learning rate is :mod:`alfi.schedule`'s; a run's record, checkpoints and model
-file are :mod:`alfi.checkpoints`' (a checkpoint made from other inputs, or unreadable, is set
-aside and training starts afresh); a loss that is not finite is traced by
-:mod:`alfi.divergence`. Training is resumable: a checkpoint holds weights, optimiser, the
-simulation generator's state and the step, and everything else a step draws is a function of
-(seed, step), so a run restarted from its checkpoint ends with the same weights as one that
-never stopped.
+:func:`train` builds the model (weights from the run's seed), then takes one step
+(:mod:`alfi.meta_step`: the unroll from fresh initial proposals, the variant's meta-loss, clipped
+gradients, Adam) per meta-batch. Which problems each step sees and at what learning rate is
+:mod:`alfi.schedule`'s; a run's record, checkpoints and model file are :mod:`alfi.checkpoints`'
+(a checkpoint made from other inputs, or unreadable, is set aside and training starts afresh).
+Training is resumable: a checkpoint holds weights, optimiser, the simulation generator's state
+and the step, and everything else a step draws is a function of (seed, step), so a run
+restarted from its checkpoint ends with the same weights as one that never stopped. The step's
+functions are re-exported here, where a custom training loop looks for them.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from alfi import proposal
 from alfi.checkpoints import (
     checkpoint_state,
     load_model,
@@ -34,16 +30,10 @@ from alfi.checkpoints import (
     training_record,
 )
 from alfi.config import parse_variant, validate_settings
-from alfi.cuda_graph import training_stepper
 from alfi.data import probe_simulation
-from alfi.divergence import (
-    NonFiniteLossError,
-    diagnose_non_finite,
-    diverged_error,
-    proposal_diverged,
-)
+from alfi.divergence import NonFiniteLossError
 from alfi.io import InputError, MetaDataset, check_dataset, save_torch
-from alfi.losses import meta_loss
+from alfi.meta_step import apply_gradients, batch_loss, stepper, training_step
 from alfi.model import ALFI, ModelConfig
 from alfi.model import squash as squash_kind
 from alfi.provenance import digest
@@ -55,7 +45,6 @@ from alfi.schedule import (
     run_schedule,
     training_batch,
     unroll_length,
-    unroll_sizes,
 )
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
@@ -128,202 +117,6 @@ def progress_bar(total: int, step: int, desc: str, progress: bool) -> tqdm:
     return tqdm(
         total=total, initial=step, disable=not progress, desc=desc, mininterval=2.0, unit="step"
     )
-
-
-def variant_loss(
-    trajectory: torch.Tensor, theta: torch.Tensor, variant: str, cfg: dict[str, Any]
-) -> torch.Tensor:
-    """:func:`alfi.losses.meta_loss` of ``variant`` (``LOSS-WEIGHTING``) under the training
-    settings ``cfg`` (``beta``, ``tail_steps``, ``tail_weight``)."""
-    loss_kind, weighting = parse_variant(variant)
-    tail, tail_weight = cfg.get("tail_steps", 0), cfg.get("tail_weight", 1.0)
-    return meta_loss(trajectory, theta, loss_kind, weighting, cfg["beta"], tail, tail_weight)
-
-
-def _initial_proposals(
-    x_real: torch.Tensor, simulator: Simulator, cfg: dict[str, Any], generator: torch.Generator
-) -> torch.Tensor:
-    r""":math:`\psi_1` ``(P, 2D)`` for the ``P`` problems of ``x_real`` (one draw)."""
-    return proposal.initial(
-        (x_real.shape[0],), simulator.theta_dim, generator, cfg["initial_log_scale"]
-    )
-
-
-def _unrolled_loss(
-    model: ALFI,
-    simulator: Simulator,
-    x_real: torch.Tensor,
-    psi: torch.Tensor,
-    theta: torch.Tensor,
-    cfg: dict[str, Any],
-    generator: torch.Generator,
-    variant: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The unroll from ``psi`` and its meta-loss, unchecked: ``(loss, trajectory)``."""
-    trajectory = model.unroll(
-        simulator,
-        x_real,
-        psi,
-        **unroll_sizes(cfg),
-        generator=generator,
-    )
-    return variant_loss(trajectory, theta, variant, cfg), trajectory
-
-
-def batch_loss(
-    model: ALFI,
-    simulator: Simulator,
-    x_real: torch.Tensor,
-    theta: torch.Tensor,
-    *,
-    cfg: dict[str, Any],
-    generator: torch.Generator,
-    variant: str = "nll-exp",
-    seed: int = 0,
-    step: int = 0,
-) -> torch.Tensor:
-    r"""The meta-loss of one meta-batch (the forward half of :func:`training_step`).
-
-    Draws :math:`\psi_1` from the prior for each of the ``P`` problems (one draw of
-    ``generator``), unrolls ``steps + tail_steps`` updates on the raw real data ``x_real``
-    ``(P, M_r, X)`` (``generator`` again, for the proposal draws and simulations) and returns
-    the scalar :math:`\sum_t w_t \ell(\psi_{t+1}, \theta^*)` against ``theta`` ``(P, D)``, the
-    standardised :math:`\theta^*` (:meth:`ALFI.standardise_theta`). ``cfg`` holds the training
-    settings (``steps``, ``tail_steps``, ``n_theta``, ``n_sim``, ``beta``,
-    ``initial_log_scale``); ``variant`` is ``LOSS-WEIGHTING``.
-
-    A loss that is not finite raises :class:`NonFiniteLossError` saying why (the simulator, a
-    diverged proposal or the optimisation); ``seed`` and ``step`` name the step in that message
-    and seed the diagnostic replays, which draw nothing from ``generator``.
-    """
-    parse_variant(variant)  # a bad variant is named before any simulation
-    psi = _initial_proposals(x_real, simulator, cfg, generator)
-    try:
-        loss, trajectory = _unrolled_loss(
-            model, simulator, x_real, psi, theta, cfg, generator, variant
-        )
-    except RuntimeError as exc:
-        if not proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
-            raise
-        raise diverged_error(step, f"{simulator.name}, {variant}", exc) from None
-    if not torch.isfinite(loss):
-        raise diagnose_non_finite(
-            simulator,
-            model.raw_theta(trajectory[..., : simulator.theta_dim]),
-            cfg["n_sim"],
-            seed,
-            step,
-            variant,
-        )
-    return loss
-
-
-def apply_gradients(
-    model: ALFI, optimiser: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float | None
-) -> None:
-    """The backward half of :func:`training_step`: gradients of ``loss``, their global L2 norm
-    clipped to ``grad_clip`` (``None``: not clipped), one optimiser step."""
-    optimiser.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimiser.step()
-
-
-def training_step(
-    model: ALFI,
-    optimiser: torch.optim.Optimizer,
-    simulator: Simulator,
-    x_real: torch.Tensor,
-    theta: torch.Tensor,
-    *,
-    cfg: dict[str, Any],
-    generator: torch.Generator,
-    variant: str = "nll-exp",
-    seed: int = 0,
-    step: int = 0,
-) -> torch.Tensor:
-    """One meta-training step on a meta-batch: :func:`batch_loss` then :func:`apply_gradients`
-    (``cfg["grad_clip"]``). Returns the loss (a detached scalar tensor: reading it with
-    ``.item()`` is the caller's choice, since it synchronises a GPU).
-
-    ``x_real`` ``(P, M_r, X)`` raw real observations, ``theta`` ``(P, D)`` their standardised
-    parameters; the learning rate is the optimiser's (:func:`train` sets it per step with
-    :func:`learning_rate`). :func:`train` loops over this; so does ``alfi bench``.
-    """
-    loss = batch_loss(
-        model,
-        simulator,
-        x_real,
-        theta,
-        cfg=cfg,
-        generator=generator,
-        variant=variant,
-        seed=seed,
-        step=step,
-    )
-    apply_gradients(model, optimiser, loss, cfg["grad_clip"])
-    return loss.detach()
-
-
-def stepper(
-    model: ALFI,
-    optimiser: torch.optim.Optimizer,
-    simulator: Simulator,
-    *,
-    cfg: dict[str, Any],
-    generator: torch.Generator,
-    variant: str = "nll-exp",
-    seed: int = 0,
-    cuda_graph: bool = False,
-) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
-    """:func:`training_step` as a function of ``(x_real, theta, step=)``. On CUDA with
-    ``cuda_graph``, the loss and its clipped gradients are replayed from a CUDA graph
-    (:func:`alfi.cuda_graph.training_stepper`), the loss is checked as :func:`batch_loss`
-    checks it (a non-finite loss raises before the optimiser steps), and Adam steps eagerly:
-    the eager step's draws and operations, one launch instead of a thousand."""
-
-    def check(loss: torch.Tensor, means: torch.Tensor, *, step: int) -> None:
-        if not torch.isfinite(loss):
-            raw = model.raw_theta(means)
-            raise diagnose_non_finite(simulator, raw, cfg["n_sim"], seed, step, variant)
-
-    return training_stepper(
-        functools.partial(
-            training_step,
-            *(model, optimiser, simulator),
-            cfg=cfg,
-            generator=generator,
-            variant=variant,
-            seed=seed,
-        ),
-        functools.partial(_gradients, model, optimiser, simulator, cfg, generator, variant),
-        [generator],
-        check,
-        optimiser,
-        enabled=cuda_graph,
-    )
-
-
-def _gradients(
-    model: ALFI,
-    optimiser: torch.optim.Optimizer,
-    simulator: Simulator,
-    cfg: dict[str, Any],
-    generator: torch.Generator,
-    variant: str,
-    x_real: torch.Tensor,
-    theta: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The capturable half of a step: gradients zeroed in place, the loss, its clipped
-    gradients; returns the detached loss and the trajectory's means ``(T + 1, P, D)``."""
-    optimiser.zero_grad(set_to_none=False)
-    psi = _initial_proposals(x_real, simulator, cfg, generator)
-    loss, trajectory = _unrolled_loss(model, simulator, x_real, psi, theta, cfg, generator, variant)
-    loss.backward()
-    if cfg["grad_clip"] is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-    return loss.detach(), trajectory.detach()[..., : simulator.theta_dim]
 
 
 def initial_model(

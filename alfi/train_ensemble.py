@@ -17,24 +17,21 @@ grows over a long run, its provenance record names the group
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from alfi import proposal
 from alfi.checkpoints import checkpoint_state, resumable_state, training_record
 from alfi.config import parse_variant
-from alfi.cuda_graph import training_stepper
-from alfi.divergence import diagnose_non_finite, diverged_error, proposal_diverged
 from alfi.ensemble import Ensemble
+from alfi.ensemble_step import ensemble_stepper
 from alfi.io import InputError, MetaDataset, save_torch
 from alfi.provenance import digest
-from alfi.schedule import batch_indices, learning_rate, run_schedule, training_batch, unroll_sizes
+from alfi.schedule import batch_indices, learning_rate, run_schedule, training_batch
 from alfi.simulators import Simulator
 from alfi.train import (
     HISTORY_EVERY,
@@ -44,10 +41,9 @@ from alfi.train import (
     progress_bar,
     train,
     training_generator,
-    variant_loss,
 )
 
-__all__ = ["ensemble_step", "ensemble_stepper", "train_ensemble"]
+__all__ = ["train_ensemble"]
 
 log = logging.getLogger(__name__)
 
@@ -134,21 +130,6 @@ def train_ensemble(
     )
 
 
-def _clip_each(parameters: list[torch.Tensor], max_norm: float) -> None:
-    """:func:`torch.nn.utils.clip_grad_norm_` for each member: the gradients of member ``g``
-    (slice ``g`` of every stacked parameter) scaled by ``min(1, max_norm / (‖grad_g‖ + 1e-6))``."""
-    grads = [p.grad for p in parameters]
-    norms = torch.stack(
-        [
-            torch.nn.utils.get_total_norm([grad[g] for grad in grads])
-            for g in range(grads[0].shape[0])
-        ]
-    )
-    factor = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-    for grad in grads:
-        grad.mul_(factor.reshape(-1, *(1,) * (grad.dim() - 1)))
-
-
 def _member_optimiser_state(state: dict[str, Any], g: int) -> dict[str, Any]:
     """Member ``g``'s slice of the stacked Adam ``state_dict``, as a one-model Adam's."""
     sliced = {
@@ -169,162 +150,6 @@ def _stacked_optimiser_state(states: list[dict[str, Any]]) -> dict[str, Any]:
         for i, entry in first.items()
     }
     return {"state": stacked, "param_groups": states[0]["param_groups"]}
-
-
-def ensemble_step(
-    ensemble: Ensemble,
-    optimiser: torch.optim.Optimizer,
-    simulator: Simulator,
-    x_real: torch.Tensor,
-    theta: torch.Tensor,
-    *,
-    cfg: dict[str, Any],
-    generators: Sequence[torch.Generator],
-    members: Sequence[tuple[str, int]],
-    step: int = 0,
-) -> torch.Tensor:
-    r""":func:`alfi.train.training_step` for every member at once: raw real data ``x_real``
-    ``(G, P, M_r, X)``, standardised ``theta`` ``(G, P, D)``, one generator and one
-    ``(variant, seed)`` per member. Each member draws its :math:`\psi_1` and unrolls from its
-    own generator; its loss is clipped to ``cfg["grad_clip"]`` on its own gradient norm. Returns
-    the ``(G,)`` losses (detached)."""
-    psi = _initial_proposals(x_real, simulator, cfg, generators)
-    try:
-        losses, trajectory = _ensemble_losses(
-            ensemble, simulator, x_real, psi, theta, cfg, generators, members
-        )
-    except RuntimeError as exc:
-        _explain_unroll_error(ensemble, simulator, x_real, psi, cfg, members, step, exc)
-        raise
-    _check_losses(ensemble, simulator, losses, trajectory, cfg, members, step)
-    optimiser.zero_grad(set_to_none=True)
-    losses.sum().backward()  # member g's loss reaches only member g's weights
-    if cfg["grad_clip"] is not None:
-        _clip_each(ensemble.parameters(), cfg["grad_clip"])
-    optimiser.step()
-    return losses.detach()
-
-
-def ensemble_stepper(
-    ensemble: Ensemble,
-    optimiser: torch.optim.Optimizer,
-    simulator: Simulator,
-    *,
-    cfg: dict[str, Any],
-    generators: Sequence[torch.Generator],
-    members: Sequence[tuple[str, int]],
-    cuda_graph: bool = False,
-) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
-    """:func:`ensemble_step` as a function of ``(x_real, theta, step=)``; on CUDA with
-    ``cuda_graph``, the losses and clipped gradients replayed from one CUDA graph for the whole
-    group (:func:`alfi.train.stepper` says how), Adam eager."""
-
-    def check(losses: torch.Tensor, means: torch.Tensor, *, step: int) -> None:
-        _check_losses(ensemble, simulator, losses, means, cfg, members, step)
-
-    return training_stepper(
-        functools.partial(
-            ensemble_step,
-            *(ensemble, optimiser, simulator),
-            cfg=cfg,
-            generators=generators,
-            members=members,
-        ),
-        functools.partial(
-            _ensemble_gradients, ensemble, optimiser, simulator, cfg, generators, members
-        ),
-        generators,
-        check,
-        optimiser,
-        enabled=cuda_graph,
-    )
-
-
-def _initial_proposals(
-    x_real: torch.Tensor,
-    simulator: Simulator,
-    cfg: dict[str, Any],
-    generators: Sequence[torch.Generator],
-) -> torch.Tensor:
-    r"""Each member's :math:`\psi_1` ``(G, P, 2D)``, from its own generator."""
-    shape = (x_real.shape[1],)
-    return torch.stack(
-        [
-            proposal.initial(shape, simulator.theta_dim, g, cfg["initial_log_scale"])
-            for g in generators
-        ]
-    )
-
-
-def _ensemble_losses(
-    ensemble: Ensemble,
-    simulator: Simulator,
-    x_real: torch.Tensor,
-    psi: torch.Tensor,
-    theta: torch.Tensor,
-    cfg: dict[str, Any],
-    generators: Sequence[torch.Generator],
-    members: Sequence[tuple[str, int]],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The unroll from ``psi`` and each member's loss, unchecked: ``(G,)`` losses and the
-    trajectories ``(T + 1, G, P, 2D)``."""
-    trajectory = ensemble.unroll(
-        simulator,
-        x_real,
-        psi,
-        **unroll_sizes(cfg),
-        generators=generators,
-    )
-    losses = torch.stack(
-        [
-            variant_loss(trajectory[:, g], theta[g], variant, cfg)
-            for g, (variant, _) in enumerate(members)
-        ]
-    )
-    return losses, trajectory
-
-
-def _ensemble_gradients(
-    ensemble: Ensemble,
-    optimiser: torch.optim.Optimizer,
-    simulator: Simulator,
-    cfg: dict[str, Any],
-    generators: Sequence[torch.Generator],
-    members: Sequence[tuple[str, int]],
-    x_real: torch.Tensor,
-    theta: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The capturable half of an ensemble step (:func:`alfi.train.stepper`'s, for ``G``
-    members): the ``(G,)`` losses and the means ``(T + 1, G, P, D)``."""
-    optimiser.zero_grad(set_to_none=False)
-    psi = _initial_proposals(x_real, simulator, cfg, generators)
-    losses, trajectory = _ensemble_losses(
-        ensemble, simulator, x_real, psi, theta, cfg, generators, members
-    )
-    losses.sum().backward()
-    if cfg["grad_clip"] is not None:
-        _clip_each(ensemble.parameters(), cfg["grad_clip"])
-    return losses.detach(), trajectory.detach()[..., : simulator.theta_dim]
-
-
-def _check_losses(
-    ensemble: Ensemble,
-    simulator: Simulator,
-    losses: torch.Tensor,
-    trajectory: torch.Tensor,
-    cfg: dict[str, Any],
-    members: Sequence[tuple[str, int]],
-    step: int,
-) -> None:
-    """Raise the first non-finite member's :class:`~alfi.train.NonFiniteLossError`;
-    ``trajectory`` ``(T + 1, G, P, *)`` holds the standardised means first."""
-    finite = torch.isfinite(losses)
-    if not bool(finite.all()):
-        g = int((~finite).nonzero()[0])
-        means = ensemble.raw_theta(trajectory[..., : simulator.theta_dim].transpose(0, 1))[g]
-        raise diagnose_non_finite(
-            simulator, means, cfg["n_sim"], members[g][1], step, members[g][0]
-        )
 
 
 def _train_together(
@@ -426,23 +251,3 @@ def _train_together(
         )
         for g in range(len(members))
     ]
-
-
-def _explain_unroll_error(
-    ensemble: Ensemble,
-    simulator: Simulator,
-    x_real: torch.Tensor,
-    psi: torch.Tensor,
-    cfg: dict[str, Any],
-    members: Sequence[tuple[str, int]],
-    step: int,
-    exc: RuntimeError,
-) -> None:
-    """A simulator error in the ensemble's unroll, explained as :func:`alfi.train.batch_loss`
-    explains it: raises the divergence of the first member whose proposal diverged (else
-    returns, and the caller re-raises ``exc``)."""
-    for g, (variant, seed) in enumerate(members):
-        model = ensemble.member(g)
-        if proposal_diverged(model, simulator, x_real[g], psi[g], cfg, seed, step):
-            run = f"{simulator.name}, {variant}, seed {seed}"
-            raise diverged_error(step, run, exc) from None

@@ -15,6 +15,7 @@ import torch
 from alfi import proposal
 from alfi.data import make_dataset
 from alfi.ensemble import Ensemble
+from alfi.ensemble_step import _clip_each
 from alfi.io import InputError
 from alfi.simulators import get_simulator
 from alfi.train import (
@@ -24,7 +25,7 @@ from alfi.train import (
     train,
     training_generator,
 )
-from alfi.train_ensemble import _clip_each, train_ensemble
+from alfi.train_ensemble import train_ensemble
 
 SETTINGS = {
     "dataset": {"n_train": 96, "n_test": 20, "n_real": 30},

@@ -1,4 +1,5 @@
-"""alfi.metrics against hand computations; the results readers import no torch."""
+"""alfi.metrics and alfi.calibration against hand computations; the results readers import
+no torch."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 import alfi
-from alfi import columns, metrics
+from alfi import calibration, columns, metrics
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS
 from alfi.io import InputError
 
@@ -39,9 +40,9 @@ def _estimates(rows: list[dict]) -> pd.DataFrame:
 
 def test_readers_import_no_torch() -> None:
     code = (
-        "import sys; import alfi.columns, alfi.metrics, alfi.tables, alfi.figures, alfi.report,"
-        " alfi.plotting, alfi.histograms, alfi.io, alfi.results; alfi.read_results, alfi.settings,"
-        " dir(alfi);"
+        "import sys; import alfi.columns, alfi.metrics, alfi.calibration, alfi.tables,"
+        " alfi.figures, alfi.report, alfi.plotting, alfi.histograms, alfi.io, alfi.results;"
+        " alfi.read_results, alfi.settings, dir(alfi);"
         " assert 'torch' not in sys.modules, 'torch imported'"
     )
     env = {
@@ -148,11 +149,11 @@ def test_coverage_by_hand() -> None:
         {"parameter": "a", "true": 0.0, "estimate": 9.0, "sigma": 1.0, "variant": "mse-last"},
         {"parameter": "a", "true": 0.0, "estimate": 0.0, "method": "mle", "t_test": 0},
     ]
-    table = metrics.coverage(_estimates(counted + left_out), levels=(0.5, 0.95, 0.99))
+    table = calibration.coverage(_estimates(counted + left_out), levels=(0.5, 0.95, 0.99))
     # z = Phi^-1((1 + level) / 2) = 0.674, 1.960, 2.576
     assert table["coverage"].tolist() == [0.5, 0.75, 1.0]
     assert table["n"].tolist() == [4, 4, 4] and set(table["simulator"]) == {"toy"}
-    assert metrics.coverage(_estimates(left_out[:3])).empty
+    assert calibration.coverage(_estimates(left_out[:3])).empty
 
 
 def test_summary_and_ablation_columns() -> None:
@@ -214,14 +215,14 @@ def test_sample_coverage_by_hand() -> None:
     # One parameter, draws 0..100 for every problem: the 0.5 interval is [25, 75], the 0.9 one
     # [5, 95] (numpy's linear interpolation hits the draws, up to rounding of the levels).
     draws = np.tile(np.arange(101.0), (4, 1))[..., None]
-    low, high = metrics.central_intervals(draws, levels=(0.5, 0.9))
+    low, high = calibration.central_intervals(draws, levels=(0.5, 0.9))
     assert low.shape == high.shape == (2, 4, 1)
     np.testing.assert_allclose(low[:, :, 0], [[25] * 4, [5] * 4])
     np.testing.assert_allclose(high[:, :, 0], [[75] * 4, [95] * 4])
     truth = np.array([[50.0], [80.0], [3.0], [np.nan]])  # the NaN problem is left out
-    table = metrics.sample_coverage(draws, truth, levels=(0.5, 0.9), names=("a",))
+    table = calibration.sample_coverage(draws, truth, levels=(0.5, 0.9), names=("a",))
     assert table["coverage"].tolist() == [1 / 3, 2 / 3] and (table["n"] == 3).all()
     with pytest.raises(InputError, match="do not match"):
-        metrics.sample_coverage(draws, truth[:, [0, 0]])
+        calibration.sample_coverage(draws, truth[:, [0, 0]])
     with pytest.raises(InputError, match="levels"):
-        metrics.central_intervals(draws, levels=(1.0,))
+        calibration.central_intervals(draws, levels=(1.0,))

@@ -17,7 +17,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from alfi import metrics
+from alfi import calibration
 from alfi.reference import reference_posterior
 from alfi.simulators import Simulator, get_simulator
 from alfi.simulators.weinberg import log_density
@@ -203,7 +203,7 @@ def test_reference_samples_are_calibrated(generator, name: str) -> None:
     theta = sim.sample_prior((400,), generator(8))
     post = reference_posterior(sim, sim.simulate(theta, 20, generator(9)))
     draws = post.sample(1000, generator(10)).numpy()
-    table = metrics.sample_coverage(draws, theta.numpy(), levels=(0.5, 0.9))
+    table = calibration.sample_coverage(draws, theta.numpy(), levels=(0.5, 0.9))
     # binomial sd sqrt(a (1 - a) / 400) <= 0.025; 4 sds
     assert (np.abs(table["coverage"] - table["level"]) < 0.1).all(), table
 
@@ -211,7 +211,7 @@ def test_reference_samples_are_calibrated(generator, name: str) -> None:
 def test_c2st_without_sbi_names_the_extra(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "sbi.utils.metrics", None)
     with pytest.raises(ImportError, match=r"sbi.*pip install -e '\.\[baselines\]'"):
-        metrics.c2st(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)))
+        calibration.c2st(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)))
 
 
 @pytest.mark.baselines
@@ -221,8 +221,10 @@ def test_c2st_against_the_reference(generator, require_sbi, trees: int) -> None:
     x = sim.simulate(torch.tensor([[1.0], [5.0]]), 200, generator(11))
     post = reference_posterior(sim, x)
     reference = post.sample(500, generator(12)).numpy()
-    same = metrics.c2st(post.sample(500, generator(13)).numpy(), reference, trees=trees)
+    same = calibration.c2st(post.sample(500, generator(13)).numpy(), reference, trees=trees)
     shift = 2 * post.var().sqrt()[:, None].numpy()
-    shifted = metrics.c2st(post.sample(500, generator(14)).numpy() + shift, reference, trees=trees)
+    shifted = calibration.c2st(
+        post.sample(500, generator(14)).numpy() + shift, reference, trees=trees
+    )
     assert same.shape == (2,) and (same < 0.6).all(), same  # chance level 0.5
     assert (shifted > 0.75).all(), shifted  # two sds apart: Bayes accuracy Phi(1) = 0.84

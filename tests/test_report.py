@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfi import figures, histograms, report, tables
+from alfi import calibration, figures, histograms, report, tables
 from alfi import metrics as alfi_metrics
 from alfi.io import InputError, write_parquet
 
@@ -191,7 +191,7 @@ def test_ablation_matches_direct_computation(results, t_train: int, t_used: int)
 
 def test_coverage_matches_direct_computation(results) -> None:
     estimates = results[0]
-    cov = alfi_metrics.coverage(estimates).set_index(["simulator", "level"])
+    cov = calibration.coverage(estimates).set_index(["simulator", "level"])
     rows = estimates[
         (estimates["simulator"] == "poisson")
         & (estimates["variant"] == "nll-exp")

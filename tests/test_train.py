@@ -138,7 +138,7 @@ def test_non_finite_loss_stops_with_the_step(monkeypatch):
 def test_non_finite_loss_with_a_sound_simulator_blames_the_optimisation(monkeypatch):
     sim = get_simulator("poisson")
     data = make_dataset(sim, 32, 20, seed=1)
-    monkeypatch.setattr("alfi.train.meta_loss", lambda *args: torch.tensor(float("inf")))
+    monkeypatch.setattr("alfi.meta_step.meta_loss", lambda *args: torch.tensor(float("inf")))
     with pytest.raises(NonFiniteLossError, match="lower train.lr"):
         train(sim, data, _settings(steps=2), variant="nll-exp", seed=0, device=CPU, progress=False)
 

@@ -1,9 +1,9 @@
 """C2ST cost study: how many trees does the C2ST's random forest need?
 
-Every method with draws is compared with the exact posterior by sbi's C2ST (``alfi.metrics.c2st``),
-a random forest fitted five times (5-fold cross-validation) per problem. At scikit-learn's default
-of 100 trees that costs about 1.2–1.4 s per problem on one core, about a third of the default run's
-job-seconds. This study measures what fewer trees change.
+Every method with draws is compared with the exact posterior by sbi's C2ST
+(``alfi.calibration.c2st``), a random forest fitted five times (5-fold cross-validation) per
+problem. At scikit-learn's default of 100 trees that costs about 1.2–1.4 s per problem on one
+core, about a third of the default run's job-seconds. This study measures what fewer trees change.
 
 For each simulator with an exact posterior, on ``--problems`` test problems (200 observations
 each), the exact posterior's 1000 draws are compared with a ladder of alternatives of 1000 draws:
@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from alfi.calibration import c2st  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
-from alfi.metrics import c2st  # noqa: E402
 from alfi.reference import run_reference  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402

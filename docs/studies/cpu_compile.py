@@ -13,8 +13,8 @@ For each simulator at ``config.yaml``'s settings (meta-batch, B, M, T + tail, it
 
 * one call of ``forward`` at the training shapes, eager against ``torch.compile`` (inductor,
   static shapes), without gradients and with the backward pass, median of ``--calls``;
-* the whole training step (:func:`alfi.train.batch_loss` then
-  :func:`alfi.train.apply_gradients`) with ``forward`` eager or compiled, median and quartiles
+* the whole training step (:func:`alfi.meta_step.batch_loss` then
+  :func:`alfi.meta_step.apply_gradients`) with ``forward`` eager or compiled, median and quartiles
   of ``--steps`` steps after ``--warmup`` (the warm-up's seconds, compilation included, in the
   CSV; the compiled graphs of the first measurement are reused from the cache).
 
@@ -41,8 +41,9 @@ from alfi.columns import MAIN_VARIANT
 from alfi.config import config_path, load_config, settings_for
 from alfi.data import make_dataset, make_generator
 from alfi.io import MetaDataset
+from alfi.meta_step import apply_gradients, batch_loss
 from alfi.simulators import Simulator, get_simulator
-from alfi.train import apply_gradients, batch_loss, build_model
+from alfi.train import build_model
 
 SIMULATORS = ("poisson", "linear_regression", "multivariate", "weinberg")
 N_PROBLEMS = 256

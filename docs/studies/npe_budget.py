@@ -36,11 +36,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from alfi.calibration import c2st  # noqa: E402
 from alfi.config import load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
 from alfi.evaluate import run_mle, truth_quantiles  # noqa: E402
 from alfi.io import atomic_path  # noqa: E402
-from alfi.metrics import c2st  # noqa: E402
 from alfi.npe import fit_npe, run_npe  # noqa: E402
 from alfi.reference import run_reference  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402

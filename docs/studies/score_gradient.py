@@ -53,7 +53,7 @@ LONG_TAIL = {"tail_steps": 15, "tail_weight": 1 / 3}
 def run(variant: str, seed: int, score_gradient: str) -> dict:
     """Train one model as the workflow would, with ``score_gradient``; the norms
     of the gradients before clipping come from wrapping ``torch.nn.utils.clip_grad_norm_``
-    (what ``alfi.train.apply_gradients`` calls)."""
+    (what ``alfi.meta_step.apply_gradients`` calls)."""
     torch.set_num_threads(1)
     config = load_config(ROOT / "config.yaml")
     settings = copy.deepcopy(settings_for(config, SIMULATOR))

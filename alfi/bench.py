@@ -4,7 +4,7 @@
 1. ``throughput`` — simulated observations per second at the shapes training uses.
 2. ``step`` — meta-training step time at the paper's hyper-parameters, split into simulate,
    forward (the unroll minus simulation) and backward + optimiser step; median and quartiles.
-3. ``ensemble`` — the step of a batched ensemble of ``G`` models (:mod:`alfi.train_ensemble`)
+3. ``ensemble`` — the step of a batched ensemble of ``G`` models (:mod:`alfi.ensemble_step`)
    against one model's, per model, eager and (on CUDA) replayed from a CUDA graph
    (:mod:`alfi.cuda_graph`), and the paper grid's projected hours at each ``G``.
 4. ``evaluate`` — paper-scale evaluation (K = 500 inits, T_test = 30): problems per second and

@@ -6,7 +6,7 @@
    split into simulate, forward (the unroll minus simulation) and backward + optimiser step;
    median and quartiles.
 3. ``ensemble`` (:func:`bench_ensemble`) — the step of a batched ensemble of ``G`` models
-   (:mod:`alfi.train_ensemble`) against one model's, per model, eager and (on CUDA) replayed
+   (:mod:`alfi.ensemble_step`) against one model's, per model, eager and (on CUDA) replayed
    from a CUDA graph (:mod:`alfi.cuda_graph`), and the paper grid's projected hours at each
    ``G``.
 

@@ -3,8 +3,8 @@
 Every step reads the validated YAML config, checks its inputs, writes its outputs atomically and
 exits with status 2 and one line naming the bad value when something is wrong. The commands live
 beside what they run: :mod:`alfi.commands` (data, ALFI's training and evaluation, the MLE),
-:mod:`alfi.baselines`, :mod:`alfi.report` and :mod:`alfi.bench`; here, the parser and the exit
-status.
+:mod:`alfi.baselines`, :mod:`alfi.report` and :mod:`alfi.bench`; here, the parser (with the
+``list``, ``aggregate`` and ``bench`` arguments) and the exit status.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from alfi.config import ConfigError
 from alfi.io import InputError, read_parquet, write_parquet
 from alfi.jobs import check_outputs
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("alfi")
 

@@ -189,7 +189,7 @@ def _check_losses(
     members: Sequence[tuple[str, int]],
     step: int,
 ) -> None:
-    """Raise the first non-finite member's :class:`~alfi.train.NonFiniteLossError`;
+    """Raise the first non-finite member's :class:`~alfi.divergence.NonFiniteLossError`;
     ``trajectory`` ``(T + 1, G, P, *)`` holds the standardised means first."""
     finite = torch.isfinite(losses)
     if not bool(finite.all()):

@@ -5,9 +5,9 @@ Every ``*_figure`` function returns a :class:`matplotlib.figure.Figure` made by
 draws every figure of the results and writes each with :func:`alfi.plotting.save_figure` (PNG at
 dpi 200, and PDF). The numbers drawn come from :mod:`alfi.metrics` (RMSE is its per-problem
 ``sqrt(mean_d (estimate_d - true_d)^2)``), :mod:`alfi.calibration` (the coverage of central
-intervals) and :mod:`alfi.comparison`; here they are only drawn. The histograms of the observations under the
-simulators' exact densities, the one figure that computes something (with torch), are in
-:mod:`alfi.histograms`.
+intervals) and :mod:`alfi.comparison`; here they are only drawn. The histograms of the
+observations under the simulators' exact densities, the one figure that computes something
+(with torch), are in :mod:`alfi.histograms`.
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
 
 def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
     """Empirical vs nominal coverage of every method's central intervals, one panel per
-    simulator; ALFI (``variant``) at each ``T_test``, labelled (:func:`calibration_table`)."""
+    simulator; ALFI (``variant``) at each ``T_test``, labelled
+    (:func:`alfi.comparison.calibration_table`)."""
     table = calibration_table(estimates, variant)
     if table.empty:
         raise ValueError(f"no draws nor finite sigma for variant {variant!r}: no calibration")

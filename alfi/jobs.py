@@ -1,9 +1,10 @@
-"""What every job command shares: its arguments, set-up, output checks and provenance records.
+"""What every job command shares: arguments, set-up, output checks, records, tables, draws.
 
 A job (one sub-command of :mod:`alfi.cli`, run by one workflow rule) reads the validated config,
-checks every output path before any work (:func:`check_outputs`), and stamps each table it
-writes with the fingerprint of an :func:`evaluation_record` (the method's code, data, device
-and inputs: :mod:`alfi.provenance`).
+checks every output path before any work (:func:`check_outputs`), reads the exact reference
+draws it scores against once, up front (:func:`reference_draws`), and writes its estimates,
+metrics and samples tables (:func:`write_tables`), each row stamped with the fingerprint of an
+:func:`evaluation_record` (the method's code, data, device and inputs: :mod:`alfi.provenance`).
 """
 
 from __future__ import annotations

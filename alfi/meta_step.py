@@ -8,7 +8,7 @@ the prior (Appendix A), unrolls ``T + tail_steps`` updates of ALFI (:meth:`alfi.
 (:mod:`alfi.losses`), clips the gradients' global L2 norm and steps the optimiser. A loss that is
 not finite is explained by :mod:`alfi.divergence`. On CUDA, :func:`stepper` replays the loss and
 its gradients from a CUDA graph (:mod:`alfi.cuda_graph`). :func:`alfi.train.train` loops over
-these steps; an ensemble's step is :mod:`alfi.train_ensemble`'s.
+these steps; an ensemble's step is :mod:`alfi.ensemble_step`'s.
 """
 
 from __future__ import annotations
@@ -93,9 +93,10 @@ def batch_loss(
     settings (``steps``, ``tail_steps``, ``n_theta``, ``n_sim``, ``beta``,
     ``initial_log_scale``); ``variant`` is ``LOSS-WEIGHTING``.
 
-    A loss that is not finite raises :class:`NonFiniteLossError` saying why (the simulator, a
-    diverged proposal or the optimisation); ``seed`` and ``step`` name the step in that message
-    and seed the diagnostic replays, which draw nothing from ``generator``.
+    A loss that is not finite raises :class:`~alfi.divergence.NonFiniteLossError` saying why
+    (the simulator, a diverged proposal or the optimisation); ``seed`` and ``step`` name the
+    step in that message and seed the diagnostic replays, which draw nothing from
+    ``generator``.
     """
     parse_variant(variant)  # a bad variant is named before any simulation
     psi = _initial_proposals(x_real, simulator, cfg, generator)
@@ -149,8 +150,9 @@ def training_step(
     ``.item()`` is the caller's choice, since it synchronises a GPU).
 
     ``x_real`` ``(P, M_r, X)`` raw real observations, ``theta`` ``(P, D)`` their standardised
-    parameters; the learning rate is the optimiser's (:func:`train` sets it per step with
-    :func:`learning_rate`). :func:`train` loops over this; so does ``alfi bench``.
+    parameters; the learning rate is the optimiser's (:func:`alfi.train.train` sets it per step
+    with :func:`alfi.schedule.learning_rate`). :func:`alfi.train.train` loops over this; so does
+    ``alfi bench``.
     """
     loss = batch_loss(
         model,

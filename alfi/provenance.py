@@ -93,7 +93,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "bench": (
         *_TRAINING,
         *("alfi.evaluate", "alfi.bench", "alfi.bench_harness", "alfi.bench_speed"),
-        "alfi.bench_evaluation",
+        *("alfi.bench_evaluation", "alfi.columns"),  # the variant benched: columns.MAIN_VARIANT
     ),
     # the reports, from the aggregated tables (the histograms also read the simulators' code;
     # the calibration figure's levels are the constant `alfi.calibration.LEVELS`, which no

@@ -4,7 +4,9 @@ A stage's settings stamp (``results/settings/{simulator}/{stage}.yaml``, written
 workflow's ``stage_settings`` rule) holds exactly the part of the config that stage reads
 (:func:`stage_settings`): the workflow reruns a stage's jobs when, and only when, its stamp
 changes. :func:`training_sets` splits a simulator's models ``(variant, seed)`` into the groups
-whose training settings agree, which may train together as one ensemble.
+whose training settings agree, which may train together as one ensemble; :func:`variants_for`
+names the variants a config trains for a simulator. (The code a stage's jobs run is
+:data:`alfi.provenance.STAGE_MODULES`', keyed by the workflow's job kinds.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from alfi.config import settings_for
 
 __all__ = ["STAGES", "SHARED_MODEL_KEYS", "stage_settings", "training_sets", "variants_for"]
 
-#: Per workflow stage, what its outputs depend on besides code and input files.
+#: The settings stamps, one per stage kind: each holds what that stage's outputs depend on besides
+#: code and input files (the MLE and the datasets share ``data``; the prior-mean control is
+#: stamped by ``reference``).
 STAGES = ("data", "train", "evaluate", "regressor", "npe", "abc_smc", "reference", "posterior")
 
 #: The model settings each amortised baseline shares with ALFI: the regressor is ALFI's

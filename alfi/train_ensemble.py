@@ -6,7 +6,8 @@ their ``LOSS-WEIGHTING``. Each step does for every member what :func:`alfi.train
 one model — its meta-batch, its :math:`\psi_1`, its unroll, its loss, its gradient clipped to its
 own norm, its Adam update — but the networks of all members run as one
 :class:`~alfi.ensemble.Ensemble`, and Adam updates the stacked weights in one call (Adam is
-elementwise: stacking changes no number).
+elementwise: stacking changes no number). That step is :mod:`alfi.ensemble_step`'s; here, the
+loop over steps, the members' resumption and their checkpoints.
 
 Each member keeps its own checkpoint and model file, in the format of a model trained alone.
 A member draws exactly what it would draw alone (its own generator), and its weights follow the
@@ -68,7 +69,7 @@ def train_ensemble(
     stand at different steps (the job was killed between two writes, or one was removed), the
     group starts afresh. A group of one is :func:`alfi.train.train`. On CUDA, ``cuda_graph``
     replays each step's gradients from one CUDA graph for the group
-    (:func:`ensemble_stepper`).
+    (:func:`alfi.ensemble_step.ensemble_stepper`).
     """
     members = [(str(variant), int(seed)) for variant, seed in members]
     if not members:

@@ -108,16 +108,27 @@ def batch_loss(
         if not proposal_diverged(model, simulator, x_real, psi, cfg, seed, step):
             raise
         raise diverged_error(step, f"{simulator.name}, {variant}", exc) from None
-    if not torch.isfinite(loss):
-        raise diagnose_non_finite(
-            simulator,
-            model.raw_theta(trajectory[..., : simulator.theta_dim]),
-            cfg["n_sim"],
-            seed,
-            step,
-            variant,
-        )
+    _check_loss(
+        model, simulator, loss, trajectory[..., : simulator.theta_dim], cfg, variant, seed, step
+    )
     return loss
+
+
+def _check_loss(
+    model: ALFI,
+    simulator: Simulator,
+    loss: torch.Tensor,
+    means: torch.Tensor,
+    cfg: dict[str, Any],
+    variant: str,
+    seed: int,
+    step: int,
+) -> None:
+    """Raise :func:`alfi.divergence.diagnose_non_finite`'s error if ``loss`` is not finite;
+    ``means`` ``(T + 1, P, D)`` are the trajectory's standardised proposal means."""
+    if not torch.isfinite(loss):
+        raw = model.raw_theta(means)
+        raise diagnose_non_finite(simulator, raw, cfg["n_sim"], seed, step, variant)
 
 
 def apply_gradients(
@@ -187,9 +198,7 @@ def stepper(
     the eager step's draws and operations, one launch instead of a thousand."""
 
     def check(loss: torch.Tensor, means: torch.Tensor, *, step: int) -> None:
-        if not torch.isfinite(loss):
-            raw = model.raw_theta(means)
-            raise diagnose_non_finite(simulator, raw, cfg["n_sim"], seed, step, variant)
+        _check_loss(model, simulator, loss, means, cfg, variant, seed, step)
 
     return training_stepper(
         functools.partial(

@@ -34,7 +34,7 @@ _EXPORTS = {
     "load_model": "alfi.checkpoints",
     # evaluation and results
     "Trajectory": "alfi.evaluate",
-    "run_alfi": "alfi.evaluate",
+    "run_alfi": "alfi.evaluate_alfi",
     "run_mle": "alfi.evaluate",
     "trajectory_tables": "alfi.results",
     "read_results": "alfi.results",

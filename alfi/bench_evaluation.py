@@ -19,7 +19,8 @@ import torch
 
 from alfi.bench_harness import measure, paper_settings, peak_mib, sync
 from alfi.data import make_dataset, make_generator
-from alfi.evaluate import run_alfi, run_mle
+from alfi.evaluate import run_mle
+from alfi.evaluate_alfi import run_alfi
 from alfi.seeds import derive_seed
 from alfi.simulators import get_simulator
 from alfi.train import build_model, train
@@ -34,7 +35,7 @@ def bench_evaluate(
     t_test: int = 30,
     paper_problems: int = 500,
 ) -> dict[str, Any]:
-    """Problems per second of :func:`alfi.evaluate.run_alfi` at the paper's K (``inits``)."""
+    """Problems per second of :func:`alfi.evaluate_alfi.run_alfi` at the paper's K (``inits``)."""
     sim = get_simulator(name)
     settings = paper_settings(name)
     cfg, ev, n_real = settings["train"], settings["evaluate"], settings["dataset"]["n_real"]

@@ -22,7 +22,8 @@ from alfi.columns import ESTIMATE_COLUMNS
 from alfi.comparison import calibration_table, comparison_table, entry_label
 from alfi.config import load_config
 from alfi.data import make_dataset
-from alfi.evaluate import mixture_draws, run_mle, run_prior, truth_quantiles
+from alfi.evaluate import run_mle, run_prior, truth_quantiles
+from alfi.evaluate_alfi import mixture_draws
 from alfi.reference import run_reference
 from alfi.regressor import fit_regressor, run_regressor
 from alfi.simulators import get_simulator

@@ -12,7 +12,7 @@ import yaml
 
 from alfi.cli import main
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS, SAMPLE_COLUMNS
-from alfi.evaluate import training_cost
+from alfi.evaluate_alfi import training_cost
 from alfi.provenance import STAGE_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]

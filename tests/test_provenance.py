@@ -1,13 +1,13 @@
 """Every function a workflow job runs lies in its stage's code inputs.
 
-The workflow reruns a job when a file among its stage's code inputs changes
-(:data:`alfi.provenance.STAGE_MODULES`, plus the simulator's own source). A package function the
-job runs from a module outside that list is a change that would rerun nothing, leaving results
-that no longer belong to the code that claims them. Each stage's command runs here on tiny sizes
-under a profiler that records every package function called (module and class bodies aside),
-with the options of ``config.yaml`` that pick code paths (mean-max pooling, the asinh squash,
-fresh problems, the cosine schedule, the tail, NPE's mixture network, the C2ST), then the
-reports (figures, tables) on the runs' tables and the benchmarks' quick parts.
+The workflow reruns a job when the code of its stage changes (its code stamp: the digests of
+the modules in :data:`alfi.provenance.STAGE_MODULES` and the simulator's own). A package
+function the job runs from a module outside that list is a change that would rerun nothing,
+leaving results that no longer belong to the code that claims them. Each stage's command runs
+here on tiny sizes under a profiler that records every package function called (module and
+class bodies aside), with the options of ``config.yaml`` that pick code paths (mean-max pooling,
+the asinh squash, fresh problems, the cosine schedule, the tail, NPE's mixture network, the
+C2ST), then the reports (figures, tables) on the runs' tables and the benchmarks' quick parts.
 """
 
 from __future__ import annotations
@@ -177,3 +177,69 @@ def test_every_function_a_job_runs_is_among_its_stage_code_inputs(
         "functions run outside their stage's code inputs (alfi.provenance.STAGE_MODULES): "
         f"{outside}"
     )
+
+
+def test_code_digest_ignores_comments_docstrings_and_layout_but_not_code(tmp_path):
+    from alfi.provenance import code_digest, file_digest
+
+    original = '''"""A module."""
+
+
+def scale(x, factor=2.0):
+    """Scale x."""
+    return x * factor  # the factor
+
+
+class Model:
+    """A class."""
+
+    rate = 0.1
+'''
+    same_code = '''"""A module, its docstring rewritten."""
+
+# a comment
+def scale(x,
+          factor=2.0):
+    return x * factor
+
+
+class Model:
+    """Another docstring."""
+    rate = 0.1
+'''
+    digests = {}
+    for i, (name, text) in enumerate(
+        {
+            "original": original,
+            "same code": same_code,
+            "another default": original.replace("factor=2.0", "factor=3.0"),
+            "a string that is no docstring": original.replace("rate = 0.1", 'rate = "0.1"'),
+            "a docstring turned code": original.replace('"""Scale x."""', "x = x + 0"),
+        }.items()
+    ):
+        path = tmp_path / f"module{i}.py"  # one file each: the digests are cached by mtime
+        path.write_text(text)
+        digests[name] = file_digest(path)
+    assert digests["same code"] == digests["original"]
+    assert len(set(digests.values())) == 4, digests
+    assert code_digest([path]) != code_digest([path, tmp_path / "module0.py"])
+
+
+def test_code_stamp_names_modules_and_holds_the_records_code_digest():
+    import ast
+
+    from alfi.provenance import _normal_form, code_digest, code_stamp, source_files, stage_sources
+    from alfi.simulators import get_simulator
+
+    poisson = get_simulator("poisson")
+    sources = stage_sources(poisson, "evaluate")
+    stamp = code_stamp(sources)
+    assert stamp["code"] == code_digest(source_files(poisson, "evaluate"))
+    assert {"alfi.evaluate_alfi", "alfi.commands.evaluate", "alfi.simulators.poisson"} <= set(
+        stamp["modules"]
+    )
+    assert "alfi.commands.train" not in stamp["modules"]
+    # empty fields (a function's absent decorators and return annotation) are left out, so a
+    # Python that adds one (3.12's type_params) writes the same normal form
+    normal = _normal_form(ast.parse("def f(x):\n    return x\n"))
+    assert "decorator_list" not in normal and "returns" not in normal and "name='f'" in normal

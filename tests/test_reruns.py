@@ -53,16 +53,28 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     check_results(results, config["simulators"], config["t_test"], config["methods"])
     for log in (results / "logs" / "train").glob("*.log"):
         assert "device cpu" in log.read_text()
+    # a stage's code stamp holds the code digest its jobs' provenance records
+    from alfi.io import load_torch
+
+    stamp = yaml.safe_load((results / "code" / "weinberg" / "train.yaml").read_text())
+    model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
+    assert stamp["code"] == model["provenance"]["record"]["code"]
+    assert {"alfi.commands.train", "alfi.simulators.weinberg"} <= set(stamp["modules"])
 
     assert project.dry_run(*common) == {}, "a finished workflow has nothing to redo"
 
-    # An edit of the plotting code (Snakemake >= 9.18 compares checksums: a bare touch is no
-    # edit): the figures alone. The documented extra targets then run on the new figures: the
-    # README's copies (which need the figures, so they are redrawn first), the benchmark and the
-    # captioned report.
+    # An edit of the plotting code: the figures alone; an edit of its comments, docstrings or
+    # layout reruns nothing (each stage's code stamp digests syntax trees without docstrings).
+    # The documented extra targets then run on the new figures: the README's copies (which need
+    # the figures, so they are redrawn first), the benchmark and the captioned report.
     drawn = (results / "logs" / "figures.benchmark.tsv").stat().st_mtime_ns
-    with open(project.root / "alfi" / "figures.py", "a") as handle:
-        handle.write("\n# an edit\n")
+    figures = project.root / "alfi" / "figures.py"
+    text = figures.read_text()
+    docstring = text.index('"""') + 3
+    figures.write_text(f"# a comment\n{text[:docstring]}Reworded. {text[docstring:]}\n\n")
+    assert project.dry_run(*common) == {}, "comments and docstrings are no change of code"
+    with open(figures, "a") as handle:
+        handle.write("\nEDITED = True\n")
     assert project.dry_run(*common) == {"figures": 1, "all": 1, "total": 2}
     project.run("bench", "readme_figures", "--cores", "2", *common)
     assert (results / "logs" / "figures.benchmark.tsv").stat().st_mtime_ns > drawn
@@ -131,14 +143,14 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
         abc_smc=1,
     )
     project.run("--cores", "2", *common)
-    from alfi.io import load_dataset, load_torch
+    from alfi.io import load_dataset
 
     data = load_dataset(results / "data" / "weinberg" / "train.npz")
     model = load_torch(results / "models" / "weinberg" / "nll-exp" / "seed0.pt")
     assert len(data) == 40 and model["provenance"]["record"]["data"] == data.fingerprint
 
     # Nothing left to redo, even with the checkout moved (a new clone, another mount point):
-    # its code inputs are recorded relative to the working directory.
+    # the code stamps name modules, not paths.
     moved = replace(project, root=Path(shutil.move(project.root, tmp_path / "moved")))
     try:
         assert moved.dry_run(*common) == {}, "a moved checkout reruns nothing"
@@ -163,11 +175,12 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     _edit_config(project.root, lambda c: c["defaults"]["evaluate"].update(c2st_trees=trees))
 
     # An edit of the seed tree: every job that draws from it, which is every job of every
-    # stage, in one invocation; undone, nothing. The CLI parses arguments and writes files, so
-    # an edit of it reruns nothing.
+    # stage, in one invocation; undone, nothing. The parser and what the commands share parse
+    # arguments and write files, so an edit of them reruns nothing; an edit of one stage's
+    # command reruns that stage.
     seeds = project.root / "alfi" / "seeds.py"
     original = seeds.read_text()
-    seeds.write_text(original + "\n# an edit\n")
+    seeds.write_text(original + "\nEDITED = True\n")
     assert project.dry_run(*common) == _downstream(
         dataset=2 * n,
         mle=n,
@@ -180,9 +193,15 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     )
     seeds.write_text(original)
     assert project.dry_run(*common) == {}
-    with open(project.root / "alfi" / "cli.py", "a") as handle:
-        handle.write("\n# an edit\n")
+    for module in ("cli.py", "jobs.py", "commands/__init__.py"):
+        with open(project.root / "alfi" / module, "a") as handle:
+            handle.write("\nEDITED = True\n")
     assert project.dry_run(*common) == {}
+    command = project.root / "alfi" / "commands" / "evaluate.py"
+    original = command.read_text()
+    command.write_text(original + "\nEDITED = True\n")
+    assert project.dry_run(*common) == _downstream(evaluate=n + 1)
+    command.write_text(original)
 
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
     with open(project.root / "my_simulators.py", "a") as handle:

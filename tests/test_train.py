@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from alfi.data import make_dataset, make_generator
-from alfi.evaluate import run_alfi, run_mle
+from alfi.evaluate import run_mle
+from alfi.evaluate_alfi import run_alfi
 from alfi.io import MetaDataset, load_torch, save_torch
 from alfi.simulators import get_simulator
 from alfi.train import NonFiniteLossError, load_model, save_model, train

@@ -29,7 +29,8 @@ import torch  # noqa: E402
 from alfi.checkpoints import LATER_OPTIONS  # noqa: E402
 from alfi.config import _merge, load_config, settings_for  # noqa: E402
 from alfi.data import make_dataset, make_generator  # noqa: E402
-from alfi.evaluate import run_alfi, run_mle  # noqa: E402
+from alfi.evaluate import run_mle  # noqa: E402
+from alfi.evaluate_alfi import run_alfi  # noqa: E402
 from alfi.io import atomic_path  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from alfi.data import make_generator
-from alfi.evaluate import unroll_inits
+from alfi.evaluate_alfi import unroll_inits
 from alfi.io import MetaDataset, load_dataset
 from alfi.model import ALFI
 from alfi.simulators import Simulator, get_simulator

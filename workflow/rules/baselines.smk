@@ -6,7 +6,7 @@ rule posterior:
         settings=ancient(SETTINGS),
         stage=stage_file("posterior"),
         dataset=split_file("test"),
-        code=stage_code("posterior"),
+        code=code_file("posterior"),
     output:
         **{t: f"{RESULTS}/runs/{{simulator}}/posterior/{t}.parquet" for t in TABLES},
         draws=f"{RESULTS}/runs/{{simulator}}/posterior/draws.npz",
@@ -33,7 +33,7 @@ rule prior_mean:
         stage=stage_file("reference"),
         dataset=split_file("test"),
         reference=reference_draws,
-        code=stage_code("prior_mean"),
+        code=code_file("prior_mean"),
     output:
         **{t: f"{RESULTS}/runs/{{simulator}}/prior_mean/{t}.parquet" for t in TABLES},
     log:
@@ -58,7 +58,7 @@ rule amortised:
         train=split_file("train"),
         dataset=split_file("test"),
         reference=reference_draws,
-        code=lambda wildcards: stage_code(wildcards.method)(wildcards),
+        code=code_file("{method}"),
     output:
         **{
             t: f"{RESULTS}/runs/{{simulator}}/{{method}}/n{{size}}/seed{{seed}}/{t}.parquet"
@@ -94,7 +94,7 @@ rule abc_smc:
         stage=stage_file("abc_smc"),
         dataset=split_file("test"),
         reference=reference_draws,
-        code=stage_code("abc_smc"),
+        code=code_file("abc_smc"),
     output:
         **{
             t: f"{RESULTS}/runs/{{simulator}}/abc_smc/budget{{budget}}/{t}.parquet"

@@ -1,6 +1,5 @@
 # Shared helpers: config validation, output paths and the lists of runs.
 import json
-import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -16,7 +15,7 @@ from alfi.stages import STAGES, stage_settings, training_sets, variants_for
 from alfi.baselines import has_likelihood, missing_requirements
 from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.io import write_yaml
-from alfi.provenance import source_files
+from alfi.provenance import STAGE_MODULES, code_stamp, stage_sources
 from alfi.simulators import available, get_simulator
 from alfi.schedule import unroll_length
 
@@ -43,19 +42,12 @@ RES = config["resources"]
 GPU = RES["gpu"]
 
 
-def relative_to_workdir(path):
-    """`path` relative to the working directory where it lies under it: the code files a job
-    reads are part of its recorded input set, so absolute paths would rerun every job of a
-    checkout that moved (a new clone, another mount point on the cluster's nodes)."""
-    path = Path(os.path.abspath(path))
-    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-
-
-PACKAGE = relative_to_workdir(Path(workflow.main_snakefile).parent / "alfi")
 # Written when the workflow is parsed (write_settings_files), not by a job: see there.
 SETTINGS = f"{RESULTS}/settings/{{simulator}}/config.yaml"
 MODEL = f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt"
 ALFI_RUN = f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{{table}}.parquet"
+# Written when the workflow is parsed (write_code_files): the digest of each stage's code.
+CODE = f"{RESULTS}/code/{{simulator}}/{{stage}}.yaml"
 # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
 CHECKPOINT = f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt"
 
@@ -76,47 +68,16 @@ wildcard_constraints:
     size=r"\d+",
 
 
-def stage_code(stage):
-    """Input function: the code a stage's output depends on (alfi.provenance.STAGE_MODULES) and
-    the simulator's source files, a plugin's included wherever it lives."""
-
-    def files(wildcards):
-        return workflow_paths(source_files(get_simulator(wildcards.simulator), stage))
-
-    return files
+def code_file(stage, simulator=None):
+    """The code stamp of a stage of one simulator ({simulator} left a wildcard unless given)."""
+    if simulator is None:
+        return expand(CODE, stage=stage, allow_missing=True)[0]
+    return expand(CODE, stage=stage, simulator=simulator)[0]
 
 
-def package_code(stage):
-    """The package modules of a stage without a simulator (the reports), as stage_code."""
-    return workflow_paths(source_files(stage=stage))
-
-
-def simulator_stage_code(simulator, stage):
-    """stage_code for one named simulator (a rule without wildcards)."""
-    return workflow_paths(source_files(get_simulator(simulator), stage))
-
-
-def simulator_code(simulators):
-    """The source files of `simulators` (each class's file and its base classes')."""
-    return workflow_paths(
-        sorted({p for s in simulators for p in source_files(get_simulator(s))})
-    )
-
-
-def workflow_paths(paths):
-    """Package files as this workflow's folder holds them; a plugin's where it lives (both
-    relative to the working directory where they lie under it)."""
-    import alfi
-
-    package = Path(alfi.__file__).parent
-    return [
-        (
-            str(PACKAGE / p.relative_to(package))
-            if p.is_relative_to(package)
-            else str(relative_to_workdir(p))
-        )
-        for p in paths
-    ]
+def report_code_file(stage):
+    """The code stamp of a stage without a simulator (figures, tables, bench)."""
+    return f"{RESULTS}/code/{stage}.yaml"
 
 
 def stage_file(stage):
@@ -396,3 +357,32 @@ def write_settings_files():
 
 
 write_settings_files()
+
+
+def write_code_files():
+    """Write each stage's code stamp (code_file, report_code_file) where it is missing or differs.
+
+    The jobs of a stage take its stamp as input in place of the source files, so that they
+    rerun exactly when the code that decides their numbers changes: the digests are of syntax
+    trees less docstrings (alfi.provenance.code_stamp), and an edit of a comment, a docstring
+    or the layout reruns nothing. Written when the workflow is parsed, as the settings files
+    are, and only when the text differs."""
+    # The histograms draw each simulator's exact density; the bench runs configs/paper.yaml's.
+    drawn = {
+        "figures": histogram_simulators(),
+        "tables": [],
+        "bench": read_yaml("configs/paper.yaml")["simulators"],
+    }
+    for stage in STAGE_MODULES:
+        if stage in drawn:
+            sources = stage_sources(stage=stage)
+            for name in drawn[stage]:
+                sources.update(stage_sources(get_simulator(name)))
+            write_yaml(report_code_file(stage), code_stamp(sources), unless_same=True)
+            continue
+        for name in SIMULATORS:
+            stamp = code_stamp(stage_sources(get_simulator(name), stage))
+            write_yaml(code_file(stage, name), stamp, unless_same=True)
+
+
+write_code_files()

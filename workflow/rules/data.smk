@@ -42,7 +42,7 @@ rule dataset:
     input:
         settings=ancient(SETTINGS),
         stage=stage_file("data"),
-        code=stage_code("dataset"),
+        code=code_file("dataset"),
     output:
         f"{RESULTS}/data/{{simulator}}/{{split}}.npz",
     log:

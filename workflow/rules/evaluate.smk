@@ -1,12 +1,12 @@
 rule evaluate:
-    """Every T_test from one unroll to the largest (alfi.evaluate.run_alfi_horizons)."""
+    """Every T_test from one unroll to the largest (alfi.evaluate_alfi.run_alfi_horizons)."""
     input:
         settings=ancient(SETTINGS),
         stage=stage_file("evaluate"),
         model=MODEL,
         dataset=split_file("test"),
         reference=reference_draws,
-        code=stage_code("evaluate"),
+        code=code_file("evaluate"),
     output:
         **{
             f"{table}_T{t}": expand(
@@ -48,7 +48,7 @@ rule mle:
         settings=ancient(SETTINGS),
         stage=stage_file("data"),
         dataset=split_file("test"),
-        code=stage_code("mle"),
+        code=code_file("mle"),
     output:
         **{t: f"{RESULTS}/runs/{{simulator}}/mle/{t}.parquet" for t in TABLES},
     log:

@@ -7,9 +7,7 @@ T_TRAIN = ",".join(
 rule figures:
     input:
         **{t: expand(rules.aggregate.output[0], table=t) for t in TABLES},
-        code=package_code("figures"),
-        # The histograms draw each simulator's exact density.
-        simulators=simulator_code(histogram_simulators()),
+        code=report_code_file("figures"),  # with the drawn simulators' code
     output:
         [
             report(
@@ -42,7 +40,7 @@ rule tables:
             t: expand(rules.aggregate.output[0], table=t)
             for t in ("estimates", "metrics")
         },
-        code=package_code("tables"),
+        code=report_code_file("tables"),
     output:
         [
             report(f, caption="../report/tables.rst", category="Tables")
@@ -66,8 +64,7 @@ rule tables:
 rule bench:
     """Speed, memory and time-to-accuracy benchmarks (not part of `all`: `snakemake bench`)."""
     input:
-        code=package_code("bench"),
-        simulators=simulator_code(read_yaml("configs/paper.yaml")["simulators"]),
+        code=report_code_file("bench"),  # with the benched simulators' code
         paper="configs/paper.yaml",  # the settings benchmarked
     output:
         **{

@@ -9,7 +9,7 @@ if RES["train_group_size"] == 1:
             settings=ancient(SETTINGS),
             stage=train_stage_file("{variant}"),
             dataset=split_file("train"),
-            code=stage_code("train"),
+            code=code_file("train"),
         output:
             MODEL,
         log:
@@ -47,7 +47,7 @@ else:
                     }
                 ),
                 dataset=expand(split_file("train"), simulator=simulator),
-                code=simulator_stage_code(simulator, "train"),
+                code=code_file("train", simulator),
             output:
                 [model_file(simulator, variant, seed) for variant, seed in members],
             log:

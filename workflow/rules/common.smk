@@ -46,8 +46,11 @@ GPU = RES["gpu"]
 SETTINGS = f"{RESULTS}/settings/{{simulator}}/config.yaml"
 MODEL = f"{RESULTS}/models/{{simulator}}/{{variant}}/seed{{seed}}.pt"
 ALFI_RUN = f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{{table}}.parquet"
-# Written when the workflow is parsed (write_code_files): the digest of each stage's code.
-CODE = f"{RESULTS}/code/{{simulator}}/{{stage}}.yaml"
+# The digest of each stage's code, written by a job (rules code_stamp, report_code_stamp).
+CODE = f"{RESULTS}/code_stamps/{{simulator}}/{{code_stage}}.yaml"
+REPORT_CODE = f"{RESULTS}/code_stamps/{{report}}.yaml"
+# Report stages: their stamps are per workflow, with the simulators they draw or bench.
+REPORT_STAGES = ("figures", "tables", "bench")
 # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
 CHECKPOINT = f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt"
 
@@ -60,6 +63,8 @@ wildcard_constraints:
     seed=r"\d+",
     # the training stamp is per variant (rule variant_settings)
     stage="|".join(s for s in STAGES if s != "train"),
+    code_stage="|".join(s for s in STAGE_MODULES if s not in REPORT_STAGES),
+    report="|".join(REPORT_STAGES),
     t_test=r"\d+",
     split="train|test",
     table="|".join(TABLES),
@@ -71,13 +76,13 @@ wildcard_constraints:
 def code_file(stage, simulator=None):
     """The code stamp of a stage of one simulator ({simulator} left a wildcard unless given)."""
     if simulator is None:
-        return expand(CODE, stage=stage, allow_missing=True)[0]
-    return expand(CODE, stage=stage, simulator=simulator)[0]
+        return expand(CODE, code_stage=stage, allow_missing=True)[0]
+    return expand(CODE, code_stage=stage, simulator=simulator)[0]
 
 
 def report_code_file(stage):
     """The code stamp of a stage without a simulator (figures, tables, bench)."""
-    return f"{RESULTS}/code/{stage}.yaml"
+    return expand(REPORT_CODE, report=stage)[0]
 
 
 def stage_file(stage):
@@ -359,30 +364,27 @@ def write_settings_files():
 write_settings_files()
 
 
-def write_code_files():
-    """Write each stage's code stamp (code_file, report_code_file) where it is missing or differs.
+def stage_code_stamp(simulator, stage):
+    """The code stamp of one stage of one simulator (rule code_stamp's params)."""
+    return code_stamp(stage_sources(get_simulator(simulator), stage))
 
-    The jobs of a stage take its stamp as input in place of the source files, so that they
-    rerun exactly when the code that decides their numbers changes: the digests are of syntax
-    trees less docstrings (alfi.provenance.code_stamp), and an edit of a comment, a docstring
-    or the layout reruns nothing. Written when the workflow is parsed, as the settings files
-    are, and only when the text differs."""
-    # The histograms draw each simulator's exact density; the bench runs configs/paper.yaml's.
+
+def report_code_stamp(stage):
+    """The code stamp of a report stage (rule report_code_stamp's params), with the code of the
+    simulators it draws: the histograms draw each one's exact density, the bench runs
+    configs/paper.yaml's."""
     drawn = {
         "figures": histogram_simulators(),
         "tables": [],
         "bench": read_yaml("configs/paper.yaml")["simulators"],
-    }
-    for stage in STAGE_MODULES:
-        if stage in drawn:
-            sources = stage_sources(stage=stage)
-            for name in drawn[stage]:
-                sources.update(stage_sources(get_simulator(name)))
-            write_yaml(report_code_file(stage), code_stamp(sources), unless_same=True)
-            continue
-        for name in SIMULATORS:
-            stamp = code_stamp(stage_sources(get_simulator(name), stage))
-            write_yaml(code_file(stage, name), stamp, unless_same=True)
+    }[stage]
+    sources = stage_sources(stage=stage)
+    for name in drawn:
+        sources.update(stage_sources(get_simulator(name)))
+    return code_stamp(sources)
 
 
-write_code_files()
+def write_code_stamp(path, stamp, log):
+    """Write a code stamp (rules code_stamp, report_code_stamp) and say so in the job's log."""
+    write_yaml(path, stamp)
+    Path(log).write_text(f"{path}: code {stamp['code']}\n")

@@ -38,6 +38,43 @@ rule variant_settings:
         "../scripts/write_settings.py"
 
 
+# A stage's jobs take its code stamp as input, so they rerun exactly when the code that decides
+# their numbers changes (an edit of a comment, a docstring or the layout changes no digest:
+# alfi.provenance.code_stamp). The stamp is a job's output with the digest as params, not a file
+# written when the workflow is parsed: every cluster job parses the workflow, and a stamp
+# rewritten there while an older job still ran made that job's output look current.
+rule code_stamp:
+    output:
+        CODE,
+    log:
+        f"{RESULTS}/logs/code_stamps/{{simulator}}_{{code_stage}}.log",
+    benchmark:
+        f"{RESULTS}/logs/code_stamps/{{simulator}}_{{code_stage}}.benchmark.tsv"
+    priority: SETUP_PRIORITY
+    localrule: True
+    params:
+        stamp=lambda wildcards: stage_code_stamp(
+            wildcards.simulator, wildcards.code_stage
+        ),
+    run:
+        write_code_stamp(output[0], params.stamp, log[0])
+
+
+rule report_code_stamp:
+    output:
+        REPORT_CODE,
+    log:
+        f"{RESULTS}/logs/code_stamps/{{report}}.log",
+    benchmark:
+        f"{RESULTS}/logs/code_stamps/{{report}}.benchmark.tsv"
+    priority: SETUP_PRIORITY
+    localrule: True
+    params:
+        stamp=lambda wildcards: report_code_stamp(wildcards.report),
+    run:
+        write_code_stamp(output[0], params.stamp, log[0])
+
+
 rule dataset:
     input:
         settings=ancient(SETTINGS),

@@ -153,6 +153,82 @@ def test_npe_mixture_has_the_configured_components(require_sbi, components, expe
 
 
 @pytest.mark.baselines
+def test_npe_anneal_goes_on_at_the_lower_rate_until_its_patience(require_sbi, monkeypatch) -> None:
+    """``baselines.npe.anneal``: after sbi's early stopping, training resumes on the same split
+    at ``factor`` times the rate and stops after exactly ``stop_after_epochs`` epochs without a
+    better validation loss (sbi then keeps the best weights of both phases)."""
+    from alfi import npe as npe_module
+
+    sim = get_simulator("poisson")
+    anneal = {"factor": 0.1, "stop_after_epochs": 3}
+    cfg = SETTINGS["baselines"]["npe"] | {"density": "mdn", "max_epochs": 400, "anneal": anneal}
+    seen = {}
+
+    def record(inference, cfg):
+        seen["before"] = list(inference.summary["validation_loss"])
+        seen["split"] = inference.val_indices.clone()
+        real_anneal(inference, cfg)
+        seen["after"] = list(inference.summary["validation_loss"])
+        seen["lr"] = [group["lr"] for group in inference.optimizer.param_groups]
+        seen["same split"] = torch.equal(inference.val_indices, seen["split"])
+
+    real_anneal = npe_module._anneal
+    monkeypatch.setattr(npe_module, "_anneal", record)
+    settings = SETTINGS | {"baselines": {"npe": cfg}}
+    npe_module.fit_npe(
+        sim, make_dataset(sim, 128, 20, seed=1), settings, seed=0, device=torch.device("cpu")
+    )
+    before, after = seen["before"], seen["after"]
+    second = after[len(before) :]
+    assert second and seen["same split"], "the second phase ran on the same split"
+    assert seen["lr"] == [cfg["lr"] * anneal["factor"]] * len(seen["lr"])
+    best = min(range(len(after)), key=after.__getitem__)
+    fruitless = len(after) - 1 - best if best >= len(before) else len(second)
+    assert fruitless == anneal["stop_after_epochs"], after
+
+
+@pytest.mark.baselines
+@pytest.mark.parametrize(
+    ("first", "second", "max_epochs", "epochs"),
+    [
+        ([10, 9, 8, 7, 6, 5, 6, 6, 6, 6, 6], [7] * 20, 100, 4),  # no better loss: 4 epochs
+        ([10, 9, 8, 7, 6, 5, 6, 6, 6, 6, 6], [7, 7, 7, 4] + [7] * 20, 100, 4 + 4),  # better at 4
+        ([10, 9, 8, 7], [7] * 20, 3, 4),  # the first phase ended at max_epochs, not patience
+    ],
+)
+def test_npe_anneal_counts_its_patience_from_the_second_phase(
+    require_sbi, first, second, max_epochs, epochs
+) -> None:
+    """The second phase's patience (4 epochs here) counts from its start or its last better
+    validation loss, whichever way the first phase ended (sbi's validation losses stubbed)."""
+    from sbi.inference import NPE
+    from sbi.utils import BoxUniform
+
+    from alfi.npe import _anneal
+
+    torch.manual_seed(0)
+    prior = BoxUniform(torch.zeros(1), torch.ones(1))
+    inference = NPE(prior=prior, density_estimator="mdn", show_progress_bars=False)
+    theta = prior.sample((40,))
+    inference.append_simulations(theta, theta + 0.1 * torch.randn_like(theta))
+    losses = iter(first)
+    inference._train_epoch = lambda *args, **kwargs: 0.0
+    inference._validate_epoch = lambda *args, **kwargs: float(next(losses))
+    inference.train(training_batch_size=8, max_num_epochs=max_epochs, stop_after_epochs=3)
+    start = inference.epoch
+    losses = iter(second)
+    cfg = {
+        "lr": 1e-3,
+        "batch": 8,
+        "max_epochs": 100,
+        "anneal": {"factor": 0.1, "stop_after_epochs": 4},
+    }
+    _anneal(inference, cfg)
+    assert inference.epoch - start == epochs
+    assert inference._best_val_loss == min(first[:start] + second[:epochs])
+
+
+@pytest.mark.baselines
 @pytest.mark.parametrize("pooling", ["mean", "mean-max"])
 def test_npe_embedding_is_permutation_invariant(require_sbi, pooling: str) -> None:
     from alfi.npe import _embedding, _sbi

@@ -136,3 +136,27 @@ def test_mixture_components_without_a_mixture_are_named(npe: dict, message: str)
     config["overrides"]["poisson"]["baselines"]["npe"] = {"components": 3}
     npe_settings = settings_for(validate_config(config), "poisson")["baselines"]["npe"]
     assert npe_settings["components"] == 3 and npe_settings["density"] == "mdn"
+
+
+@pytest.mark.parametrize(
+    ("anneal", "message"),
+    [
+        (
+            {"factor": 1.5, "stop_after_epochs": 20},
+            "invalid config at 'defaults.baselines.npe.anneal.factor': 1.5 is greater than or "
+            "equal to the maximum of 1",
+        ),
+        (
+            {"factor": 0.1},
+            "invalid config at 'defaults.baselines.npe.anneal': 'stop_after_epochs' is a "
+            "required property",
+        ),
+    ],
+)
+def test_a_bad_npe_anneal_is_named(anneal: dict, message: str) -> None:
+    """``baselines.npe.anneal`` needs a factor below 1 (a slower second phase) and a patience."""
+    config = yaml.safe_load(TINY.read_text())
+    config["defaults"]["baselines"]["npe"]["anneal"] = anneal
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith(message)

@@ -26,6 +26,12 @@ def _edit_config(project: Path, edit) -> dict:
     return config
 
 
+#: One simulator's jobs from its data on (one model, one training size, one ABC budget).
+CHAIN = dict(
+    dataset=2, mle=1, train=1, evaluate=1, posterior=1, prior_mean=1, amortised=1, abc_smc=1
+)
+
+
 def _downstream(**jobs: int) -> dict[str, int]:
     """Dry-run counts of a change whose jobs are ``jobs``, plus the aggregation and reports."""
     counts = {**jobs, "aggregate": 3, "figures": 1, "tables": 1, "all": 1}
@@ -77,7 +83,10 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     with open(figures, "a") as handle:
         handle.write("\nEDITED = True\n")
     rerun = {"report_code_stamp": 1, "figures": 1, "all": 1, "total": 3}
+    stamp_file = results / "code_stamps" / "figures.yaml"
+    stamped = stamp_file.read_bytes(), stamp_file.stat().st_mtime_ns
     assert project.dry_run(*common) == rerun
+    assert (stamp_file.read_bytes(), stamp_file.stat().st_mtime_ns) == stamped, "no parse writes"
     # A job of the old code that ends after the workflow was parsed again (as every cluster
     # job parses it) still reruns: the parse rewrote no stamp, its job does.
     for path in (results / "figures").iterdir():
@@ -138,17 +147,7 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     # Dataset settings: the data are redrawn and everything downstream reruns in this one
     # invocation (no second run needed), and the model records the new data.
     _edit_config(project.root, lambda c: c["overrides"]["weinberg"].update(dataset={"n_train": 40}))
-    assert project.dry_run(*common) == _downstream(
-        stage_settings=1,
-        dataset=2,
-        mle=1,
-        train=1,
-        evaluate=1,
-        posterior=1,
-        prior_mean=1,
-        amortised=1,
-        abc_smc=1,
-    )
+    assert project.dry_run(*common) == _downstream(stage_settings=1, **CHAIN)
     project.run("--cores", "2", *common)
     from alfi.io import load_dataset
 
@@ -214,18 +213,8 @@ def test_tiny_workflow_runs_and_reruns_only_what_changed(
     # An edit of the plugin simulator's code: that simulator's chain, not the built-ins'.
     with open(project.root / "my_simulators.py", "a") as handle:
         handle.write("\nNOISE = 1.0\n")
-    assert project.dry_run(*common) == _downstream(
-        code_stamp=8,
-        report_code_stamp=1,  # the figures draw its histograms
-        dataset=2,
-        mle=1,
-        train=1,
-        evaluate=1,
-        posterior=1,
-        prior_mean=1,
-        amortised=1,
-        abc_smc=1,
-    )
+    # (its 8 stages' stamps, and the figures', which draw its histograms)
+    assert project.dry_run(*common) == _downstream(code_stamp=8, report_code_stamp=1, **CHAIN)
 
     # The root seed: every random draw, so every job but the full settings files' content.
     _edit_config(project.root, lambda c: c.update(seed=1))

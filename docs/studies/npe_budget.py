@@ -83,6 +83,10 @@ TRAININGS["mdn-b16-meanmax-raw"] = TRAININGS["mdn-b16-meanmax"] | {"squash": "no
 #: over components widen the intervals of a posterior that is one Gaussian bump?
 TRAININGS["mdn-b16-meanmax-k1"] = TRAININGS["mdn-b16-meanmax"] | {"components": 1}
 TRAININGS["mdn-b16-meanmax-k3"] = TRAININGS["mdn-b16-meanmax"] | {"components": 3}
+#: The adopted training, then on at a tenth of the rate until 20 epochs bring no improvement.
+TRAININGS["mdn-b16-meanmax-anneal"] = TRAININGS["mdn-b16-meanmax"] | {
+    "anneal": {"factor": 0.1, "stop_after_epochs": 20}
+}
 
 
 def _load_plugin() -> None:

@@ -382,9 +382,3 @@ def report_code_stamp(stage):
     for name in drawn:
         sources.update(stage_sources(get_simulator(name)))
     return code_stamp(sources)
-
-
-def write_code_stamp(path, stamp, log):
-    """Write a code stamp (rules code_stamp, report_code_stamp) and say so in the job's log."""
-    write_yaml(path, stamp)
-    Path(log).write_text(f"{path}: code {stamp['code']}\n")

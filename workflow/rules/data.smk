@@ -52,12 +52,14 @@ rule code_stamp:
         f"{RESULTS}/logs/code_stamps/{{simulator}}_{{code_stage}}.benchmark.tsv"
     priority: SETUP_PRIORITY
     localrule: True
+    conda:
+        "../../envs/alfi.yaml"
     params:
         stamp=lambda wildcards: stage_code_stamp(
             wildcards.simulator, wildcards.code_stage
         ),
-    run:
-        write_code_stamp(output[0], params.stamp, log[0])
+    script:
+        "../scripts/write_code_stamp.py"
 
 
 rule report_code_stamp:
@@ -69,10 +71,12 @@ rule report_code_stamp:
         f"{RESULTS}/logs/code_stamps/{{report}}.benchmark.tsv"
     priority: SETUP_PRIORITY
     localrule: True
+    conda:
+        "../../envs/alfi.yaml"
     params:
         stamp=lambda wildcards: report_code_stamp(wildcards.report),
-    run:
-        write_code_stamp(output[0], params.stamp, log[0])
+    script:
+        "../scripts/write_code_stamp.py"
 
 
 rule dataset:

@@ -47,6 +47,7 @@ LATER_OPTIONS = {
         "warmup": 0,
         "tail_steps": 0,
         "tail_weight": 1.0,
+        "tail_from": 0,
         "clip_scale": None,
     },
 }

@@ -7,7 +7,9 @@ drawn from (seed, e) alone, and step ``s`` takes its ``P`` problems from that or
 step, with ``train.fresh_problems`` the step draws ``P`` new problems instead, each from a
 generator seeded by (seed, simulator, variant, step). Every quantity here is a function of the
 step number, so a run resumed from a checkpoint trains on exactly what an uninterrupted run
-would: no checkpoint carries any of it. The learning rate of step ``s`` of ``S``:
+would: no checkpoint carries any of it. With ``tail_from``, the steps before
+``ceil(tail_from · S)`` unroll the horizon ``T`` alone and the rest ``T + tail_steps``
+(:func:`step_settings`). The learning rate of step ``s`` of ``S``:
 ``lr · min(1, (s + 1) / ceil(warmup · S))`` during the warm-up, then ``lr`` or, with the
 cosine schedule, ``lr · (1 + cos(π (s − warmup · S) / (S − warmup · S))) / 2``.
 """
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
@@ -27,6 +30,9 @@ __all__ = [
     "learning_rate",
     "unroll_length",
     "unroll_sizes",
+    "tail_start",
+    "step_settings",
+    "phase_steppers",
     "total_steps",
     "run_schedule",
     "epoch_order",
@@ -63,6 +69,42 @@ def unroll_sizes(cfg: dict[str, Any]) -> dict[str, int]:
     """The sizes of a training step's unroll (:meth:`alfi.model.ALFI.unroll`'s ``steps``,
     ``n_theta``, ``n_sim``) under the training settings ``cfg``."""
     return {"steps": unroll_length(cfg), "n_theta": cfg["n_theta"], "n_sim": cfg["n_sim"]}
+
+
+def tail_start(cfg: dict[str, Any], total: int) -> int:
+    """The first of ``total`` steps whose unroll runs past the horizon:
+    ``ceil(tail_from · total)`` (``tail_from``: default 0, every step)."""
+    return math.ceil(cfg.get("tail_from", 0.0) * total)
+
+
+def step_settings(cfg: dict[str, Any], step: int, total: int) -> dict[str, Any]:
+    """The training settings of step ``step`` of ``total``: ``cfg`` itself, or, before
+    :func:`tail_start`, ``cfg`` without its tail (``tail_steps: 0``), so that the first
+    ``tail_from`` of the steps unroll ``T`` updates and cost about half as much as the rest.
+    A function of the step alone, like the learning rate."""
+    if cfg.get("tail_steps", 0) == 0 or step >= tail_start(cfg, total):
+        return cfg
+    return {**cfg, "tail_steps": 0}
+
+
+Step = TypeVar("Step")
+
+
+def phase_steppers(
+    make: Callable[[dict[str, Any]], Step], cfg: dict[str, Any], total: int
+) -> Callable[[int], Step]:
+    """The step function of each training step: ``make`` of :func:`step_settings`, built once
+    per phase (a CUDA graph is captured for each unroll length)."""
+    built: dict[int, Step] = {}
+
+    def for_step(step: int) -> Step:
+        settings = step_settings(cfg, step, total)
+        length = unroll_length(settings)
+        if length not in built:
+            built[length] = make(settings)
+        return built[length]
+
+    return for_step
 
 
 def step_generator(

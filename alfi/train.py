@@ -42,6 +42,7 @@ from alfi.schedule import (
     fresh_observations,
     fresh_problems,
     learning_rate,
+    phase_steppers,
     run_schedule,
     training_batch,
     unroll_length,
@@ -197,17 +198,21 @@ def train(
 
     theta_raw, x_all = data.theta.to(device), data.x.to(device)
     name = f"{simulator.name} {variant}"
-    run_step = stepper(
-        model,
-        optimiser,
-        simulator,
-        cfg=cfg,
-        generator=generator,
-        variant=variant,
-        seed=seed,
-        cuda_graph=cuda_graph,
-    )
     per_epoch, total, last = run_schedule(settings, len(data), stop_after)
+    step_function = phase_steppers(
+        lambda phase: stepper(
+            model,
+            optimiser,
+            simulator,
+            cfg=phase,
+            generator=generator,
+            variant=variant,
+            seed=seed,
+            cuda_graph=cuda_graph,
+        ),
+        cfg,
+        total,
+    )
     bar = progress_bar(total, step, f"{simulator.name} {variant}", progress)
     start = time.perf_counter()
     while step < last:
@@ -217,7 +222,7 @@ def train(
         theta, x_real = training_batch(
             simulator, cfg, theta_raw, x_all, index, seed=seed, step=step, name=name
         )
-        loss = run_step(x_real, model.standardise_theta(theta), step=step)
+        loss = step_function(step)(x_real, model.standardise_theta(theta), step=step)
         step += 1
         bar.update(1)
         if step % HISTORY_EVERY == 0 or step == last:

@@ -32,7 +32,13 @@ from alfi.ensemble import Ensemble
 from alfi.ensemble_step import ensemble_stepper
 from alfi.io import InputError, MetaDataset, save_torch
 from alfi.provenance import digest
-from alfi.schedule import batch_indices, learning_rate, run_schedule, training_batch
+from alfi.schedule import (
+    batch_indices,
+    learning_rate,
+    phase_steppers,
+    run_schedule,
+    training_batch,
+)
 from alfi.simulators import Simulator
 from alfi.train import (
     HISTORY_EVERY,
@@ -188,16 +194,20 @@ def _train_together(
         optimiser.load_state_dict(_stacked_optimiser_state([s["optimiser"] for s in states]))
 
     theta_raw, x_all = data.theta.to(device), data.x.to(device)
-    run_step = ensemble_stepper(
-        ensemble,
-        optimiser,
-        simulator,
-        cfg=cfg,
-        generators=generators,
-        members=members,
-        cuda_graph=cuda_graph,
-    )
     per_epoch, total, last = run_schedule(settings, len(data), stop_after)
+    step_function = phase_steppers(
+        lambda phase: ensemble_stepper(
+            ensemble,
+            optimiser,
+            simulator,
+            cfg=phase,
+            generators=generators,
+            members=members,
+            cuda_graph=cuda_graph,
+        ),
+        cfg,
+        total,
+    )
     bar = progress_bar(total, step, f"{simulator.name} x{len(members)}", progress)
     start = time.perf_counter()
     while step < last:
@@ -215,7 +225,7 @@ def _train_together(
         theta = torch.stack([t for t, _ in batches])
         x_real = torch.stack([x for _, x in batches])
         # standardised by the prior's moments: the same for every member
-        losses = run_step(x_real, models[0].standardise_theta(theta), step=step)
+        losses = step_function(step)(x_real, models[0].standardise_theta(theta), step=step)
         step += 1
         bar.update(1)
         if step % HISTORY_EVERY == 0 or step == last:

@@ -160,3 +160,19 @@ def test_a_bad_npe_anneal_is_named(anneal: dict, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (1, "invalid config at 'defaults.train.tail_from': 1 is greater than or equal to the "),
+        (-0.5, "invalid config at 'defaults.train.tail_from': -0.5 is less than the minimum of 0"),
+    ],
+)
+def test_a_tail_that_never_or_before_training_starts_is_named(value: float, message: str) -> None:
+    """``train.tail_from`` is a fraction of the steps in [0, 1): at 1 the tail would never train."""
+    config = yaml.safe_load(TINY.read_text())
+    config["defaults"]["train"]["tail_from"] = value
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith(message)

@@ -103,11 +103,19 @@ def test_members_draw_what_they_draw_alone(linear_regression):
     [
         {},
         {"tail_steps": 2, "tail_weight": 0.25},
+        {"tail_steps": 2, "tail_from": 0.1},
         {"model": {"score_gradient": "scale"}},
         {"fresh_problems": True},
         {"model": {"pooling": "mean-max"}},
     ],
-    ids=["horizon", "spread-tail", "scale-score-gradient", "fresh-problems", "mean-max"],
+    ids=[
+        "horizon",
+        "spread-tail",
+        "tail-from-step-1",
+        "scale-score-gradient",
+        "fresh-problems",
+        "mean-max",
+    ],
 )
 def test_members_follow_their_lone_training_to_rounding(linear_regression, options):
     """Two steps of three different members (each its own meta-batches, loss, generator and
@@ -116,7 +124,8 @@ def test_members_follow_their_lone_training_to_rounding(linear_regression, optio
     step, since Adam's first steps move every weight by about lr whatever its gradient's size.
     After two steps that is ~1e-7 of the distance trained; a member given another's batch, loss,
     generator or clip would be apart by O(1) of it. 1e-4 separates the two. With a tail past
-    the horizon, each member's loss weighs its tail as the lone model's does; with the score's
+    the horizon, each member's loss weighs its tail as the lone model's does (from step 1 of
+    6 with ``tail_from: 0.1``: both phases in two steps); with the score's
     gradient through the scale only, the detach of the mean holds under ``vmap``; with fresh
     problems, each member draws the problems it would draw alone."""
     sim, data = linear_regression

@@ -16,6 +16,7 @@ from alfi.data import make_dataset
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.nn import SetEncoder, mean_max_pool
+from alfi.schedule import step_settings, tail_start
 from alfi.simulators import get_simulator
 from alfi.train import (
     fresh_observations,
@@ -204,16 +205,43 @@ def test_tail_steps_weigh_like_the_last_update():
         meta_loss(trajectory, theta, "mse", "exp", 5.0, 2, 0.0)
 
 
+def test_the_tail_joins_the_unroll_at_its_step():
+    """``tail_from``: the first ``ceil(tail_from * S)`` of ``S`` steps unroll the horizon alone;
+    the settings of every other step are the run's own."""
+    cfg = {"steps": 15, "tail_steps": 15, "tail_from": 2 / 3}
+    assert tail_start(cfg, 7500) == 5000 and tail_start(cfg, 10) == 7
+    assert step_settings(cfg, 4999, 7500) == {**cfg, "tail_steps": 0}
+    assert step_settings(cfg, 5000, 7500) is cfg
+    assert tail_start({"tail_steps": 15}, 7500) == 0
+
+
+def test_before_its_step_the_tail_trains_nothing():
+    """Until ``tail_from`` a run trains exactly as one without a tail (the same draws, rates and
+    losses); at the next step the tail's updates enter the loss and the weights part."""
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 48, 20, seed=1)
+    curriculum = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5)  # 12 steps, tail at 6
+    horizon = _settings(epochs=4, steps=3)
+    run = {"variant": "nll-exp", "seed": 3, "device": CPU, "progress": False}
+    for stop, same in ((6, True), (7, False)):
+        a = train(sim, data, curriculum, stop_after=stop, **run).model.state_dict()
+        b = train(sim, data, horizon, stop_after=stop, **run).model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a) is same, f"after {stop} steps"
+
+
 @pytest.mark.parametrize(
     "options",
     [
         {"fresh_real": True, "lr_schedule": "cosine", "warmup": 0.2, "tail_steps": 2},
         {"fresh_problems": True},
         {"model": {"pooling": "mean-max", "bound_mean": True}},
+        {"tail_steps": 2, "tail_from": 0.75},
     ],
-    ids=["train-options", "fresh-problems", "model-options"],
+    ids=["train-options", "fresh-problems", "model-options", "tail-after-the-resume"],
 )
 def test_resume_is_exact_with_the_options_on(tmp_path, options):
+    """12 steps, stopped after 8 (with ``tail_from: 0.75`` the tail joins at step 9, after the
+    resumption)."""
     sim = get_simulator("multivariate")
     data = make_dataset(sim, 48, 20, seed=1)
     settings = _settings(epochs=4, steps=3, **options)

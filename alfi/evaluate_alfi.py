@@ -216,18 +216,23 @@ def training_cost(state: dict[str, Any]) -> dict[str, float]:
 
     The stored training meta-dataset (problems x real observations, as NPE and the regressor
     count it: ALFI reads it too, at least for the observations' standardisation), plus steps x
-    meta-batch x unroll x B x M, plus steps x meta-batch x the real observations per problem
-    where ``fresh_real`` or ``fresh_problems`` draws them anew."""
-    from alfi.schedule import unroll_length
+    meta-batch x unroll x B x M (the steps before ``tail_from``'s unroll the horizon alone),
+    plus steps x meta-batch x the real observations per problem where ``fresh_real`` or
+    ``fresh_problems`` draws them anew."""
+    from alfi.schedule import tail_start, total_steps, unroll_length
 
     tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
     dataset = state["settings"]["dataset"]
-    per_step = unroll_length(tr) * tr["n_theta"] * tr["n_sim"]
-    if tr.get("fresh_real", False) or tr.get("fresh_problems", False):
-        per_step += dataset["n_real"]
     steps = last.get("step", 0)
+    updates = steps * unroll_length(tr)
+    if tr.get("tail_from", 0) > 0:
+        total = total_steps(state["settings"], dataset["n_train"])[1]
+        updates -= min(steps, tail_start(tr, total)) * tr.get("tail_steps", 0)
+    per_problem = updates * tr["n_theta"] * tr["n_sim"]
+    if tr.get("fresh_real", False) or tr.get("fresh_problems", False):
+        per_problem += steps * dataset["n_real"]
     stored = dataset["n_train"] * dataset["n_real"]
     return {
-        "train_simulations": float(stored + steps * tr["meta_batch"] * per_step),
+        "train_simulations": float(stored + tr["meta_batch"] * per_problem),
         "train_seconds": float(last.get("seconds", float("nan"))),
     }

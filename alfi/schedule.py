@@ -73,8 +73,9 @@ def unroll_sizes(cfg: dict[str, Any]) -> dict[str, int]:
 
 def tail_start(cfg: dict[str, Any], total: int) -> int:
     """The first of ``total`` steps whose unroll runs past the horizon:
-    ``ceil(tail_from · total)`` (``tail_from``: default 0, every step)."""
-    return math.ceil(cfg.get("tail_from", 0.0) * total)
+    ``ceil(tail_from · total)`` (``tail_from``: default 0, every step), the product rounded to
+    six decimals first so that a decimal fraction such as 0.07 of 100 steps gives 7, not 8."""
+    return math.ceil(round(cfg.get("tail_from", 0.0) * total, 6))
 
 
 def step_settings(cfg: dict[str, Any], step: int, total: int) -> dict[str, Any]:

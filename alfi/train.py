@@ -44,6 +44,8 @@ from alfi.schedule import (
     learning_rate,
     phase_steppers,
     run_schedule,
+    tail_start,
+    total_steps,
     training_batch,
     unroll_length,
 )
@@ -148,13 +150,20 @@ def check_training_inputs(
     simulator: Simulator, data: MetaDataset, settings: dict[str, Any]
 ) -> None:
     """Before any work: the settings against the schema (a misspelt or out-of-range key is
-    named, not ignored or met as a ``ZeroDivisionError``), the data made by ``simulator`` and
-    one small batched simulation of it (:func:`alfi.data.probe_simulation`)."""
+    named, not ignored or met as a ``ZeroDivisionError``), the data made by ``simulator``, one
+    small batched simulation of it (:func:`alfi.data.probe_simulation`), and a ``tail_from``
+    that leaves the tail at least one of the run's steps."""
     validate_settings(settings)
     check_dataset(data, simulator, f"the training meta-dataset given for {simulator.name!r}")
     if len(data) == 0:
         raise InputError(f"the {simulator.name} meta-dataset holds no problems; expected >= 1")
     probe_simulation(simulator, settings["train"]["n_sim"])
+    cfg, total = settings["train"], total_steps(settings, len(data))[1]
+    if cfg.get("tail_steps", 0) > 0 and tail_start(cfg, total) >= total:
+        raise InputError(
+            f"train.tail_from {cfg['tail_from']} leaves none of the {total} training steps to "
+            f"the tail; expected at most {(total - 1) / total:.4g} (or tail_steps: 0)"
+        )
 
 
 def train(

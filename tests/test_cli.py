@@ -322,6 +322,14 @@ def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
     for option in ("fresh_real", "fresh_problems"):
         fresh = {**state, "settings": {**state["settings"], "train": {**train, option: True}}}
         assert training_cost(fresh)["train_simulations"] == 9 * 7 + 10 * 4 * (5 * 5 * 6 + 7)
+    # with the tail from half of the 10 steps (8 problems in batches of 4, 5 epochs), the first
+    # 5 steps unroll the horizon's 3 updates alone
+    late = {
+        "train": {**train, "epochs": 5, "tail_from": 0.5},
+        "dataset": {"n_real": 7, "n_train": 8},
+    }
+    spent = 8 * 7 + 4 * (5 * 3 + 5 * 5) * 5 * 6
+    assert training_cost({**state, "settings": late})["train_simulations"] == spent
     # a metric of the evaluation's tables: its module is among the evaluation's code inputs, so
     # editing it reruns the evaluations that report it
     assert training_cost.__module__ in STAGE_MODULES["evaluate"]

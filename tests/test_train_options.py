@@ -13,6 +13,7 @@ from test_train import SETTINGS
 
 from alfi.config import load_config, settings_for
 from alfi.data import make_dataset
+from alfi.io import InputError
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.nn import SetEncoder, mean_max_pool
@@ -213,6 +214,7 @@ def test_the_tail_joins_the_unroll_at_its_step():
     assert step_settings(cfg, 4999, 7500) == {**cfg, "tail_steps": 0}
     assert step_settings(cfg, 5000, 7500) is cfg
     assert tail_start({"tail_steps": 15}, 7500) == 0
+    assert tail_start({"tail_from": 0.07}, 100) == 7  # 0.07 * 100 is 7.000000000000001
 
 
 def test_before_its_step_the_tail_trains_nothing():
@@ -227,6 +229,31 @@ def test_before_its_step_the_tail_trains_nothing():
         a = train(sim, data, curriculum, stop_after=stop, **run).model.state_dict()
         b = train(sim, data, horizon, stop_after=stop, **run).model.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a) is same, f"after {stop} steps"
+
+
+def test_each_phase_unrolls_its_own_length(monkeypatch):
+    """12 steps at T = 3 with 2 tail updates from half of them: 6 unrolls of 3, then 6 of 5."""
+    lengths = []
+    unroll = ALFI.unroll
+
+    def counted(self, *args, steps, **kwargs):
+        lengths.append(steps)
+        return unroll(self, *args, steps=steps, **kwargs)
+
+    monkeypatch.setattr(ALFI, "unroll", counted)
+    sim = get_simulator("poisson")
+    settings = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5)
+    train(sim, make_dataset(sim, 48, 20, seed=1), settings, device=CPU, progress=False)
+    assert lengths == [3] * 6 + [5] * 6
+
+
+def test_a_tail_left_no_step_is_refused():
+    """0.95 of 12 steps is 11.4: the tail would start at step 12, after the last."""
+    sim = get_simulator("poisson")
+    settings = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.95)
+    expected = "train.tail_from 0.95 leaves none of the 12 training steps to the tail; expected "
+    with pytest.raises(InputError, match=expected + r"at most 0\.9167 \(or tail_steps: 0\)"):
+        train(sim, make_dataset(sim, 48, 20, seed=1), settings, device=CPU, progress=False)
 
 
 @pytest.mark.parametrize(

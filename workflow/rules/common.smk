@@ -181,11 +181,13 @@ SETUP_PRIORITY = 10**6
 
 
 def training_updates(simulator, variant):
-    """Meta-training updates of one model (epochs x unrolled updates): its job's priority, so
-    the longest trainings start first and the short jobs fill the cores around them instead of
-    a long training ending the run alone on one core."""
+    """Meta-training updates of one model (epochs x unrolled updates, the tail's for the steps
+    after tail_from only): its job's priority, so the longest trainings start first and the
+    short jobs fill the cores around them instead of a long training ending the run alone on
+    one core."""
     train = settings_for(config, simulator, variant)["train"]
-    return train["epochs"] * unroll_length(train)
+    tail = train.get("tail_steps", 0) * train.get("tail_from", 0)
+    return round(train["epochs"] * (unroll_length(train) - tail))
 
 
 def posterior_simulators():

@@ -48,6 +48,8 @@ LATER_OPTIONS = {
         "tail_steps": 0,
         "tail_weight": 1.0,
         "tail_from": 0,
+        "tail_ramp": 0,
+        "tail_restart": False,
         "clip_scale": None,
     },
 }

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from alfi import proposal
+from alfi.clipping import clip_member_grad_norms_
 from alfi.cuda_graph import training_stepper
 from alfi.divergence import diagnose_non_finite, diverged_error, proposal_diverged
 from alfi.ensemble import Ensemble
@@ -27,21 +28,6 @@ from alfi.schedule import unroll_sizes
 from alfi.simulators import Simulator
 
 __all__ = ["ensemble_step", "ensemble_stepper"]
-
-
-def _clip_each(parameters: list[torch.Tensor], max_norm: float) -> None:
-    """:func:`torch.nn.utils.clip_grad_norm_` for each member: the gradients of member ``g``
-    (slice ``g`` of every stacked parameter) scaled by ``min(1, max_norm / (‖grad_g‖ + 1e-6))``."""
-    grads = [p.grad for p in parameters]
-    norms = torch.stack(
-        [
-            torch.nn.utils.get_total_norm([grad[g] for grad in grads])
-            for g in range(grads[0].shape[0])
-        ]
-    )
-    factor = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-    for grad in grads:
-        grad.mul_(factor.reshape(-1, *(1,) * (grad.dim() - 1)))
 
 
 def ensemble_step(
@@ -73,7 +59,7 @@ def ensemble_step(
     optimiser.zero_grad(set_to_none=True)
     losses.sum().backward()  # member g's loss reaches only member g's weights
     if cfg["grad_clip"] is not None:
-        _clip_each(ensemble.parameters(), cfg["grad_clip"])
+        clip_member_grad_norms_([p.grad for p in ensemble.parameters()], cfg["grad_clip"])
     optimiser.step()
     return losses.detach()
 
@@ -176,7 +162,7 @@ def _ensemble_gradients(
     )
     losses.sum().backward()
     if cfg["grad_clip"] is not None:
-        _clip_each(ensemble.parameters(), cfg["grad_clip"])
+        clip_member_grad_norms_([p.grad for p in ensemble.parameters()], cfg["grad_clip"])
     return losses.detach(), trajectory.detach()[..., : simulator.theta_dim]
 
 

@@ -216,19 +216,16 @@ def training_cost(state: dict[str, Any]) -> dict[str, float]:
 
     The stored training meta-dataset (problems x real observations, as NPE and the regressor
     count it: ALFI reads it too, at least for the observations' standardisation), plus steps x
-    meta-batch x unroll x B x M (the steps before ``tail_from``'s unroll the horizon alone),
+    meta-batch x unroll x B x M (each step's unroll: :func:`alfi.schedule.unrolled_updates`),
     plus steps x meta-batch x the real observations per problem where ``fresh_real`` or
     ``fresh_problems`` draws them anew."""
-    from alfi.schedule import tail_start, total_steps, unroll_length
+    from alfi.schedule import total_steps, unrolled_updates
 
     tr, last = state["settings"]["train"], (state.get("history") or [{}])[-1]
     dataset = state["settings"]["dataset"]
     steps = last.get("step", 0)
-    updates = steps * unroll_length(tr)
-    if tr.get("tail_from", 0) > 0:
-        total = total_steps(state["settings"], dataset["n_train"])[1]
-        updates -= min(steps, tail_start(tr, total)) * tr.get("tail_steps", 0)
-    per_problem = updates * tr["n_theta"] * tr["n_sim"]
+    total = total_steps(state["settings"], dataset["n_train"])[1]
+    per_problem = unrolled_updates(tr, steps, total) * tr["n_theta"] * tr["n_sim"]
     if tr.get("fresh_real", False) or tr.get("fresh_problems", False):
         per_problem += steps * dataset["n_real"]
     stored = dataset["n_train"] * dataset["n_real"]

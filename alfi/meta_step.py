@@ -5,8 +5,9 @@ standardised parameters :math:`\theta^*` ``(P, D)``, a step draws :math:`\psi_1`
 the prior (Appendix A), unrolls ``T + tail_steps`` updates of ALFI (:meth:`alfi.model.ALFI.unroll`:
 ``n_theta`` proposal draws, ``n_sim`` simulations each, per update), scores the trajectory
 :math:`\psi_{1..T'+1}` with the variant's meta-loss :math:`\sum_t w_t \ell(\psi_{t+1}, \theta^*)`
-(:mod:`alfi.losses`), clips the gradients' global L2 norm and steps the optimiser. A loss that is
-not finite is explained by :mod:`alfi.divergence`. On CUDA, :func:`stepper` replays the loss and
+(:mod:`alfi.losses`), clips the gradients' global L2 norm (:mod:`alfi.clipping`, safe from a
+float32 overflow of the norm) and steps the optimiser. A loss that is not finite is explained
+by :mod:`alfi.divergence`. On CUDA, :func:`stepper` replays the loss and
 its gradients from a CUDA graph (:mod:`alfi.cuda_graph`). :func:`alfi.train.train` loops over
 these steps; an ensemble's step is :mod:`alfi.ensemble_step`'s.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from alfi import proposal
+from alfi.clipping import clip_grad_norm_
 from alfi.config import parse_variant
 from alfi.cuda_graph import training_stepper
 from alfi.divergence import diagnose_non_finite, diverged_error, proposal_diverged
@@ -139,7 +141,7 @@ def apply_gradients(
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        clip_grad_norm_(model.parameters(), grad_clip)
     optimiser.step()
 
 
@@ -234,5 +236,5 @@ def _gradients(
     loss, trajectory = _unrolled_loss(model, simulator, x_real, psi, theta, cfg, generator, variant)
     loss.backward()
     if cfg["grad_clip"] is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        clip_grad_norm_(model.parameters(), cfg["grad_clip"])
     return loss.detach(), trajectory.detach()[..., : simulator.theta_dim]

@@ -53,6 +53,7 @@ _TRAINING = (
     *("alfi.seeds", "alfi.data", "alfi.proposal", "alfi.nn", "alfi.model", "alfi.losses"),
     *("alfi.schedule", "alfi.divergence", "alfi.checkpoints", "alfi.meta_step", "alfi.train"),
     *("alfi.ensemble", "alfi.ensemble_step", "alfi.train_ensemble", "alfi.cuda_graph"),
+    "alfi.clipping",
 )
 
 #: The package modules whose code decides each step's output, besides the simulator's own.

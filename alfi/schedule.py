@@ -9,7 +9,9 @@ generator seeded by (seed, simulator, variant, step). Every quantity here is a f
 step number, so a run resumed from a checkpoint trains on exactly what an uninterrupted run
 would: no checkpoint carries any of it. With ``tail_from``, the steps before
 ``ceil(tail_from · S)`` unroll the horizon ``T`` alone and the rest ``T + tail_steps``
-(:func:`step_settings`). The learning rate of step ``s`` of ``S``:
+(:func:`step_settings`), or with ``tail_ramp`` a tail that grows one update at a time from
+there (:func:`tail_length`); with ``tail_restart`` Adam's moment estimates start afresh at that
+step (:func:`restarts_optimiser`). The learning rate of step ``s`` of ``S``:
 ``lr · min(1, (s + 1) / ceil(warmup · S))`` during the warm-up, then ``lr`` or, with the
 cosine schedule, ``lr · (1 + cos(π (s − warmup · S) / (S − warmup · S))) / 2``.
 """
@@ -31,7 +33,10 @@ __all__ = [
     "unroll_length",
     "unroll_sizes",
     "tail_start",
+    "tail_length",
     "step_settings",
+    "unrolled_updates",
+    "restarts_optimiser",
     "phase_steppers",
     "total_steps",
     "run_schedule",
@@ -78,14 +83,49 @@ def tail_start(cfg: dict[str, Any], total: int) -> int:
     return math.ceil(round(cfg.get("tail_from", 0.0) * total, 6))
 
 
+def tail_length(cfg: dict[str, Any], step: int, total: int) -> int:
+    """Updates past the horizon that step ``step`` of ``total`` unrolls: none before
+    :func:`tail_start`, then ``tail_steps`` or, with ``tail_ramp`` (a fraction ``r`` of the
+    steps), one more every ``R / tail_steps`` steps, ``R = ceil(r · total)``:
+    ``min(tail_steps, ceil(tail_steps · (step − start + 1) / R))``."""
+    tail, start = cfg.get("tail_steps", 0), tail_start(cfg, total)
+    if tail == 0 or step < start:
+        return 0
+    ramp = math.ceil(round(cfg.get("tail_ramp", 0.0) * total, 6))
+    if ramp == 0:
+        return tail
+    return min(tail, math.ceil(round(tail * (step - start + 1) / ramp, 6)))
+
+
 def step_settings(cfg: dict[str, Any], step: int, total: int) -> dict[str, Any]:
-    """The training settings of step ``step`` of ``total``: ``cfg`` itself, or, before
-    :func:`tail_start`, ``cfg`` without its tail (``tail_steps: 0``), so that the first
-    ``tail_from`` of the steps unroll ``T`` updates and cost about half as much as the rest.
-    A function of the step alone, like the learning rate."""
-    if cfg.get("tail_steps", 0) == 0 or step >= tail_start(cfg, total):
-        return cfg
-    return {**cfg, "tail_steps": 0}
+    """The training settings of step ``step`` of ``total``: ``cfg`` itself where the step
+    unrolls the whole tail, else ``cfg`` with ``tail_steps`` its :func:`tail_length` (0 before
+    ``tail_from``, growing over ``tail_ramp``): a step of ``T + k`` updates costs about
+    ``(T + k) / (T + tail_steps)`` of a whole one. A function of the step alone, like the
+    learning rate."""
+    length = tail_length(cfg, step, total)
+    return cfg if length == cfg.get("tail_steps", 0) else {**cfg, "tail_steps": length}
+
+
+def unrolled_updates(cfg: dict[str, Any], steps: int, total: int) -> int:
+    """Updates unrolled by the first ``steps`` of ``total`` training steps, each its
+    :func:`step_settings`' :func:`unroll_length` (the training-simulation count and the
+    workflow's job priorities)."""
+    return steps * cfg["steps"] + sum(tail_length(cfg, s, total) for s in range(steps))
+
+
+def restarts_optimiser(cfg: dict[str, Any], step: int, total: int) -> bool:
+    """Whether Adam's moment estimates start afresh before step ``step`` of ``total``: with
+    ``tail_restart``, at the :func:`tail_start` of a late tail (``tail_from`` > 0) only.
+
+    Why one might: the first unrolls past the horizon can meet proposals far narrower than the
+    truth, the tail's terms then dominate the loss by orders of magnitude, and Adam's second
+    moments, averaged over the horizon's gradients, make its first steps in the new direction
+    many times the learning rate. Fresh moments make them ``lr``-sized. Measured on Poisson it
+    rescued one seed of three, and changed nothing on the simulators that take a late tail
+    (docs/studies/accuracy.md): off in the default configuration."""
+    start = tail_start(cfg, total)
+    return bool(cfg.get("tail_restart")) and cfg.get("tail_steps", 0) > 0 and 0 < start == step
 
 
 Step = TypeVar("Step")
@@ -95,13 +135,15 @@ def phase_steppers(
     make: Callable[[dict[str, Any]], Step], cfg: dict[str, Any], total: int
 ) -> Callable[[int], Step]:
     """The step function of each training step: ``make`` of :func:`step_settings`, built once
-    per phase (a CUDA graph is captured for each unroll length)."""
+    per unroll length (a CUDA graph is captured for each). Lengths only grow with the step, so
+    the last one built is the only one kept: an earlier graph's memory is released."""
     built: dict[int, Step] = {}
 
     def for_step(step: int) -> Step:
         settings = step_settings(cfg, step, total)
         length = unroll_length(settings)
         if length not in built:
+            built.clear()
             built[length] = make(settings)
         return built[length]
 

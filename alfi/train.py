@@ -43,6 +43,7 @@ from alfi.schedule import (
     fresh_problems,
     learning_rate,
     phase_steppers,
+    restarts_optimiser,
     run_schedule,
     tail_start,
     total_steps,
@@ -151,8 +152,9 @@ def check_training_inputs(
 ) -> None:
     """Before any work: the settings against the schema (a misspelt or out-of-range key is
     named, not ignored or met as a ``ZeroDivisionError``), the data made by ``simulator``, one
-    small batched simulation of it (:func:`alfi.data.probe_simulation`), and a ``tail_from``
-    that leaves the tail at least one of the run's steps."""
+    small batched simulation of it (:func:`alfi.data.probe_simulation`), a ``tail_from``
+    that leaves the tail at least one of the run's steps, and a ``tail_ramp`` that ends by the
+    last."""
     validate_settings(settings)
     check_dataset(data, simulator, f"the training meta-dataset given for {simulator.name!r}")
     if len(data) == 0:
@@ -163,6 +165,12 @@ def check_training_inputs(
         raise InputError(
             f"train.tail_from {cfg['tail_from']} leaves none of the {total} training steps to "
             f"the tail; expected at most {(total - 1) / total:.4g} (or tail_steps: 0)"
+        )
+    if cfg.get("tail_from", 0) + cfg.get("tail_ramp", 0) > 1 + 1e-9:
+        raise InputError(
+            f"train.tail_ramp {cfg['tail_ramp']} from train.tail_from {cfg.get('tail_from', 0)} "
+            "would end past the last step, the whole tail never trained; expected "
+            "tail_from + tail_ramp <= 1"
         )
 
 
@@ -226,6 +234,9 @@ def train(
     start = time.perf_counter()
     while step < last:
         index = batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
+        if restarts_optimiser(cfg, step, total):
+            optimiser.state.clear()
+            log.info("the tail joins at step %d: Adam's moments start afresh", step)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
         theta, x_real = training_batch(

@@ -36,6 +36,7 @@ from alfi.schedule import (
     batch_indices,
     learning_rate,
     phase_steppers,
+    restarts_optimiser,
     run_schedule,
     training_batch,
 )
@@ -214,6 +215,9 @@ def _train_together(
         index = torch.stack(
             [batch_indices(s, step, per_epoch, len(data), cfg["meta_batch"]) for _, s in members]
         ).to(device)  # (G, P)
+        if restarts_optimiser(cfg, step, total):
+            optimiser.state.clear()
+            log.info("the tail joins at step %d: Adam's moments start afresh", step)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg, step, total)
         batches = [

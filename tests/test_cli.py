@@ -313,7 +313,7 @@ def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
     """The stored meta-dataset once (9 problems x 7 observations, as NPE counts it), plus steps x
     meta-batch x (unroll x B x M), plus the real observations of each problem where they are
     drawn per step (fresh_real or fresh_problems), not again where they are the stored ones."""
-    train = {"steps": 3, "tail_steps": 2, "meta_batch": 4, "n_theta": 5, "n_sim": 6}
+    train = {"steps": 3, "tail_steps": 2, "meta_batch": 4, "n_theta": 5, "n_sim": 6, "epochs": 5}
     state = {
         "settings": {"train": train, "dataset": {"n_real": 7, "n_train": 9}},
         "history": [{"step": 10, "seconds": 2.0}],
@@ -330,6 +330,10 @@ def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
     }
     spent = 8 * 7 + 4 * (5 * 3 + 5 * 5) * 5 * 6
     assert training_cost({**state, "settings": late})["train_simulations"] == spent
+    # a tail grown over half of the steps from the first: 1, 1, then 2 updates past the horizon
+    ramp = {**late, "train": {**train, "epochs": 5, "tail_ramp": 0.5}}
+    spent = 8 * 7 + 4 * (10 * 3 + 1 + 1 + 8 * 2) * 5 * 6
+    assert training_cost({**state, "settings": ramp})["train_simulations"] == spent
     # a metric of the evaluation's tables: its module is among the evaluation's code inputs, so
     # editing it reruns the evaluations that report it
     assert training_cost.__module__ in STAGE_MODULES["evaluate"]

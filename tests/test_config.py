@@ -176,3 +176,13 @@ def test_a_tail_that_never_or_before_training_starts_is_named(value: float, mess
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     assert str(error.value).startswith(message)
+
+
+def test_a_tail_restart_that_is_not_a_boolean_is_named() -> None:
+    config = yaml.safe_load(TINY.read_text())
+    config["defaults"]["train"]["tail_restart"] = "sometimes"
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith(
+        "invalid config at 'defaults.train.tail_restart': 'sometimes' is not of type 'boolean'"
+    )

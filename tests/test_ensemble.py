@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from alfi import proposal
+from alfi.clipping import clip_member_grad_norms_
 from alfi.data import make_dataset
 from alfi.ensemble import Ensemble
-from alfi.ensemble_step import _clip_each
 from alfi.io import InputError
 from alfi.simulators import get_simulator
 from alfi.train import (
@@ -104,6 +104,8 @@ def test_members_draw_what_they_draw_alone(linear_regression):
         {},
         {"tail_steps": 2, "tail_weight": 0.25},
         {"tail_steps": 2, "tail_from": 0.1},
+        {"tail_steps": 2, "tail_from": 0.1, "tail_restart": True},
+        {"tail_steps": 2, "tail_ramp": 0.5},
         {"model": {"score_gradient": "scale"}},
         {"fresh_problems": True},
         {"model": {"pooling": "mean-max"}},
@@ -112,6 +114,8 @@ def test_members_draw_what_they_draw_alone(linear_regression):
         "horizon",
         "spread-tail",
         "tail-from-step-1",
+        "adam-restart-at-step-1",
+        "tail-growing-from-step-0",
         "scale-score-gradient",
         "fresh-problems",
         "mean-max",
@@ -125,7 +129,8 @@ def test_members_follow_their_lone_training_to_rounding(linear_regression, optio
     After two steps that is ~1e-7 of the distance trained; a member given another's batch, loss,
     generator or clip would be apart by O(1) of it. 1e-4 separates the two. With a tail past
     the horizon, each member's loss weighs its tail as the lone model's does (from step 1 of
-    6 with ``tail_from: 0.1``: both phases in two steps); with the score's
+    6 with ``tail_from: 0.1``: both phases in two steps; with ``tail_restart`` the ensemble's
+    Adam starts afresh there, as each lone one does); with the score's
     gradient through the scale only, the detach of the mean holds under ``vmap``; with fresh
     problems, each member draws the problems it would draw alone."""
     sim, data = linear_regression
@@ -161,7 +166,7 @@ def test_gradient_clipping_is_per_member():
             m.grad = p.grad[g].clone()
         torch.nn.utils.clip_grad_norm_(members, 1.0)
         alone.append([m.grad for m in members])
-    _clip_each(stacked, 1.0)
+    clip_member_grad_norms_([p.grad for p in stacked], 1.0)
     for g in range(3):
         for p, expected in zip(stacked, alone[g], strict=True):
             assert torch.equal(p.grad[g], expected)

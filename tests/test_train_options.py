@@ -13,11 +13,18 @@ from test_train import SETTINGS
 
 from alfi.config import load_config, settings_for
 from alfi.data import make_dataset
-from alfi.io import InputError
+from alfi.io import InputError, load_torch
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
 from alfi.nn import SetEncoder, mean_max_pool
-from alfi.schedule import step_settings, tail_start
+from alfi.schedule import (
+    phase_steppers,
+    restarts_optimiser,
+    step_settings,
+    tail_length,
+    tail_start,
+    unrolled_updates,
+)
 from alfi.simulators import get_simulator
 from alfi.train import (
     fresh_observations,
@@ -232,7 +239,8 @@ def test_before_its_step_the_tail_trains_nothing():
 
 
 def test_each_phase_unrolls_its_own_length(monkeypatch):
-    """12 steps at T = 3 with 2 tail updates from half of them: 6 unrolls of 3, then 6 of 5."""
+    """12 steps at T = 3 with 2 tail updates from half of them: 6 unrolls of 3, then 6 of 5;
+    with ``tail_ramp: 0.25`` the tail grows over 3 steps: one unroll of 4 between."""
     lengths = []
     unroll = ALFI.unroll
 
@@ -242,9 +250,15 @@ def test_each_phase_unrolls_its_own_length(monkeypatch):
 
     monkeypatch.setattr(ALFI, "unroll", counted)
     sim = get_simulator("poisson")
+    data = make_dataset(sim, 48, 20, seed=1)
     settings = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5)
-    train(sim, make_dataset(sim, 48, 20, seed=1), settings, device=CPU, progress=False)
+    train(sim, data, settings, device=CPU, progress=False)
     assert lengths == [3] * 6 + [5] * 6
+    lengths.clear()
+    ramped = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5, tail_ramp=0.25)
+    train(sim, data, ramped, device=CPU, progress=False)
+    assert lengths == [3] * 6 + [4] + [5] * 5
+    assert sum(lengths) == unrolled_updates(ramped["train"], 12, 12)
 
 
 def test_a_tail_left_no_step_is_refused():
@@ -256,6 +270,70 @@ def test_a_tail_left_no_step_is_refused():
         train(sim, make_dataset(sim, 48, 20, seed=1), settings, device=CPU, progress=False)
 
 
+def test_a_ramped_tail_grows_one_update_at_a_time():
+    """``tail_ramp: 1`` from the first of 630 steps: each of 15 lengths for 42 steps; from
+    ``tail_from: 0.5`` of 12 steps over a quarter (3 steps), 2 updates: 1 at step 6, 2 from 7."""
+    cfg = {"steps": 15, "tail_steps": 15, "tail_ramp": 1.0}
+    lengths = [tail_length(cfg, s, 630) for s in range(630)]
+    assert lengths == [k for k in range(1, 16) for _ in range(42)]
+    assert unrolled_updates(cfg, 630, 630) == 630 * 15 + 42 * sum(range(1, 16))
+    late = {"steps": 3, "tail_steps": 2, "tail_from": 0.5, "tail_ramp": 0.25}
+    assert [tail_length(late, s, 12) for s in range(12)] == [0] * 6 + [1] + [2] * 5
+    assert step_settings(late, 6, 12) == {**late, "tail_steps": 1}
+    assert step_settings(late, 7, 12) is late
+
+
+def test_each_unroll_length_is_built_once_and_the_shorter_let_go():
+    """Lengths only grow: one step function per length, the previous one dropped (on CUDA its
+    graph's memory is released)."""
+    made = []
+    step_of = phase_steppers(
+        lambda c: made.append(c["tail_steps"]) or object(),
+        {"steps": 3, "tail_steps": 2, "tail_from": 0.5, "tail_ramp": 0.25},
+        12,
+    )
+    functions = [step_of(s) for s in range(12)]
+    assert made == [0, 1, 2]
+    assert len({id(f) for f in functions}) == 3 and functions[6] is not functions[5]
+
+
+def test_a_tail_ramp_past_the_last_step_is_refused():
+    sim = get_simulator("poisson")
+    settings = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5, tail_ramp=0.75)
+    expected = r"train.tail_ramp 0.75 from train.tail_from 0.5 would end past the last step"
+    with pytest.raises(InputError, match=expected):
+        train(sim, make_dataset(sim, 48, 20, seed=1), settings, device=CPU, progress=False)
+
+
+def test_adams_moments_restart_only_where_a_late_tail_joins():
+    cfg = {"steps": 15, "tail_steps": 15, "tail_from": 2 / 3, "tail_restart": True}
+    assert [s for s in range(7500) if restarts_optimiser(cfg, s, 7500)] == [5000]
+    assert not restarts_optimiser({**cfg, "tail_restart": False}, 5000, 7500)
+    assert not any(restarts_optimiser({**cfg, "tail_from": 0}, s, 10) for s in range(10))
+    assert not restarts_optimiser({**cfg, "tail_steps": 0}, 5000, 7500)
+
+
+def test_with_tail_restart_adam_counts_its_steps_from_the_tail(tmp_path):
+    """12 steps, the tail from step 6: with ``tail_restart`` Adam's state after the run holds
+    the 6 steps of the tail alone (its bias correction starts again there), without it all 12;
+    the two runs are the same weights until step 6 and part at step 7."""
+    sim = get_simulator("poisson")
+    data = make_dataset(sim, 48, 20, seed=1)
+    run = {"variant": "nll-exp", "seed": 3, "device": CPU, "progress": False}
+    counts, weights = {}, {}
+    for restart in (True, False):
+        settings = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5, tail_restart=restart)
+        path = tmp_path / f"{restart}.pt"
+        train(sim, data, settings, checkpoint=path, **run)
+        counts[restart] = {int(v["step"]) for v in load_torch(path)["optimiser"]["state"].values()}
+        weights[restart] = [
+            train(sim, data, settings, stop_after=stop, **run).model.state_dict() for stop in (6, 7)
+        ]
+    assert counts == {True: {6}, False: {12}}
+    for stop, (a, b) in zip((6, 7), zip(weights[True], weights[False], strict=True), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a) is (stop == 6), f"after {stop} steps"
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -263,12 +341,22 @@ def test_a_tail_left_no_step_is_refused():
         {"fresh_problems": True},
         {"model": {"pooling": "mean-max", "bound_mean": True}},
         {"tail_steps": 2, "tail_from": 0.75},
+        {"tail_steps": 2, "tail_from": 0.6666, "tail_restart": True},
+        {"tail_steps": 3, "tail_ramp": 1.0},
     ],
-    ids=["train-options", "fresh-problems", "model-options", "tail-after-the-resume"],
+    ids=[
+        "train-options",
+        "fresh-problems",
+        "model-options",
+        "tail-after-the-resume",
+        "adam-restart-at-the-resume",
+        "tail-growing-across-the-resume",
+    ],
 )
 def test_resume_is_exact_with_the_options_on(tmp_path, options):
     """12 steps, stopped after 8 (with ``tail_from: 0.75`` the tail joins at step 9, after the
-    resumption)."""
+    resumption; at 0.6666 with ``tail_restart`` at step 8, the first after it, where the resumed
+    run clears the Adam state it has just loaded)."""
     sim = get_simulator("multivariate")
     data = make_dataset(sim, 48, 20, seed=1)
     settings = _settings(epochs=4, steps=3, **options)

@@ -17,7 +17,7 @@ from alfi.columns import LOSSES, WEIGHTINGS
 from alfi.io import write_yaml
 from alfi.provenance import STAGE_MODULES, code_stamp, stage_sources
 from alfi.simulators import available, get_simulator
-from alfi.schedule import unroll_length
+from alfi.schedule import total_steps, unrolled_updates
 
 # alfi's validator first: one line naming the bad key; then Snakemake's own, which also fills
 # the schema's defaults into the workflow config (the same schema, so it cannot disagree).
@@ -181,13 +181,18 @@ SETUP_PRIORITY = 10**6
 
 
 def training_updates(simulator, variant):
-    """Meta-training updates of one model (epochs x unrolled updates, the tail's for the steps
-    after tail_from only): its job's priority, so the longest trainings start first and the
-    short jobs fill the cores around them instead of a long training ending the run alone on
-    one core."""
-    train = settings_for(config, simulator, variant)["train"]
-    tail = train.get("tail_steps", 0) * train.get("tail_from", 0)
-    return round(train["epochs"] * (unroll_length(train) - tail))
+    """Meta-training updates of one model per training problem (every step's unroll, the
+    tail's as the schedule grows it): its job's priority, so the longest trainings start first
+    and the short jobs fill the cores around them instead of a long training ending the run
+    alone on one core."""
+    settings = settings_for(config, simulator, variant)
+    n_train = settings["dataset"]["n_train"]
+    total = total_steps(settings, n_train)[1]
+    return round(
+        unrolled_updates(settings["train"], total, total)
+        * settings["train"]["meta_batch"]
+        / n_train
+    )
 
 
 def posterior_simulators():

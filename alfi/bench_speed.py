@@ -35,7 +35,7 @@ from alfi.config import settings_for
 from alfi.data import make_dataset, make_generator
 from alfi.io import MetaDataset
 from alfi.meta_step import apply_gradients, batch_loss
-from alfi.schedule import total_steps, unroll_length
+from alfi.schedule import total_steps, unrolled_updates
 from alfi.simulators import Simulator, get_simulator
 from alfi.stages import variants_for
 from alfi.train import build_model
@@ -160,7 +160,10 @@ def _grid_work(name: str) -> tuple[int, int, float]:
     for variant in variants_for(config, name):
         grid = settings_for(config, name, variant)
         steps = total_steps(grid, grid["dataset"]["n_train"])[1]
-        ratio = unroll_length(grid["train"]) / unroll_length(main["train"])
+        main_steps = total_steps(main, main["dataset"]["n_train"])[1]
+        ratio = (unrolled_updates(grid["train"], steps, steps) / steps) / (
+            unrolled_updates(main["train"], main_steps, main_steps) / main_steps
+        )
         work += len(config["seeds"]) * steps * ratio
     models = len(config["seeds"]) * len(variants_for(config, name))
     return models, total_steps(main, main["dataset"]["n_train"])[1], work

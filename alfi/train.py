@@ -45,6 +45,7 @@ from alfi.schedule import (
     phase_steppers,
     restarts_optimiser,
     run_schedule,
+    tail_length,
     tail_start,
     total_steps,
     training_batch,
@@ -166,11 +167,11 @@ def check_training_inputs(
             f"train.tail_from {cfg['tail_from']} leaves none of the {total} training steps to "
             f"the tail; expected at most {(total - 1) / total:.4g} (or tail_steps: 0)"
         )
-    if cfg.get("tail_from", 0) + cfg.get("tail_ramp", 0) > 1 + 1e-9:
+    if cfg.get("tail_steps", 0) > 0 and tail_length(cfg, total - 1, total) < cfg["tail_steps"]:
         raise InputError(
             f"train.tail_ramp {cfg['tail_ramp']} from train.tail_from {cfg.get('tail_from', 0)} "
-            "would end past the last step, the whole tail never trained; expected "
-            "tail_from + tail_ramp <= 1"
+            f"ends past the last of the {total} training steps, the whole tail never trained; "
+            "expected tail_from + tail_ramp <= 1 in whole steps"
         )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from alfi.clipping import _rescued, clip_grad_norm_, clip_member_grad_norms_
+from alfi import clipping
+from alfi.clipping import clip_grad_norm_, clip_member_grad_norms_
 
 
 def _parameters(*grads: torch.Tensor) -> list[torch.Tensor]:
@@ -38,7 +39,7 @@ def test_an_overflowing_norm_keeps_the_direction_where_torch_loses_the_step():
     assert torch.isinf(torch.nn.utils.clip_grad_norm_(theirs, 1.0))
     assert all(not p.grad.any() for p in theirs)
     ours = _parameters(*grads)
-    assert torch.isfinite(clip_grad_norm_(ours, 1.0))
+    assert torch.isinf(clip_grad_norm_(ours, 1.0))  # the norm before clipping, as torch's
     clipped = torch.cat([p.grad.flatten() for p in ours])
     direction = torch.cat([g.flatten() for g in grads]).double()
     assert abs(float(clipped.norm()) - 1.0) < 1e-5
@@ -56,16 +57,47 @@ def test_each_member_is_clipped_on_its_own_norm():
     assert torch.equal(norms[1], torch.nn.utils.clip_grad_norm_(alone, 1.0))
     assert all(torch.equal(g[1], p.grad) for g, p in zip(stacked, alone, strict=True))
     member = torch.cat([g[0].flatten() for g in stacked])
-    assert abs(float(member.norm()) - 1.0) < 1e-5 and torch.isfinite(norms[0])
+    assert abs(float(member.norm()) - 1.0) < 1e-5 and torch.isinf(norms[0])
 
 
-def test_the_rescue_a_gpu_runs_every_step_changes_nothing_where_norms_are_finite():
-    """On a GPU the rescue runs without a branch: with finite norms it must leave every
-    gradient and norm bit for bit as they were (a multiplication by exactly 1)."""
-    grads = _grads(4, 1e3)
-    stacked = [torch.stack([g, 2 * g]) for g in grads]
-    copies = [g.clone() for g in stacked]
-    norms = torch.stack([torch.nn.utils.get_total_norm([g[m] for g in stacked]) for m in (0, 1)])
-    rescued = _rescued(stacked, norms, lambda: torch.full_like(norms, float("nan")))
-    assert torch.equal(rescued, norms)
-    assert all(torch.equal(a, b) for a, b in zip(stacked, copies, strict=True))
+def test_the_path_a_gpu_runs_every_step_is_bit_for_bit_torchs_where_norms_are_finite(
+    monkeypatch,
+):
+    """On a GPU the rescue runs without a branch (the host's shortcut is off here): with finite
+    norms it must leave every clipped gradient and norm bit for bit torch's."""
+    monkeypatch.setattr(clipping, "_settled", lambda norms: False)
+    for scale in (1e-3, 1e3):
+        ours, theirs = _parameters(*_grads(4, scale)), _parameters(*_grads(4, scale))
+        assert torch.equal(
+            clipping.clip_grad_norm_(ours, 1.0), torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+        )
+        assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs, strict=True))
+        grads = _grads(5, scale)
+        stacked = [torch.stack([g, 2 * g]) for g in grads]
+        clipping.clip_member_grad_norms_(stacked, 1.0)
+        for member, factor in ((0, 1), (1, 2)):
+            alone = _parameters(*[factor * g for g in grads])
+            torch.nn.utils.clip_grad_norm_(alone, 1.0)
+            assert all(torch.equal(g[member], p.grad) for g, p in zip(stacked, alone, strict=True))
+
+
+def test_a_rescued_step_takes_the_clips_norm_whatever_it_is():
+    """Four elements of 1e20: divided by the largest their norm is 2, so a clip of 10 must
+    scale them up to 10 (the true norm, 2e20, is far past it)."""
+    for max_norm in (0.5, 10.0):
+        (parameter,) = _parameters(torch.full((4,), 1e20))
+        clip_grad_norm_([parameter], max_norm)
+        assert abs(float(parameter.grad.norm()) - max_norm) < 1e-5 * max_norm
+
+
+def test_an_actual_infinity_is_left_to_torch():
+    """A gradient holding inf is not an overflow of the norm: the result is torch's (NaN where
+    the inf was, the finite gradients zeroed), which the next step reports as non-finite."""
+    grads = _grads(6)
+    grads[0][0, 0] = float("inf")
+    ours, theirs = _parameters(*grads), _parameters(*grads)
+    clip_grad_norm_(ours, 1.0)
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a.grad.isnan(), b.grad.isnan())
+        assert torch.equal(a.grad.nan_to_num(), b.grad.nan_to_num())

@@ -298,11 +298,17 @@ def test_each_unroll_length_is_built_once_and_the_shorter_let_go():
 
 
 def test_a_tail_ramp_past_the_last_step_is_refused():
+    """Refused before any work where the last step would unroll less than the whole tail (a
+    ramp that runs past the end with the tail already whole is harmless)."""
     sim = get_simulator("poisson")
-    settings = _settings(epochs=4, steps=3, tail_steps=2, tail_from=0.5, tail_ramp=0.75)
-    expected = r"train.tail_ramp 0.75 from train.tail_from 0.5 would end past the last step"
+    settings = _settings(epochs=4, steps=3, tail_steps=15, tail_from=0.5, tail_ramp=0.75)
+    expected = r"train.tail_ramp 0.75 from train.tail_from 0.5 ends past the last of the 12"
     with pytest.raises(InputError, match=expected):
         train(sim, make_dataset(sim, 48, 20, seed=1), settings, device=CPU, progress=False)
+    # 0.3 + 0.7 is 1 as fractions, but in whole steps the tail starts at 4 and grows over 9
+    rounded = _settings(epochs=4, steps=3, tail_steps=15, tail_from=0.3, tail_ramp=0.7)
+    with pytest.raises(InputError, match="expected tail_from \\+ tail_ramp <= 1 in whole steps"):
+        train(sim, make_dataset(sim, 48, 20, seed=1), rounded, device=CPU, progress=False)
 
 
 def test_adams_moments_restart_only_where_a_late_tail_joins():

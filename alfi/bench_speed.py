@@ -156,17 +156,15 @@ def _grid_work(name: str) -> tuple[int, int, float]:
     its unrolled updates over the main variant's (``variant_overrides`` may change either)."""
     config = paper_config()
     main = settings_for(config, name, MAIN_VARIANT)
+    main_steps = total_steps(main, main["dataset"]["n_train"])[1]
+    main_unroll = unrolled_updates(main["train"], main_steps, main_steps) / main_steps
     work = 0.0
     for variant in variants_for(config, name):
         grid = settings_for(config, name, variant)
         steps = total_steps(grid, grid["dataset"]["n_train"])[1]
-        main_steps = total_steps(main, main["dataset"]["n_train"])[1]
-        ratio = (unrolled_updates(grid["train"], steps, steps) / steps) / (
-            unrolled_updates(main["train"], main_steps, main_steps) / main_steps
-        )
-        work += len(config["seeds"]) * steps * ratio
+        work += len(config["seeds"]) * unrolled_updates(grid["train"], steps, steps) / main_unroll
     models = len(config["seeds"]) * len(variants_for(config, name))
-    return models, total_steps(main, main["dataset"]["n_train"])[1], work
+    return models, main_steps, work
 
 
 def _ensemble_step_ms(

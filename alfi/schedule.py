@@ -19,6 +19,7 @@ cosine schedule, ``lr · (1 + cos(π (s − warmup · S) / (S − warmup · S)))
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ import torch
 
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "learning_rate",
@@ -37,6 +40,7 @@ __all__ = [
     "step_settings",
     "unrolled_updates",
     "restarts_optimiser",
+    "prepare_optimiser",
     "phase_steppers",
     "total_steps",
     "run_schedule",
@@ -126,6 +130,18 @@ def restarts_optimiser(cfg: dict[str, Any], step: int, total: int) -> bool:
     (docs/studies/accuracy.md): off in the default configuration."""
     start = tail_start(cfg, total)
     return bool(cfg.get("tail_restart")) and cfg.get("tail_steps", 0) > 0 and 0 < start == step
+
+
+def prepare_optimiser(
+    optimiser: torch.optim.Optimizer, cfg: dict[str, Any], step: int, total: int
+) -> None:
+    """Ready ``optimiser`` for step ``step`` of ``total``: its moments cleared where
+    :func:`restarts_optimiser` says so, every group's rate :func:`learning_rate`'s."""
+    if restarts_optimiser(cfg, step, total):
+        optimiser.state.clear()
+        log.info("the tail joins at step %d: Adam's moments start afresh", step)
+    for group in optimiser.param_groups:
+        group["lr"] = learning_rate(cfg, step, total)
 
 
 Step = TypeVar("Step")

@@ -43,7 +43,7 @@ from alfi.schedule import (
     fresh_problems,
     learning_rate,
     phase_steppers,
-    restarts_optimiser,
+    prepare_optimiser,
     run_schedule,
     tail_length,
     tail_start,
@@ -235,11 +235,7 @@ def train(
     start = time.perf_counter()
     while step < last:
         index = batch_indices(seed, step, per_epoch, len(data), cfg["meta_batch"]).to(device)
-        if restarts_optimiser(cfg, step, total):
-            optimiser.state.clear()
-            log.info("the tail joins at step %d: Adam's moments start afresh", step)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(cfg, step, total)
+        prepare_optimiser(optimiser, cfg, step, total)
         theta, x_real = training_batch(
             simulator, cfg, theta_raw, x_all, index, seed=seed, step=step, name=name
         )

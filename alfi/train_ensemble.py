@@ -34,9 +34,8 @@ from alfi.io import InputError, MetaDataset, save_torch
 from alfi.provenance import digest
 from alfi.schedule import (
     batch_indices,
-    learning_rate,
     phase_steppers,
-    restarts_optimiser,
+    prepare_optimiser,
     run_schedule,
     training_batch,
 )
@@ -215,11 +214,7 @@ def _train_together(
         index = torch.stack(
             [batch_indices(s, step, per_epoch, len(data), cfg["meta_batch"]) for _, s in members]
         ).to(device)  # (G, P)
-        if restarts_optimiser(cfg, step, total):
-            optimiser.state.clear()
-            log.info("the tail joins at step %d: Adam's moments start afresh", step)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(cfg, step, total)
+        prepare_optimiser(optimiser, cfg, step, total)
         batches = [
             training_batch(
                 simulator, cfg, theta_raw, x_all, i, seed=s, step=step, name=f"{simulator.name} {v}"

@@ -51,6 +51,7 @@ LATER_OPTIONS = {
         "tail_ramp": 0,
         "tail_restart": False,
         "clip_scale": None,
+        "tail_clip_scale": None,
     },
 }
 

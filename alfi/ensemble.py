@@ -27,14 +27,15 @@ __all__ = ["Ensemble"]
 
 
 class _Call(torch.nn.Module):
-    """``model.<method>`` as a module's forward, for :func:`torch.func.functional_call`."""
+    """``model.<method>`` (with keyword arguments ``fixed``) as a module's forward, for
+    :func:`torch.func.functional_call`."""
 
-    def __init__(self, model: ALFI, method: str) -> None:
+    def __init__(self, model: ALFI, method: str, **fixed: object) -> None:
         super().__init__()
-        self.model, self.method = model, method
+        self.model, self.method, self.fixed = model, method, fixed
 
     def forward(self, *args):
-        return getattr(self.model, self.method)(*args)
+        return getattr(self.model, self.method)(*args, **self.fixed)
 
 
 class Ensemble:
@@ -52,7 +53,8 @@ class Ensemble:
         self.params, self.buffers = stack_module_state(list(models))
         template = ALFI(self.config).to("meta")
         self._calls = {name: _Call(template, name) for name in ("encode", "real_context")}
-        self._update = _Call(template, "forward")
+        # an update up to the horizon T, and one past it (ModelConfig.tail_clip_scale)
+        self._updates = (_Call(template, "forward"), _Call(template, "forward", past_horizon=True))
 
     def parameters(self) -> list[Tensor]:
         return list(self.params.values())
@@ -134,7 +136,8 @@ class Ensemble:
         context = self._vmapped(self._calls["real_context"], weights, real_code)
         state = psi.new_zeros(*psi.shape[:2], self.config.recurrent)
         trajectory = [psi]
-        for _ in range(steps):
+        horizon = self.config.horizon
+        for update in range(steps):
             draws = [  # member by member: each from its own generator
                 propose(
                     simulator,
@@ -149,8 +152,16 @@ class Ensemble:
             ]
             theta = torch.stack([d[0] for d in draws])
             x = torch.stack([d[1] for d in draws])
+            past_horizon = horizon is not None and update >= horizon
             psi, state = self._vmapped(
-                self._update, weights, context, psi, state, theta, x, simulator=simulator
+                self._updates[past_horizon],
+                weights,
+                context,
+                psi,
+                state,
+                theta,
+                x,
+                simulator=simulator,
             )
             trajectory.append(psi)
         return torch.stack(trajectory)

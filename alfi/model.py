@@ -49,6 +49,10 @@ class ModelConfig:
     ``clip_scale``: the clip of the log-scale's components alone (``None``: ``clip``). Over
     ``T`` updates :math:`\log\sigma` falls by less than :math:`T c`, so :math:`c` bounds how
     narrow the proposal can be at the horizon: :math:`\sigma_{T+1} > \sigma_1 e^{-Tc}`.
+    ``tail_clip_scale``: that clip for the updates past the training horizon ``horizon`` alone
+    (update :math:`t > T`, in a training tail and at test time beyond T; ``None``: the clip
+    above): past T the proposal can narrow by at most :math:`e^{-c_\mathrm{tail}}` per update,
+    however the machine extrapolates.
 
     ``pooling``: the observation encoder's pooling (:class:`alfi.nn.SetEncoder`);
     ``squash``: ``asinh`` passes the preprocessed observations through :math:`\sinh^{-1}` before
@@ -75,6 +79,8 @@ class ModelConfig:
     x_hidden: tuple[int, ...] = (64,)
     clip: float = 0.5
     clip_scale: float | None = None
+    tail_clip_scale: float | None = None
+    horizon: int | None = None
     pooling: str = "mean"
     bound_mean: bool = False
     squash: str = "none"
@@ -90,10 +96,16 @@ class ModelConfig:
                 f"unknown score_gradient {self.score_gradient!r}; expected one of "
                 + ", ".join(SCORE_GRADIENTS)
             )
+        if self.tail_clip_scale is not None and self.horizon is None:
+            raise ValueError("tail_clip_scale needs the training horizon (horizon=T)")
         object.__setattr__(self, "x_hidden", tuple(self.x_hidden))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "x_hidden": list(self.x_hidden)}
+        """The fields, the tail clip's two left out when unset (files an earlier version reads)."""
+        fields = {**asdict(self), "x_hidden": list(self.x_hidden)}
+        if self.tail_clip_scale is None:
+            del fields["tail_clip_scale"], fields["horizon"]
+        return fields
 
 
 @torch.no_grad()
@@ -200,15 +212,18 @@ class ALFI(nn.Module):
         state: Tensor,
         theta: Tensor,
         x: Tensor,
+        *,
+        past_horizon: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Steps 3 and 4: the update of ``psi`` ``(P, 2D)`` and ``state`` ``(P, R)`` from the
-        draws of :meth:`propose` and ``real_context`` ``(P, H)`` (:meth:`real_context`)."""
+        draws of :meth:`propose` and ``real_context`` ``(P, H)`` (:meth:`real_context`);
+        ``past_horizon``: an update after the T-th (clipped by ``tail_clip_scale``, if set)."""
         sim_code = self.encode(simulator, x)  # (P, B, E)
         score = proposal.whitened_score(self._score_input(psi).unsqueeze(1), theta)
         features = torch.cat((sim_code, theta, score), dim=-1)
         summary = self.theta_encoder(features, context=real_context)  # (P, E)
         state = gru_cell(self.pre(torch.cat((summary, psi), dim=-1)), state, self.cell)
-        delta = self._clipped(torch.tanh(self.post(state)))
+        delta = self._clipped(torch.tanh(self.post(state)), past_horizon)
         psi = psi + delta
         if self.config.bound_mean:
             mean, log_scale = proposal.split(psi)
@@ -216,13 +231,16 @@ class ALFI(nn.Module):
             psi = proposal.join(torch.maximum(torch.minimum(mean, high), low), log_scale)
         return psi, state
 
-    def _clipped(self, step: Tensor) -> Tensor:
+    def _clipped(self, step: Tensor, past_horizon: bool = False) -> Tensor:
         """``step`` ``(*, 2D)`` in ``(-1, 1)`` times the clip: ``clip`` on the mean's components,
-        ``clip_scale`` (if set) on the log-scale's."""
-        if self.config.clip_scale is None:
+        ``clip_scale`` (if set) on the log-scale's, ``tail_clip_scale`` (if set) there past T."""
+        scale = self.config.clip_scale
+        if past_horizon and self.config.tail_clip_scale is not None:
+            scale = self.config.tail_clip_scale
+        if scale is None:
             return self.config.clip * step
         mean, log_scale = proposal.split(step)
-        return proposal.join(self.config.clip * mean, self.config.clip_scale * log_scale)
+        return proposal.join(self.config.clip * mean, scale * log_scale)
 
     def _score_input(self, psi: Tensor) -> Tensor:
         """``psi`` ``(P, 2D)`` as the score sees it: detached where ``score_gradient`` says."""
@@ -243,11 +261,12 @@ class ALFI(nn.Module):
         n_theta: int,
         n_sim: int,
         generator: torch.Generator,
+        past_horizon: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """One update, :meth:`propose` then :meth:`forward`: ``real_context`` ``(P, H)``
         (:meth:`real_context`), ``psi`` ``(P, 2D)``, ``state`` ``(P, R)``."""
         theta, x = self.propose(simulator, psi, n_theta=n_theta, n_sim=n_sim, generator=generator)
-        return self(simulator, real_context, psi, state, theta, x)
+        return self(simulator, real_context, psi, state, theta, x, past_horizon=past_horizon)
 
     def unroll(
         self,
@@ -290,9 +309,17 @@ class ALFI(nn.Module):
         state = psi.new_zeros(psi.shape[0], self.config.recurrent)
         context = self.real_context(real_code)
         trajectory = [psi]
-        for _ in range(steps):
+        horizon = self.config.horizon
+        for update in range(steps):
             psi, state = self.step(
-                simulator, context, psi, state, n_theta=n_theta, n_sim=n_sim, generator=generator
+                simulator,
+                context,
+                psi,
+                state,
+                n_theta=n_theta,
+                n_sim=n_sim,
+                generator=generator,
+                past_horizon=horizon is not None and update >= horizon,
             )
             trajectory.append(psi)
         return torch.stack(trajectory)

@@ -69,10 +69,12 @@ log = logging.getLogger(__name__)
 
 
 class NPEResult:
-    """A trained sbi posterior and the standardisation its inputs need."""
+    """A trained sbi posterior, the standardisation its inputs need, and the epochs its training
+    took (both phases with ``anneal``; 0 before training)."""
 
     def __init__(self, posterior: Any, x_mean: Tensor, x_std: Tensor, squash_kind: str) -> None:
         self.posterior, self.x_mean, self.x_std, self.squash = posterior, x_mean, x_std, squash_kind
+        self.epochs = 0
 
     def features(self, simulator: Simulator, x: Tensor) -> Tensor:
         """Raw observations ``(N, M, X)`` to the embedding's input ``(N, M, X)``."""
@@ -215,6 +217,7 @@ def fit_npe(
         if cfg.get("anneal"):
             _anneal(inference, cfg)
         result.posterior = inference.build_posterior()
+        result.epochs = int(inference.epoch)
     cost = {
         "train_simulations": float(data.x.shape[0] * data.x.shape[1]),
         "train_seconds": time.perf_counter() - start,

@@ -98,12 +98,21 @@ def observation_statistics(
     return mean.float(), std.float()
 
 
+def _tail_clip(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The model's clip past the horizon and the horizon itself, where ``tail_clip_scale`` is
+    set (left out otherwise, so that the model's recorded configuration is unchanged)."""
+    if cfg.get("tail_clip_scale") is None:
+        return {}
+    return {"tail_clip_scale": cfg["tail_clip_scale"], "horizon": cfg["steps"]}
+
+
 def build_model(simulator: Simulator, settings: dict[str, Any], data: MetaDataset) -> ALFI:
     config = ModelConfig(
         theta_dim=simulator.theta_dim,
         observation_dim=simulator.observation_dim,
         clip=settings["train"]["clip"],
         clip_scale=settings["train"].get("clip_scale"),
+        **_tail_clip(settings["train"]),
         **settings["model"],
     )
     model = ALFI(config)

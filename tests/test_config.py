@@ -66,6 +66,17 @@ def test_a_variant_override_applies_to_that_variants_models_alone() -> None:
     assert settings_for(config, "poisson", "mse-last")["train"]["tail_steps"] == 3
 
 
+def test_a_variant_override_of_null_unsets_the_simulators_option() -> None:
+    """config.yaml's const-weighted variants: the simulator's tail clip and late tail set, the
+    variant's override of null and 0 brings back the defaults for its models alone."""
+    config = _tiny_with({"nll-const": {"train": {"tail_clip_scale": None, "tail_from": 0}}})
+    config["overrides"]["poisson"] = {"train": {"tail_clip_scale": 0.05, "tail_from": 0.5}}
+    const = settings_for(config, "poisson", "nll-const")["train"]
+    exp = settings_for(config, "poisson", "nll-exp")["train"]
+    assert (const["tail_clip_scale"], const["tail_from"]) == (None, 0)
+    assert (exp["tail_clip_scale"], exp["tail_from"]) == (0.05, 0.5)
+
+
 def test_a_variant_override_changes_that_variants_training_stamp_alone() -> None:
     """The workflow's training stamp is per variant: a variant's override retrains its models
     and no other model, and no other stage's outputs."""

@@ -52,7 +52,7 @@ def test_schema_defaults_reproduce_the_record_from_before_the_options(tmp_path):
     sim = get_simulator("poisson")
     data = make_dataset(sim, 8, 5, seed=1)
     record = training_record(sim, data, settings, "nll-exp", 0, "cpu")
-    for key in ("fresh_real", "lr_schedule", "warmup", "tail_steps"):
+    for key in ("fresh_real", "lr_schedule", "warmup", "tail_steps", "tail_clip_scale"):
         assert key not in record["settings"]["train"]
     assert "pooling" not in record["settings"]["model"]
     on = copy.deepcopy(settings)
@@ -406,6 +406,40 @@ def test_clip_scale_bounds_the_log_scale_update_alone():
     psi, state = torch.zeros(8, 4), torch.zeros(8, model.config.recurrent)
     new, _ = model(sim, context, psi, state, torch.randn(8, 3, 2), x)
     assert torch.allclose(new - psi, torch.tensor([0.25, 0.25, 0.5, 0.5]).expand(8, 4))
+
+
+def test_tail_clip_scale_bounds_the_log_scale_past_the_horizon_alone():
+    """``train.tail_clip_scale``: saturated, updates 1..T move log sigma by ``clip_scale`` and
+    every update after the T-th by ``tail_clip_scale``, the mean by ``clip`` throughout; unset,
+    the model and its recorded configuration are those from before the option."""
+    from alfi.train import build_model
+
+    sim = get_simulator("linear_regression")
+    data = make_dataset(sim, 8, 6, seed=1)
+    steps = _settings()["train"]["steps"]
+    model = build_model(sim, _settings(clip=0.25, clip_scale=0.5, tail_clip_scale=0.05), data)
+    assert (model.config.tail_clip_scale, model.config.horizon) == (0.05, steps)
+    with torch.no_grad():
+        model.post[-1].bias.fill_(40.0)
+        trajectory = model.unroll(
+            sim,
+            data.x,
+            torch.zeros(8, 4),
+            steps=steps + 3,
+            n_theta=3,
+            n_sim=5,
+            generator=torch.Generator().manual_seed(0),
+        )
+    moves = trajectory.diff(dim=0)  # (T + 3, P, 2D): update t is row t - 1
+    inside = torch.tensor([0.25, 0.25, 0.5, 0.5]).expand(steps, 8, 4)
+    past = torch.tensor([0.25, 0.25, 0.05, 0.05]).expand(3, 8, 4)
+    assert torch.allclose(moves[:steps], inside) and torch.allclose(moves[steps:], past)
+    plain = build_model(sim, _settings(clip=0.25, clip_scale=0.5), data).config
+    assert (plain.tail_clip_scale, plain.horizon) == (None, None)
+    assert not {"tail_clip_scale", "horizon"} & set(plain.to_dict())
+    assert ModelConfig(**model.config.to_dict()) == model.config
+    with pytest.raises(ValueError, match="needs the training horizon"):
+        ModelConfig(1, 1, tail_clip_scale=0.1)
 
 
 @pytest.mark.parametrize("score_gradient", ["full", "scale", "none"])

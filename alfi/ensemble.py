@@ -136,7 +136,6 @@ class Ensemble:
         context = self._vmapped(self._calls["real_context"], weights, real_code)
         state = psi.new_zeros(*psi.shape[:2], self.config.recurrent)
         trajectory = [psi]
-        horizon = self.config.horizon
         for update in range(steps):
             draws = [  # member by member: each from its own generator
                 propose(
@@ -152,9 +151,8 @@ class Ensemble:
             ]
             theta = torch.stack([d[0] for d in draws])
             x = torch.stack([d[1] for d in draws])
-            past_horizon = horizon is not None and update >= horizon
             psi, state = self._vmapped(
-                self._updates[past_horizon],
+                self._updates[self.config.past_horizon(update)],
                 weights,
                 context,
                 psi,

@@ -100,6 +100,11 @@ class ModelConfig:
             raise ValueError("tail_clip_scale needs the training horizon (horizon=T)")
         object.__setattr__(self, "x_hidden", tuple(self.x_hidden))
 
+    def past_horizon(self, update: int) -> bool:
+        """Whether unrolled update ``update`` (0-based: the ``update + 1``-th) comes after the
+        T-th, where ``tail_clip_scale`` applies (never without a horizon)."""
+        return self.horizon is not None and update >= self.horizon
+
     def to_dict(self) -> dict:
         """The fields, the tail clip's two left out when unset (files an earlier version reads)."""
         fields = {**asdict(self), "x_hidden": list(self.x_hidden)}
@@ -309,7 +314,6 @@ class ALFI(nn.Module):
         state = psi.new_zeros(psi.shape[0], self.config.recurrent)
         context = self.real_context(real_code)
         trajectory = [psi]
-        horizon = self.config.horizon
         for update in range(steps):
             psi, state = self.step(
                 simulator,
@@ -319,7 +323,7 @@ class ALFI(nn.Module):
                 n_theta=n_theta,
                 n_sim=n_sim,
                 generator=generator,
-                past_horizon=horizon is not None and update >= horizon,
+                past_horizon=self.config.past_horizon(update),
             )
             trajectory.append(psi)
         return torch.stack(trajectory)

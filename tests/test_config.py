@@ -66,13 +66,17 @@ def test_a_variant_override_applies_to_that_variants_models_alone() -> None:
     assert settings_for(config, "poisson", "mse-last")["train"]["tail_steps"] == 3
 
 
-def test_a_variant_override_of_null_unsets_the_simulators_option() -> None:
-    """config.yaml's const-weighted variants: the defaults' tail clip and a simulator's late tail
-    set, the variant's override of null and 0 brings back the schema's defaults for its models
-    alone."""
+@pytest.mark.parametrize("layer", ["defaults", "overrides"])
+def test_a_variant_override_of_null_unsets_an_option_of_either_layer(layer: str) -> None:
+    """config.yaml's const-weighted variants: a tail clip set in ``defaults`` (as config.yaml
+    does) or in the simulator's ``overrides``, and a simulator's late tail; the variant's
+    override of null and 0 brings back the schema's defaults for its models alone."""
     config = _tiny_with({"nll-const": {"train": {"tail_clip_scale": None, "tail_from": 0}}})
-    config["defaults"]["train"]["tail_clip_scale"] = 0.05
     config["overrides"]["poisson"] = {"train": {"tail_from": 0.5}}
+    if layer == "defaults":
+        config["defaults"]["train"]["tail_clip_scale"] = 0.05
+    else:
+        config["overrides"]["poisson"]["train"]["tail_clip_scale"] = 0.05
     const = settings_for(config, "poisson", "nll-const")["train"]
     exp = settings_for(config, "poisson", "nll-exp")["train"]
     assert (const["tail_clip_scale"], const["tail_from"]) == (None, 0)

@@ -12,6 +12,11 @@ min_version("9.18")
 report: "workflow/report/workflow.rst"
 
 
+# Jobs find the `alfi` command on PATH (common.smk puts Snakemake's own environment first).
+envvars:
+    "PATH",
+
+
 # A config file named with --configfile is complete by itself: config.yaml is the default, not a
 # base layer under it (--config KEY=VALUE still applies on top of either).
 if not workflow.overwrite_configfiles:

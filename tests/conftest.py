@@ -84,9 +84,10 @@ class Workflow:
         return str(Path(sys.executable).parent / "snakemake")
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        # PATH as the caller has it (the environment not activated, as `make run`): the
+        # workflow itself must find the `alfi` command beside its interpreter.
         result = subprocess.run(
-            [self.executable, *args], cwd=self.root, capture_output=True, text=True, env=env
+            [self.executable, *args], cwd=self.root, capture_output=True, text=True
         )
         if check and result.returncode != 0:
             raise AssertionError(

@@ -106,14 +106,9 @@ def _slurm_jobs(prefix: str) -> list[dict[str, str]]:
 
 
 def _start_snakemake(project, log: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     with open(log, "w") as out:
         return subprocess.Popen(
-            [project.executable, *args],
-            cwd=project.root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
+            [project.executable, *args], cwd=project.root, stdout=out, stderr=subprocess.STDOUT
         )
 
 

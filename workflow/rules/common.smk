@@ -1,5 +1,7 @@
 # Shared helpers: config validation, output paths and the lists of runs.
 import json
+import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -31,6 +33,13 @@ try:
 except ValueError as error:
     raise WorkflowError(str(error)) from None
 validate(config, schema=str(SCHEMA_PATH))
+
+# Jobs call the `alfi` command: the one installed beside the interpreter that runs Snakemake
+# (`.venv/bin/snakemake` with the environment never activated, as `make run` does). Jobs that
+# SLURM starts inherit this PATH; a conda environment (--sdm conda) puts its own first.
+_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = os.pathsep.join((_BIN, os.environ.get("PATH", "")))
 
 RESULTS = config["results"]
 SIMULATORS = config["simulators"]

@@ -9,10 +9,11 @@ test time. The embedding :math:`e` pools a per-observation network over the ``M`
 observations, then maps the pooled features through an MLP (sbi's ``FCEmbedding``, two layers
 of ``model.hidden`` units) to ``model.encoding`` features. ``baselines.npe.pooling`` chooses the
 pooling: ``mean`` is sbi's ``PermutationInvariantEmbedding`` (per-observation ``FCEmbedding`` of
-``model.x_hidden`` units, averaged); ``mean-max`` is ALFI's own set encoder
-(:class:`alfi.nn.SetEncoder`, whose last layer reads :math:`[\operatorname{mean}_j h_j,
-\max_j h_j]`), which sbi does not offer: a mean alone approaches a sample maximum, the
-sufficient statistic of a uniform's upper end, only at the :math:`1/\sqrt{M}` rate. Observations
+``model.x_hidden`` units, averaged); ``mean-max`` and ``mean-max-std`` are ALFI's own set
+encoder (:class:`alfi.nn.SetEncoder`, whose last layer reads :math:`[\operatorname{mean}_j
+h_j, \max_j h_j]`, and :math:`\operatorname{std}_j h_j` with the latter), which sbi does not
+offer: a mean alone approaches a sample maximum, the sufficient statistic of a uniform's upper
+end, only at the :math:`1/\sqrt{M}` rate. Observations
 go in preprocessed, squashed (``baselines.npe.squash``, asinh by default: without it the heavy
 tails of a steep line's responses leave NPE at 58x the MLE on linear regression, with it 13x)
 and standardised, as ALFI's are (:mod:`alfi.model`).
@@ -137,13 +138,15 @@ def _embedding(sbi: Any, simulator: Simulator, model: dict[str, Any], pooling: s
         return nets.PermutationInvariantEmbedding(
             trial, model["encoding"], aggregation_fn="mean", output_dim=model["encoding"], **head
         )
-    if pooling == "mean-max":
+    if pooling in ("mean-max", "mean-max-std"):
         encoder = SetEncoder(
             simulator.observation_dim, model["x_hidden"], model["encoding"], pooling
         )
         pooled = nets.FCEmbedding(model["encoding"], model["encoding"], **head)
         return nn.Sequential(encoder, pooled)
-    raise ValueError(f"baselines.npe.pooling {pooling!r}: expected 'mean' or 'mean-max'")
+    raise ValueError(
+        f"baselines.npe.pooling {pooling!r}: expected 'mean', 'mean-max' or 'mean-max-std'"
+    )
 
 
 def _anneal(inference: Any, cfg: dict[str, Any]) -> None:

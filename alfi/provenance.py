@@ -60,7 +60,7 @@ _TRAINING = (
 #: Every stage draws from the seed tree (``alfi.seeds``); the stages that score draws by C2ST
 #: against the exact posterior read ``alfi.calibration``; ALFI's evaluation counts its training
 #: simulations with ``alfi.schedule`` and rebuilds the model with ``alfi.checkpoints``; NPE
-#: pools by mean and max with ``alfi.nn``'s set encoder. Each stage's command is among its
+#: pools with ``alfi.nn``'s set encoder. Each stage's command is among its
 #: modules (``alfi.commands.*``; the baselines' is ``alfi.baselines``): it wires the stamped
 #: settings and seeds to the package. The parser (``alfi.cli``, ``alfi.commands`` itself) and
 #: what the commands share (``alfi.jobs``: set-up, output checks, records, writing the tables)

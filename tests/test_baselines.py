@@ -229,7 +229,7 @@ def test_npe_anneal_counts_its_patience_from_the_second_phase(
 
 
 @pytest.mark.baselines
-@pytest.mark.parametrize("pooling", ["mean", "mean-max"])
+@pytest.mark.parametrize("pooling", ["mean", "mean-max", "mean-max-std"])
 def test_npe_embedding_is_permutation_invariant(require_sbi, pooling: str) -> None:
     from alfi.npe import _embedding, _sbi
 
@@ -242,7 +242,7 @@ def test_npe_embedding_is_permutation_invariant(require_sbi, pooling: str) -> No
     out = net(x)
     assert out.shape == (5, SETTINGS["model"]["encoding"])
     torch.testing.assert_close(net(shuffled), out)
-    with pytest.raises(ValueError, match="'max'.*expected 'mean' or 'mean-max'"):
+    with pytest.raises(ValueError, match="'max'.*expected 'mean', 'mean-max' or 'mean-max-std'"):
         _embedding(sbi, sim, SETTINGS["model"], "max")
 
 

@@ -110,6 +110,7 @@ def test_members_draw_what_they_draw_alone(linear_regression):
         {"model": {"score_gradient": "scale"}},
         {"fresh_problems": True},
         {"model": {"pooling": "mean-max"}},
+        {"model": {"pooling": "mean-max-std"}},
     ],
     ids=[
         "horizon",
@@ -121,6 +122,7 @@ def test_members_draw_what_they_draw_alone(linear_regression):
         "scale-score-gradient",
         "fresh-problems",
         "mean-max",
+        "mean-max-std",
     ],
 )
 def test_members_follow_their_lone_training_to_rounding(linear_regression, options):

@@ -5,7 +5,7 @@ the modules in :data:`alfi.provenance.STAGE_MODULES` and the simulator's own). A
 function the job runs from a module outside that list is a change that would rerun nothing,
 leaving results that no longer belong to the code that claims them. Each stage's command runs
 here on tiny sizes under a profiler that records every package function called (module and
-class bodies aside), with the options of ``config.yaml`` that pick code paths (mean-max pooling,
+class bodies aside), with the options of ``config.yaml`` that pick code paths (the pooling,
 the asinh squash, fresh problems, the cosine schedule, the tail, NPE's mixture network, the
 C2ST), then the reports (figures, tables) on the runs' tables and the benchmarks' quick parts.
 """
@@ -85,7 +85,7 @@ def config_file(tmp_path_factory) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
     laptop = yaml.safe_load((ROOT / "config.yaml").read_text())["defaults"]
     defaults = config["defaults"]
-    defaults["model"].update(pooling="mean-max", squash="asinh")
+    defaults["model"].update({k: laptop["model"][k] for k in ("pooling", "squash")})
     defaults["train"].update(
         {k: laptop["train"][k] for k in ("lr_schedule", "warmup", "tail_steps", "tail_weight")},
         fresh_problems=True,

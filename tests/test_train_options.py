@@ -16,7 +16,7 @@ from alfi.data import make_dataset
 from alfi.io import InputError, load_torch
 from alfi.losses import meta_loss
 from alfi.model import ALFI, ModelConfig
-from alfi.nn import SetEncoder, mean_max_pool
+from alfi.nn import STD_EPS, SetEncoder, mean_max_pool, mean_max_std_pool
 from alfi.schedule import (
     phase_steppers,
     restarts_optimiser,
@@ -183,6 +183,56 @@ def test_mean_max_pool_is_autograds_pooling_bit_for_bit():
         _autograd_mean_max(theirs).backward(grad)
         assert torch.equal(ours.grad, theirs.grad)
     # the tie-sharing is exercised: some max is attained twice or more in its set
+    assert ((h == h.amax(dim=-2, keepdim=True)).sum(dim=-2) > 1).any()
+
+
+def test_std_pooling_reads_the_spread_the_mean_and_max_miss():
+    """Two sets with the same mean (1) and max (2), different spreads: ``[0, 1, 1, 2]``
+    (population variance 1/2) and ``[0.5, 0.5, 1, 2]`` (3/8), through one ReLU unit that passes
+    them unchanged. Only ``mean-max-std`` tells them apart; a feature constant over the set (a
+    dead unit) keeps a finite gradient."""
+    sets = torch.tensor([[0.0, 1.0, 1.0, 2.0], [0.5, 0.5, 1.0, 2.0]]).unsqueeze(-1)
+    codes = {}
+    for pooling in ("mean-max", "mean-max-std"):
+        encoder = SetEncoder(1, [1], 3, pooling=pooling)
+        with torch.no_grad():
+            encoder.phi[0].weight.fill_(1.0)
+            encoder.phi[0].bias.zero_()
+        codes[pooling] = encoder(sets)
+    assert torch.allclose(codes["mean-max"][0], codes["mean-max"][1], atol=1e-7)
+    assert not torch.allclose(codes["mean-max-std"][0], codes["mean-max-std"][1], atol=1e-3)
+    spreads = mean_max_std_pool(sets)[:, 2]
+    expected = torch.tensor([0.5, 0.375]).add(STD_EPS).sqrt()
+    torch.testing.assert_close(spreads, expected)
+    dead = torch.zeros(1, 5, 3, requires_grad=True)
+    mean_max_std_pool(dead).sum().backward()
+    assert torch.isfinite(dead.grad).all()
+    x = torch.randn(2, 7, 1)
+    encoder = SetEncoder(1, [8], 3, pooling="mean-max-std")
+    assert torch.allclose(encoder(x), encoder(x[:, torch.randperm(7)]), atol=1e-6)
+
+
+def _autograd_mean_max_std(h: torch.Tensor) -> torch.Tensor:
+    std = h.var(dim=-2, unbiased=False).add(STD_EPS).sqrt()
+    return torch.cat((h.mean(dim=-2), h.amax(dim=-2), std), dim=-1)
+
+
+def test_mean_max_std_pool_matches_autograd():
+    """Values and gradients against autograd's for the same expression, alone and under vmap
+    (as in an ensemble), with tied maxima and a feature constant over its set. The two sum in
+    different orders, so they agree to float32 rounding (a few 1e-7 relative), not bit for bit;
+    a wrong term (the std's 1/M, a missing tie share) would be off by O(1)."""
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randint(0, 4, (3, 5, 9, 6), generator=generator).float() / 3
+    h[0, 0] = 0.0
+    grad = torch.randn(3, 5, 18, generator=generator)
+    for pool in (mean_max_std_pool, torch.func.vmap(mean_max_std_pool)):
+        ours = h.clone().requires_grad_()
+        theirs = h.clone().requires_grad_()
+        torch.testing.assert_close(pool(ours), _autograd_mean_max_std(theirs))
+        pool(ours).backward(grad)
+        _autograd_mean_max_std(theirs).backward(grad)
+        torch.testing.assert_close(ours.grad, theirs.grad)
     assert ((h == h.amax(dim=-2, keepdim=True)).sum(dim=-2) > 1).any()
 
 

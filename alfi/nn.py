@@ -21,7 +21,8 @@ from torch.nn import functional as F
 
 __all__ = ["POOLINGS", "MLP", "SetEncoder", "gru_cell", "mean_max_pool", "mean_max_std_pool"]
 
-POOLINGS = ("mean", "mean-max", "mean-max-std")
+#: Each pooling and how many statistics of the hidden features it hands the last layer.
+POOLINGS = {"mean": 1, "mean-max": 2, "mean-max-std": 3}
 
 #: Added to the variance under the square root of ``"mean-max-std"``: a feature constant over
 #: the set (a unit that never fires) has a finite gradient.
@@ -142,10 +143,9 @@ class SetEncoder(nn.Module):
             raise ValueError(f"pooling {pooling!r} needs at least one hidden layer")
         self.pooling = pooling
         self.phi = MLP(in_features, hidden, out_features)
-        pooled = {"mean": 1, "mean-max": 2, "mean-max-std": 3}[pooling]
-        if pooled > 1:  # the last layer reads every pooled statistic of the hidden features
+        if POOLINGS[pooling] > 1:  # the last layer reads every pooled statistic
             last = self.phi[-1]
-            self.phi[-1] = nn.Linear(pooled * last.in_features, last.out_features)
+            self.phi[-1] = nn.Linear(POOLINGS[pooling] * last.in_features, last.out_features)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """``context`` ``(*, H)``, if given, is added to the first layer's output of every element:

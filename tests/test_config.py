@@ -203,3 +203,30 @@ def test_a_tail_restart_that_is_not_a_boolean_is_named() -> None:
     assert str(error.value).startswith(
         "invalid config at 'defaults.train.tail_restart': 'sometimes' is not of type 'boolean'"
     )
+
+
+def test_the_schema_offers_exactly_the_encoders_poolings() -> None:
+    """ALFI's ``model.pooling`` and NPE's ``baselines.npe.pooling`` (which adds nothing of its
+    own: it builds the same set encoder) list the poolings :class:`alfi.nn.SetEncoder` knows."""
+    import json
+    from importlib import resources
+
+    from alfi.nn import POOLINGS
+
+    schema = json.loads(resources.files("alfi").joinpath("schemas/config.schema.json").read_text())
+    found = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pooling"), dict):  # an enum, or a default elsewhere
+                found.append(node["pooling"].get("enum") or [node["pooling"]["default"]])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    enums = [values for values in found if len(values) > 1]
+    assert len(enums) == 2 and all(values == list(POOLINGS) for values in enums), found
+    assert all(set(values) <= set(POOLINGS) for values in found), found

@@ -2,8 +2,9 @@
 
 The machine's speed drifts by up to 1.6x within a session, so training job-seconds from two
 runs do not compare. Here each arm (``config.yaml``'s settings of ``--simulator`` with the
-arm's ``train`` keys changed) runs ``--steps`` real training steps (:func:`alfi.train.train`
-from step 0: fresh problems, schedule and checkpoint logic included; one thread), the arms
+arm's ``train`` keys, or ``model.`` ones, changed) runs ``--steps`` real training steps
+(:func:`alfi.train.train` from step 0: fresh problems, schedule and checkpoint logic included;
+one thread), the arms
 alternating for ``--rounds`` rounds in swapped order, so that a drift touches both alike. Per
 arm: the median milliseconds per step over rounds and its range, the steps of its whole
 training (``epochs`` x problems / ``meta_batch``) and the projected training seconds; per
@@ -11,6 +12,8 @@ round, each arm's step time over the first arm's.
 
     python docs/studies/training_cost.py --simulator multivariate \\
         --arms "meta_batch=4,epochs=20" "meta_batch=8,epochs=30"
+    python docs/studies/training_cost.py --simulator poisson \\
+        --arms model.pooling=mean-max model.pooling=mean-max-std
 
 Writes ``OUT/{simulator}.csv`` (one row per arm and round) and prints the summary.
 """
@@ -40,20 +43,34 @@ from alfi.train import train  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def parse_arm(text: str) -> dict[str, Any]:
-    """``"meta_batch=8,epochs=30"`` to ``{"meta_batch": 8, "epochs": 30}``: numbers as numbers,
-    anything else (``lr_schedule=cosine``) as text."""
-    arm: dict[str, Any] = {}
+SECTIONS = ("train", "model")  # the settings an arm may change (the data is built once)
+
+
+def parse_value(text: str) -> Any:
+    """``"8"`` to 8, ``"2e-3"`` to 0.002, ``"true"``/``"false"`` to booleans, ``"null"`` or
+    ``"none"`` to None, anything else (``cosine``) as text."""
+    text = text.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return {"true": True, "false": False, "null": None, "none": None}.get(text.lower(), text)
+    return int(number) if number.is_integer() else number
+
+
+def parse_arm(text: str) -> dict[str, dict[str, Any]]:
+    """``"meta_batch=8,model.pooling=mean"`` to ``{"train": {"meta_batch": 8}, "model":
+    {"pooling": "mean"}}``: a key without a section is a ``train`` key (values as
+    :func:`parse_value` reads them)."""
+    arm: dict[str, dict[str, Any]] = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"arm item {item!r} is not KEY=VALUE (in {text!r})")
-        try:
-            number = float(value)
-        except ValueError:
-            arm[key.strip()] = value.strip()
-        else:
-            arm[key.strip()] = int(number) if number.is_integer() else number
+        section, dot, name = key.strip().rpartition(".")
+        if not sep or not name or (dot and section not in SECTIONS):
+            raise SystemExit(
+                f"arm item {item!r} (in {text!r}) is not KEY=VALUE with KEY a train key or "
+                f"{', '.join(f'{s}.KEY' for s in SECTIONS)}"
+            )
+        arm.setdefault(section or "train", {})[name] = parse_value(value)
     return arm
 
 
@@ -67,10 +84,12 @@ def time_arms(simulator: str, arms: list[str], steps: int, rounds: int, seed: in
         sim, base["dataset"]["n_train"], base["dataset"]["n_real"], derive_seed(seed, "cost")
     )
     settings = []
-    for text in arms:
+    for changes in [parse_arm(text) for text in arms]:  # every arm read before any training
         resolved = settings_for(config, simulator)  # a fresh copy per arm
-        resolved["train"] |= parse_arm(text)
+        for section, keys in changes.items():
+            resolved[section] |= keys
         settings.append(resolved)
+    for resolved in settings:
         train(sim, data, resolved, seed=seed, stop_after=5, progress=False)  # warm-up
     rows = []
     for round_ in range(rounds):

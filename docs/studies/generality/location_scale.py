@@ -3,8 +3,8 @@
 x ~ N(mu, s^2) i.i.d., theta = (mu, s) in the box [-5, 5] x [0.5, 5]. The MLE over the box is
 the clamped sample mean mu_hat, then the root mean square deviation about mu_hat, clamped: for
 any s the likelihood is best at mu_hat, and s's profile likelihood is unimodal. The accuracy
-study's section "The late tail on another CPU" runs it, with the README's ``gaussian_mean``,
-through the workflow from the repository's root::
+study's sections "The late tail on another CPU" and "A spread one layer away" run it, with the
+README's ``gaussian_mean``, through the workflow from the repository's root::
 
     PYTHONPATH=docs/studies/generality snakemake --cores all --config \
         results=results/generality 'plugins=[location_scale]' \

@@ -42,6 +42,15 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+def _max_gradient(h: Tensor, high: Tensor, grad_max: Tensor) -> Tensor:
+    """The max's gradient, ``grad_max`` ``(*, 1, H)`` shared by the elements of ``h``
+    ``(*, M, H)`` that attain ``high`` ``(*, 1, H)``, in a fresh buffer the caller may add to."""
+    # h <= max, so 1 - sign(max - h) is 1 exactly where h attains the max, else 0
+    at_max = (high - h).sign_().neg_().add_(1)
+    ties = at_max.sum(dim=-2, keepdim=True)
+    return at_max.mul_(grad_max / ties)
+
+
 class _MeanMaxPool(torch.autograd.Function):
     """:func:`mean_max_pool` with a backward pass of float arithmetic only (see there)."""
 
@@ -60,10 +69,8 @@ class _MeanMaxPool(torch.autograd.Function):
         h, pooled = ctx.saved_tensors
         width, count = h.shape[-1], h.shape[-2]
         grad_mean, grad_max = grad.unsqueeze(-2).split(width, dim=-1)
-        # h <= max, so 1 - sign(max - h) is 1 exactly where h attains the max, else 0
-        at_max = (pooled[..., width:].unsqueeze(-2) - h).sign_().neg_().add_(1)
-        ties = at_max.sum(dim=-2, keepdim=True)
-        return at_max.mul_(grad_max / ties).add_(grad_mean / count)
+        high = pooled[..., width:].unsqueeze(-2)
+        return _max_gradient(h, high, grad_max).add_(grad_mean / count)
 
 
 def mean_max_pool(h: Tensor) -> Tensor:
@@ -102,12 +109,10 @@ class _MeanMaxStdPool(torch.autograd.Function):
         width, count = h.shape[-1], h.shape[-2]
         grad_mean, grad_max, grad_std = grad.unsqueeze(-2).split(width, dim=-1)
         mean, high, std = pooled.unsqueeze(-2).split(width, dim=-1)
-        at_max = (high - h).sign_().neg_().add_(1)  # as in _MeanMaxPool.backward
-        ties = at_max.sum(dim=-2, keepdim=True)
         # the std's term a (h - mean) with a = g_std / (M std), as a h plus a per-set constant
         slope = grad_std / (count * std)
         offset = grad_mean / count - slope * mean
-        return at_max.mul_(grad_max / ties).addcmul_(h, slope).add_(offset)
+        return _max_gradient(h, high, grad_max).addcmul_(h, slope).add_(offset)
 
 
 def mean_max_std_pool(h: Tensor) -> Tensor:

@@ -16,10 +16,11 @@ READY := $(VENV)/.ready
 run: $(READY)
 	$(VENV)/bin/snakemake --cores all
 
-# Two workers, one test file each at a time: the workflow and SLURM files (minutes, mostly
-# waiting on job start-up and status polls) run side by side.
+# Two workers, one test file each at a time: the SLURM and rerun files (minutes each, mostly
+# waiting on job start-up and status polls) start first, side by side (tests/conftest.py puts
+# them first; --no-loadscope-reorder keeps pytest-xdist from moving files with few tests last).
 test: $(READY)
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 env: $(READY)
 

@@ -1,0 +1,167 @@
+r"""Arms of one simulator's main variant against a finished workflow run: one setting changed.
+
+Each arm edits the run's settings of ``SIMULATOR`` (``RUN/results/settings/SIMULATOR/config.yaml``),
+trains the ``nll-exp`` model of every ``--seeds`` seed with ``alfi train`` on the run's stored
+training data and evaluates it with ``alfi evaluate`` on the run's test problems at T_test = 15
+and 30 (two processes at a time, one torch thread each). An arm is ``NAME=JSON``: the JSON maps
+``train`` keys, or ``model.KEY`` for the model's, to their new values; ``base={}`` is the run's
+own settings (its seed 0 is the run's own model, bit for bit on the machine that ran it).
+
+Per arm and seed, against the exact MLE and the exact posterior on the same problems:
+
+* ``ratio``: mean per-problem RMSE of ALFI / of the MLE (Weinberg: the error on a(θ));
+* ``coverage``: fraction of (problem, coordinate) truths inside the central 90 % interval of
+  the final proposal mixture, beside the exact posterior's own on the same truths;
+* ``width``: median over problems of ALFI's σ / the exact posterior's sd.
+
+Rows go to ``OUT/arms.csv``; the summary (mean ± sd over seeds, and each arm's paired difference
+from the first arm, mean ± standard error over seeds) is printed as Markdown. Arms whose model
+and tables exist are not run again.
+
+    python docs/studies/arms.py RUN SIMULATOR OUT --seeds 0,1,2,3,4 \
+        base='{}' tc02='{"tail_clip_scale": 0.02}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from alfi.metrics import derived_error, final_rmse
+
+HORIZONS = (15, 30)
+CENTRAL = 0.45  # |quantile - 1/2| <= 0.45: inside the central 90 % interval
+
+
+def parse_arm(text: str) -> tuple[str, dict]:
+    name, _, edits = text.partition("=")
+    if not name or not edits:
+        raise SystemExit(f"an arm is NAME=JSON, got {text!r}")
+    values = json.loads(edits)
+    if not isinstance(values, dict):
+        raise SystemExit(f"arm {name!r}: expected a JSON object of settings, got {edits!r}")
+    return name, values
+
+
+def arm_config(base: dict, edits: dict) -> dict:
+    config = copy.deepcopy(base)
+    for key, value in edits.items():
+        section, _, name = key.rpartition(".")
+        config["defaults"][section or "train"][name] = value
+    return config
+
+
+def run_arm(results: Path, simulator: str, folder: Path, config: dict, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    alfi = str(Path(sys.executable).parent / "alfi")
+    model, settings = folder / "model.pt", folder / "train.yaml"
+    settings.write_text(yaml.safe_dump(config))
+    data = results / "data" / simulator
+    if not model.exists():
+        train = [alfi, "train", "--config", str(settings), "--simulator", simulator]
+        train += ["--variant", "nll-exp", "--seed", str(seed), "--threads", "1"]
+        train += ["--dataset", str(data / "train.npz"), "--checkpoint", str(folder / "ckpt.pt")]
+        with open(folder / "train.log", "w") as log:
+            subprocess.run([*train, "--out", str(model)], stdout=log, stderr=log, check=True)
+    tables = {t: [str(folder / f"{t}{h}.parquet") for h in HORIZONS] for t in ("est", "m", "s")}
+    if not Path(tables["est"][-1]).exists():
+        evaluate = [alfi, "--quiet", "evaluate", "--config", str(settings), "--model", str(model)]
+        evaluate += ["--t-test", *map(str, HORIZONS), "--dataset", str(data / "test.npz")]
+        evaluate += ["--threads", "1", "--estimates", *tables["est"], "--metrics", *tables["m"]]
+        with open(folder / "evaluate.log", "w") as log:
+            subprocess.run(
+                [*evaluate, "--samples", *tables["s"]], stdout=log, stderr=log, check=True
+            )
+
+
+def final(estimates: pd.DataFrame) -> pd.DataFrame:
+    return estimates[(estimates.t == estimates.t.max()) & ~estimates.derived]
+
+
+def score(estimates: pd.DataFrame, mle: pd.DataFrame, exact: pd.DataFrame, weinberg: bool) -> dict:
+    if weinberg:
+        at_end = estimates[estimates.t == estimates.t_test]
+        ratio = derived_error(at_end, "asymmetry")["error"].mean()
+        ratio /= derived_error(mle, "asymmetry")["error"].mean()
+    else:
+        ratio = final_rmse(estimates)["rmse"].mean() / final_rmse(mle)["rmse"].mean()
+    ours, reference = final(estimates), final(exact)
+    keys = ["problem", "parameter"]
+    width = ours.set_index(keys).sigma / reference.set_index(keys).sigma
+    return {
+        "ratio": ratio,
+        "coverage": (ours.truth_quantile - 0.5).abs().le(CENTRAL).mean(),
+        "exact_coverage": (reference.truth_quantile - 0.5).abs().le(CENTRAL).mean(),
+        "width": width.groupby(level="problem").median().median(),
+    }
+
+
+def summarise(rows: pd.DataFrame, arms: list[str]) -> str:
+    metrics = ["ratio", "coverage", "width"]
+    head = " | ".join(metrics) + " | coverage per seed | paired Δ ratio | paired Δ coverage |"
+    lines = [f"| arm | T_test | {head}", "|---|---:|" + "---:|" * (len(metrics) + 3)]
+    first = rows[rows.arm == arms[0]].set_index(["t_test", "seed"])
+    for arm, t in itertools.product(arms, HORIZONS):
+        these = rows[(rows.arm == arm) & (rows.t_test == t)].set_index("seed")
+        cells = [f"{these[m].mean():.3f} ± {these[m].std(ddof=1):.3f}" for m in metrics]
+        cells.append(" / ".join(f"{c:.2f}" for c in these.coverage))
+        for m in ("ratio", "coverage"):
+            diff = (these[m] - first.loc[t][m]).dropna()
+            cells.append(f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}")
+        lines.append(f"| {arm} | {t} | " + " | ".join(cells) + " |")
+    exact = rows.groupby("t_test").exact_coverage.first().iloc[0]
+    return "\n".join(lines) + f"\n\nThe exact posterior covers {exact:.2f} of the same truths."
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished workflow run's folder")
+    parser.add_argument("simulator")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("arms", nargs="+", type=parse_arm, metavar="NAME=JSON")
+    parser.add_argument(
+        "--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[0, 1, 2]
+    )
+    args = parser.parse_args(argv)
+    results, simulator = args.run / "results", args.simulator
+    base = yaml.safe_load((results / "settings" / simulator / "config.yaml").read_text())
+    arms = dict(args.arms)
+    jobs = list(itertools.product(arms, args.seeds))
+    with ThreadPoolExecutor(2) as pool:
+        list(
+            pool.map(
+                lambda job: run_arm(
+                    results,
+                    simulator,
+                    args.out / job[0] / f"seed{job[1]}",
+                    arm_config(base, arms[job[0]]),
+                    job[1],
+                ),
+                jobs,
+            )
+        )
+    runs = results / "runs" / simulator
+    mle = pd.read_parquet(runs / "mle" / "estimates.parquet")
+    exact = pd.read_parquet(runs / "posterior" / "estimates.parquet")
+    rows = []
+    for (arm, seed), t in itertools.product(jobs, HORIZONS):
+        estimates = pd.read_parquet(args.out / arm / f"seed{seed}" / f"est{t}.parquet")
+        scores = score(estimates, mle, exact, simulator == "weinberg")
+        rows.append({"arm": arm, "seed": seed, "t_test": t, **scores})
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "arms.csv", index=False)
+    print(summarise(table, list(arms)))
+
+
+if __name__ == "__main__":
+    main()

@@ -17,8 +17,9 @@ run: $(READY)
 	$(VENV)/bin/snakemake --cores all
 
 # Two workers, one test file each at a time: the SLURM and rerun files (minutes each, mostly
-# waiting on job start-up and status polls) start first, side by side (tests/conftest.py puts
-# them first; --no-loadscope-reorder keeps pytest-xdist from moving files with few tests last).
+# waiting on job start-up and status polls) start first, one per worker, the others behind them
+# (tests/conftest.py collects them first; --no-loadscope-reorder, pytest-xdist >= 3.8, keeps
+# xdist from moving the files with few tests last).
 test: $(READY)
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 

@@ -37,11 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--device cuda was given but torch sees no CUDA device")
 
 
-#: The test files of minutes, longest first (seconds on 2 cores with SLURM up: 330, 310, 190;
-#: every other file under 45). Collected first, so that with ``--dist loadfile`` and pytest-xdist's
-#: reordering by test count off (``make test``) the two longest start at once, one per worker,
-#: and the short files fill in behind them; reordered by count, the one-test reruns file and the
-#: three SLURM tests came last and ran after each other.
+#: The test files of minutes, longest first. Collected first, so that with ``--dist loadfile``
+#: and pytest-xdist's reordering by test count off (``make test``) the SLURM and rerun files start
+#: at once, one per worker. xdist tops up a worker with two tests or fewer pending, so the workflow
+#: file follows the one-test rerun file and the short files run behind the three SLURM tests
+#: (2026-12-02, SLURM up: 333 + 116 s on one worker, 316 + 117 s on the other). Reordered by
+#: count, the rerun and SLURM files came last and ran one after the other.
 LONGEST_FIRST = ("test_slurm.py", "test_reruns.py", "test_workflow.py")
 
 

@@ -12,11 +12,13 @@ Per arm and seed, against the exact MLE and the exact posterior on the same prob
 * ``ratio``: mean per-problem RMSE of ALFI / of the MLE (Weinberg: the error on a(θ));
 * ``coverage``: fraction of (problem, coordinate) truths inside the central 90 % interval of
   the final proposal mixture, beside the exact posterior's own on the same truths;
-* ``width``: median over problems of ALFI's σ / the exact posterior's sd.
+* ``width``: median over problems of the median over parameters of ALFI's σ / the exact
+  posterior's sd.
 
-Rows go to ``OUT/arms.csv``; the summary (mean ± sd over seeds, and each arm's paired difference
-from the first arm, mean ± standard error over seeds) is printed as Markdown. Arms whose model
-and tables exist are not run again.
+Rows go to ``OUT/arms.csv``, the arms to ``OUT/arms.json``; the summary (mean ± sd over seeds,
+and each arm's paired difference from the first arm, mean ± standard error over seeds) is
+printed as Markdown. A model already in its folder is not trained again (its tables are
+remade only if missing); a folder that holds an arm of other settings stops the script.
 
     python docs/studies/arms.py RUN SIMULATOR OUT --seeds 0,1,2,3,4 \
         base='{}' tc02='{"tail_clip_scale": 0.02}'
@@ -57,6 +59,8 @@ def arm_config(base: dict, edits: dict) -> dict:
     config = copy.deepcopy(base)
     for key, value in edits.items():
         section, _, name = key.rpartition(".")
+        if section not in ("", "model") or name not in config["defaults"][section or "train"]:
+            raise SystemExit(f"unknown setting {key!r}: expected a train key or model.KEY")
         config["defaults"][section or "train"][name] = value
     return config
 
@@ -65,16 +69,19 @@ def run_arm(results: Path, simulator: str, folder: Path, config: dict, seed: int
     folder.mkdir(parents=True, exist_ok=True)
     alfi = str(Path(sys.executable).parent / "alfi")
     model, settings = folder / "model.pt", folder / "train.yaml"
+    if settings.exists() and yaml.safe_load(settings.read_text()) != config:
+        raise SystemExit(f"{folder} holds an arm of other settings: another OUT, or remove it")
     settings.write_text(yaml.safe_dump(config))
     data = results / "data" / simulator
-    if not model.exists():
+    trained = not model.exists()
+    if trained:
         train = [alfi, "train", "--config", str(settings), "--simulator", simulator]
         train += ["--variant", "nll-exp", "--seed", str(seed), "--threads", "1"]
         train += ["--dataset", str(data / "train.npz"), "--checkpoint", str(folder / "ckpt.pt")]
         with open(folder / "train.log", "w") as log:
             subprocess.run([*train, "--out", str(model)], stdout=log, stderr=log, check=True)
     tables = {t: [str(folder / f"{t}{h}.parquet") for h in HORIZONS] for t in ("est", "m", "s")}
-    if not Path(tables["est"][-1]).exists():
+    if trained or not Path(tables["est"][-1]).exists():
         evaluate = [alfi, "--quiet", "evaluate", "--config", str(settings), "--model", str(model)]
         evaluate += ["--t-test", *map(str, HORIZONS), "--dataset", str(data / "test.npz")]
         evaluate += ["--threads", "1", "--estimates", *tables["est"], "--metrics", *tables["m"]]
@@ -100,8 +107,8 @@ def score(estimates: pd.DataFrame, mle: pd.DataFrame, exact: pd.DataFrame, weinb
     width = ours.set_index(keys).sigma / reference.set_index(keys).sigma
     return {
         "ratio": ratio,
-        "coverage": (ours.truth_quantile - 0.5).abs().le(CENTRAL).mean(),
-        "exact_coverage": (reference.truth_quantile - 0.5).abs().le(CENTRAL).mean(),
+        "coverage": (ours.truth_quantile.dropna() - 0.5).abs().le(CENTRAL).mean(),
+        "exact_coverage": (reference.truth_quantile.dropna() - 0.5).abs().le(CENTRAL).mean(),
         "width": width.groupby(level="problem").median().median(),
     }
 
@@ -117,7 +124,8 @@ def summarise(rows: pd.DataFrame, arms: list[str]) -> str:
         cells.append(" / ".join(f"{c:.2f}" for c in these.coverage))
         for m in ("ratio", "coverage"):
             diff = (these[m] - first.loc[t][m]).dropna()
-            cells.append(f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}")
+            paired = f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}"
+            cells.append("–" if arm == arms[0] else paired)
         lines.append(f"| {arm} | {t} | " + " | ".join(cells) + " |")
     exact = rows.groupby("t_test").exact_coverage.first().iloc[0]
     return "\n".join(lines) + f"\n\nThe exact posterior covers {exact:.2f} of the same truths."
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     results, simulator = args.run / "results", args.simulator
     base = yaml.safe_load((results / "settings" / simulator / "config.yaml").read_text())
     arms = dict(args.arms)
+    if len(arms) < len(args.arms):
+        raise SystemExit(f"arm names must differ, got {[name for name, _ in args.arms]}")
     jobs = list(itertools.product(arms, args.seeds))
     with ThreadPoolExecutor(2) as pool:
         list(
@@ -160,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"arm": arm, "seed": seed, "t_test": t, **scores})
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "arms.csv", index=False)
+    (args.out / "arms.json").write_text(json.dumps(arms, indent=1))
     print(summarise(table, list(arms)))
 
 

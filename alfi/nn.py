@@ -86,10 +86,9 @@ def mean_max_pool(h: Tensor) -> Tensor:
     return _MeanMaxPool.apply(h)
 
 
-class _MeanMaxStdPool(torch.autograd.Function):
-    """:func:`mean_max_std_pool` with its gradient written into one buffer (see there)."""
-
-    generate_vmap_rule = True
+class _MeanMaxStdPool(_MeanMaxPool):
+    """:func:`mean_max_std_pool` with its gradient written into one buffer (see there); it saves
+    what :class:`_MeanMaxPool` saves, the input and the pooled output."""
 
     @staticmethod
     def forward(h: Tensor) -> Tensor:
@@ -98,10 +97,6 @@ class _MeanMaxStdPool(torch.autograd.Function):
         centred = h - mean.unsqueeze(-2)
         std = centred.mul_(centred).mean(dim=-2).add_(STD_EPS).sqrt_()
         return torch.cat((mean, h.amax(dim=-2), std), dim=-1)
-
-    @staticmethod
-    def setup_context(ctx, inputs: tuple[Tensor], output: Tensor) -> None:
-        ctx.save_for_backward(inputs[0], output)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from alfi.evaluate import Trajectory, point_trajectory
 from alfi.io import MetaDataset
 from alfi.model import squash
-from alfi.nn import SetEncoder
+from alfi.nn import POOLINGS, SetEncoder
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
 from alfi.train import observation_statistics
@@ -138,15 +138,14 @@ def _embedding(sbi: Any, simulator: Simulator, model: dict[str, Any], pooling: s
         return nets.PermutationInvariantEmbedding(
             trial, model["encoding"], aggregation_fn="mean", output_dim=model["encoding"], **head
         )
-    if pooling in ("mean-max", "mean-max-std"):
+    if pooling in POOLINGS:  # the others: ALFI's set encoder
         encoder = SetEncoder(
             simulator.observation_dim, model["x_hidden"], model["encoding"], pooling
         )
         pooled = nets.FCEmbedding(model["encoding"], model["encoding"], **head)
         return nn.Sequential(encoder, pooled)
-    raise ValueError(
-        f"baselines.npe.pooling {pooling!r}: expected 'mean', 'mean-max' or 'mean-max-std'"
-    )
+    *others, last = map(repr, POOLINGS)
+    raise ValueError(f"baselines.npe.pooling {pooling!r}: expected {', '.join(others)} or {last}")
 
 
 def _anneal(inference: Any, cfg: dict[str, Any]) -> None:

@@ -168,24 +168,6 @@ def _autograd_mean_max(h: torch.Tensor) -> torch.Tensor:
     return torch.cat((h.mean(dim=-2), h.amax(dim=-2)), dim=-1)
 
 
-def test_mean_max_pool_is_autograds_pooling_bit_for_bit():
-    # Counts-like hidden values, so that many maxima are tied (shared gradient), and zeros as
-    # after a ReLU; the second check runs under vmap, as in an ensemble.
-    generator = torch.Generator().manual_seed(0)
-    h = torch.randint(0, 4, (3, 5, 9, 6), generator=generator).float() / 3
-    h[0, 0] = 0.0
-    grad = torch.randn(3, 5, 12, generator=generator)
-    for pool in (mean_max_pool, torch.func.vmap(mean_max_pool)):
-        ours = h.clone().requires_grad_()
-        theirs = h.clone().requires_grad_()
-        assert torch.equal(pool(ours), _autograd_mean_max(theirs))
-        pool(ours).backward(grad)
-        _autograd_mean_max(theirs).backward(grad)
-        assert torch.equal(ours.grad, theirs.grad)
-    # the tie-sharing is exercised: some max is attained twice or more in its set
-    assert ((h == h.amax(dim=-2, keepdim=True)).sum(dim=-2) > 1).any()
-
-
 def test_std_pooling_reads_the_spread_the_mean_and_max_miss():
     """Two sets with the same mean (1) and max (2), different spreads: ``[0, 1, 1, 2]``
     (population variance 1/2) and ``[0.5, 0.5, 1, 2]`` (3/8), through one ReLU unit that passes
@@ -217,22 +199,36 @@ def _autograd_mean_max_std(h: torch.Tensor) -> torch.Tensor:
     return torch.cat((h.mean(dim=-2), h.amax(dim=-2), std), dim=-1)
 
 
-def test_mean_max_std_pool_matches_autograd():
+def _assert_equal(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "pool, reference, check",
+    [
+        (mean_max_pool, _autograd_mean_max, _assert_equal),
+        (mean_max_std_pool, _autograd_mean_max_std, torch.testing.assert_close),
+    ],
+    ids=["mean-max", "mean-max-std"],
+)
+def test_pool_matches_autograd(pool, reference, check):
     """Values and gradients against autograd's for the same expression, alone and under vmap
-    (as in an ensemble), with tied maxima and a feature constant over its set. The two sum in
-    different orders, so they agree to float32 rounding (a few 1e-7 relative), not bit for bit;
-    a wrong term (the std's 1/M, a missing tie share) would be off by O(1)."""
+    (as in an ensemble), with tied maxima (a shared gradient) and zeros as after a ReLU. The
+    mean-max pool is autograd's bit for bit; mean-max-std sums the std's terms in another order,
+    so it agrees to float32 rounding (a few 1e-7 relative), not bit for bit, where a wrong term
+    (the std's 1/M, a missing tie share) would be off by O(1)."""
     generator = torch.Generator().manual_seed(0)
     h = torch.randint(0, 4, (3, 5, 9, 6), generator=generator).float() / 3
     h[0, 0] = 0.0
-    grad = torch.randn(3, 5, 18, generator=generator)
-    for pool in (mean_max_std_pool, torch.func.vmap(mean_max_std_pool)):
+    grad = torch.randn(3, 5, reference(h).shape[-1], generator=generator)
+    for pooling in (pool, torch.func.vmap(pool)):
         ours = h.clone().requires_grad_()
         theirs = h.clone().requires_grad_()
-        torch.testing.assert_close(pool(ours), _autograd_mean_max_std(theirs))
-        pool(ours).backward(grad)
-        _autograd_mean_max_std(theirs).backward(grad)
-        torch.testing.assert_close(ours.grad, theirs.grad)
+        check(pooling(ours), reference(theirs))
+        pooling(ours).backward(grad)
+        reference(theirs).backward(grad)
+        check(ours.grad, theirs.grad)
+    # the tie-sharing is exercised: some max is attained twice or more in its set
     assert ((h == h.amax(dim=-2, keepdim=True)).sum(dim=-2) > 1).any()
 
 

@@ -20,6 +20,7 @@ hard clamp. Tensors hold all ``P * B * M`` observations at once; the only Python
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -32,7 +33,10 @@ from alfi.simulators import Simulator
 __all__ = ["ModelConfig", "ALFI", "SCORE_GRADIENTS", "SQUASHES", "propose", "squash"]
 
 #: Where the meta-gradient flows through the score input (:class:`ModelConfig`).
-SCORE_GRADIENTS = ("full", "scale", "none")
+SCORE_GRADIENTS = ("full", "scale", "none", "bounded")
+#: ``score_gradient: bounded``: the mean's path through the score is at most ``1 / SCORE_FLOOR``
+#: per update (σ floored there, in the standardised θ space; the forward values unchanged).
+SCORE_FLOOR = math.exp(-4.0)
 #: Transforms of the preprocessed observations before the encoder (:func:`squash`).
 SQUASHES = ("none", "asinh")
 
@@ -67,8 +71,9 @@ class ModelConfig:
     keeps both paths; ``"scale"`` only the one through :math:`\log\sigma`
     (:math:`\partial\epsilon/\partial\log\sigma = -\epsilon`, of order 1); ``"none"`` reads
     the score as data, like the simulations beside it (the learned-optimiser convention of
-    dropping the optimisee's second-order terms). :math:`\psi` always reaches the network
-    directly and through the update.
+    dropping the optimisee's second-order terms); ``"bounded"`` keeps both with the mean's
+    factor at :math:`1/\max(\sigma, \sigma_0)` (:data:`SCORE_FLOOR` :math:`= \sigma_0`).
+    :math:`\psi` always reaches the network directly and through the update.
     """
 
     theta_dim: int
@@ -254,7 +259,13 @@ class ALFI(nn.Module):
         if self.config.score_gradient == "none":
             return psi.detach()
         mean, log_scale = proposal.split(psi)
-        return proposal.join(mean.detach(), log_scale)
+        if self.config.score_gradient == "scale":
+            return proposal.join(mean.detach(), log_scale)
+        # the mean's value, its gradient scaled by sigma / max(sigma, floor): d eps / d mean is
+        # then -1 / max(sigma, floor) (mean - mean.detach() is exactly 0, so the value is kept)
+        scale = log_scale.detach().exp()
+        shrink = scale / scale.clamp(min=SCORE_FLOOR)
+        return proposal.join(mean.detach() + (mean - mean.detach()) * shrink, log_scale)
 
     def step(
         self,

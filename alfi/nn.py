@@ -107,7 +107,9 @@ class _MeanMaxStdPool(_MeanMaxPool):
         # the std's term a (h - mean) with a = g_std / (M std), as a h plus a per-set constant
         slope = grad_std / (count * std)
         offset = grad_mean / count - slope * mean
-        return _max_gradient(h, high, grad_max).addcmul_(h, slope).add_(offset)
+        # addcmul out of place: vmap (a training group) batches it, not addcmul_ (torch 2.13),
+        # and rounds it the same
+        return torch.addcmul(_max_gradient(h, high, grad_max), h, slope).add_(offset)
 
 
 def mean_max_std_pool(h: Tensor) -> Tensor:

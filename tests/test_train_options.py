@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 
 import pytest
 import torch
@@ -224,10 +225,14 @@ def test_pool_matches_autograd(pool, reference, check):
     for pooling in (pool, torch.func.vmap(pool)):
         ours = h.clone().requires_grad_()
         theirs = h.clone().requires_grad_()
-        check(pooling(ours), reference(theirs))
-        pooling(ours).backward(grad)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check(pooling(ours), reference(theirs))
+            pooling(ours).backward(grad)
         reference(theirs).backward(grad)
         check(ours.grad, theirs.grad)
+        # every operation has a batching rule: vmap does not fall back to a loop over members
+        assert not [w for w in caught if "batching rule" in str(w.message)]
     # the tie-sharing is exercised: some max is attained twice or more in its set
     assert ((h == h.amax(dim=-2, keepdim=True)).sum(dim=-2) > 1).any()
 
@@ -488,30 +493,41 @@ def test_tail_clip_scale_bounds_the_log_scale_past_the_horizon_alone():
         ModelConfig(1, 1, tail_clip_scale=0.1)
 
 
-@pytest.mark.parametrize("score_gradient", ["full", "scale", "none"])
-def test_the_score_path_of_the_backward_pass_scales_as_one_over_sigma(score_gradient):
-    # d eps / d mu = -1 / sigma at fixed draws: with the score's gradient on, the update's
-    # sensitivity to the mean grows like 1 / sigma as the proposal contracts; with the mean's
-    # path cut ("scale": d eps / d log sigma = -eps stays of order 1; "none") only the direct
-    # paths remain.
+def _mean_sensitivity(score_gradient: str, log_scale: float) -> float:
+    """Norm of the gradient of one update's step with respect to the proposal mean, at fixed
+    standardised draws eps, on a fixed small Poisson model."""
     sim = get_simulator("poisson")
     torch.manual_seed(0)
     model = ALFI(ModelConfig(1, 1, 8, 16, 16, (16,), score_gradient=score_gradient))
     theta = torch.randn(4, 5, 1)
     x = sim.simulate(torch.full((4, 5), 3.0).unsqueeze(-1), 6, torch.Generator().manual_seed(1))
     context = model.real_context(model.encode(sim, x[:, 0]))
+    mean = torch.zeros(4, 1, requires_grad=True)
+    psi = torch.cat((mean, torch.full((4, 1), log_scale)), dim=-1)
+    draws = theta * math.exp(log_scale)  # the same standardised draws eps at each sigma
+    new_psi, _ = model(sim, context, psi, torch.zeros(4, 16), draws, x)
+    (gradient,) = torch.autograd.grad((new_psi - psi).sum(), mean)  # the update's
+    return float(gradient.norm())
 
-    def sensitivity(log_scale: float) -> float:
-        mean = torch.zeros(4, 1, requires_grad=True)
-        psi = torch.cat((mean, torch.full((4, 1), log_scale)), dim=-1)
-        draws = theta * math.exp(log_scale)  # the same standardised draws eps at each sigma
-        new_psi, _ = model(sim, context, psi, torch.zeros(4, 16), draws, x)
-        (gradient,) = torch.autograd.grad((new_psi - psi).sum(), mean)  # the update's
-        return float(gradient.norm())
 
+@pytest.mark.parametrize("score_gradient", ["full", "scale", "none"])
+def test_the_score_path_of_the_backward_pass_scales_as_one_over_sigma(score_gradient):
+    # d eps / d mu = -1 / sigma at fixed draws: with the score's gradient on, the update's
+    # sensitivity to the mean grows like 1 / sigma as the proposal contracts; with the mean's
+    # path cut ("scale": d eps / d log sigma = -eps stays of order 1; "none") only the direct
+    # paths remain ("bounded": the next test).
     # 1 / sigma = e^6 ~ 400; the sigma-free paths change by O(1) factors (sigma and the draws
     # are inputs too), so a tenth of 1 / sigma separates the two cases.
-    ratio = sensitivity(-6.0) / sensitivity(0.0)
+    ratio = _mean_sensitivity(score_gradient, -6.0) / _mean_sensitivity(score_gradient, 0.0)
     assert (ratio > math.exp(6.0) / 10) == (score_gradient == "full"), ratio
     with pytest.raises(ValueError, match="unknown score_gradient 'partial'; expected one of full"):
         ModelConfig(1, 1, score_gradient="partial")
+
+
+def test_the_bounded_score_path_is_full_above_its_floor_and_capped_below():
+    # above the floor (sigma = e^-3 > e^-4) the same gradient as full's, bit for bit; at
+    # sigma = e^-6 the mean's path, which dominates there (~400 against O(1)), is e^-2 of full's
+    above = _mean_sensitivity("bounded", -3.0)
+    assert above == _mean_sensitivity("full", -3.0)
+    below = _mean_sensitivity("bounded", -6.0) / _mean_sensitivity("full", -6.0)
+    assert math.exp(-2.0) / 2 < below < math.exp(-2.0) * 2, below

@@ -1,11 +1,13 @@
-r"""Arms of one simulator's main variant against a finished workflow run: one setting changed.
+r"""Arms of one simulator's variant against a finished workflow run: one setting changed.
 
 Each arm edits the run's settings of ``SIMULATOR`` (``RUN/results/settings/SIMULATOR/config.yaml``),
-trains the ``nll-exp`` model of every ``--seeds`` seed with ``alfi train`` on the run's stored
-training data and evaluates it with ``alfi evaluate`` on the run's test problems at T_test = 15
-and 30 (two processes at a time, one torch thread each). An arm is ``NAME=JSON``: the JSON maps
-``train`` keys, or ``model.KEY`` for the model's, to their new values; ``base={}`` is the run's
-own settings (its seed 0 is the run's own model, bit for bit on the machine that ran it).
+trains the ``--variant`` model (``nll-exp``, the main one, unless named) of every ``--seeds`` seed
+with ``alfi train`` on the run's stored training data and evaluates it with ``alfi evaluate`` on
+the run's test problems at T_test = 15 and 30 (two processes at a time, one torch thread each).
+An arm is ``NAME=JSON``: the JSON maps ``train`` keys, or ``model.KEY`` for the model's, to their
+new values, on top of the variant's own settings (``variant_overrides`` included); ``base={}``
+is the run's own settings (its seed 0 is the run's own model, bit for bit on the machine that ran
+it). A training that stops (a diverged model) is reported as such, with no scores.
 
 Per arm and seed, against the exact MLE and the exact posterior on the same problems:
 
@@ -55,8 +57,11 @@ def parse_arm(text: str) -> tuple[str, dict]:
     return name, values
 
 
-def arm_config(base: dict, edits: dict) -> dict:
+def arm_config(base: dict, edits: dict, variant: str) -> dict:
     config = copy.deepcopy(base)
+    # the variant's own settings become the arm's base, so that an edit is not overridden by them
+    for section, values in config.get("variant_overrides", {}).pop(variant, {}).items():
+        config["defaults"][section].update(values)
     for key, value in edits.items():
         section, _, name = key.rpartition(".")
         if section not in ("", "model") or name not in config["defaults"][section or "train"]:
@@ -65,7 +70,10 @@ def arm_config(base: dict, edits: dict) -> dict:
     return config
 
 
-def run_arm(results: Path, simulator: str, folder: Path, config: dict, seed: int) -> None:
+def run_arm(
+    results: Path, simulator: str, variant: str, folder: Path, config: dict, seed: int
+) -> bool:
+    """Train (unless done) and evaluate one arm's seed; False where its training stopped."""
     folder.mkdir(parents=True, exist_ok=True)
     alfi = str(Path(sys.executable).parent / "alfi")
     model, settings = folder / "model.pt", folder / "train.yaml"
@@ -76,10 +84,13 @@ def run_arm(results: Path, simulator: str, folder: Path, config: dict, seed: int
     trained = not model.exists()
     if trained:
         train = [alfi, "train", "--config", str(settings), "--simulator", simulator]
-        train += ["--variant", "nll-exp", "--seed", str(seed), "--threads", "1"]
+        train += ["--variant", variant, "--seed", str(seed), "--threads", "1"]
         train += ["--dataset", str(data / "train.npz"), "--checkpoint", str(folder / "ckpt.pt")]
         with open(folder / "train.log", "w") as log:
-            subprocess.run([*train, "--out", str(model)], stdout=log, stderr=log, check=True)
+            stopped = subprocess.run([*train, "--out", str(model)], stdout=log, stderr=log)
+        if stopped.returncode:
+            print(f"{folder}: training stopped (rc {stopped.returncode}), see its train.log")
+            return False
     tables = {t: [str(folder / f"{t}{h}.parquet") for h in HORIZONS] for t in ("est", "m", "s")}
     if trained or not Path(tables["est"][-1]).exists():
         evaluate = [alfi, "--quiet", "evaluate", "--config", str(settings), "--model", str(model)]
@@ -89,6 +100,7 @@ def run_arm(results: Path, simulator: str, folder: Path, config: dict, seed: int
             subprocess.run(
                 [*evaluate, "--samples", *tables["s"]], stdout=log, stderr=log, check=True
             )
+    return True
 
 
 def final(estimates: pd.DataFrame) -> pd.DataFrame:
@@ -115,19 +127,25 @@ def score(estimates: pd.DataFrame, mle: pd.DataFrame, exact: pd.DataFrame, weinb
 
 def summarise(rows: pd.DataFrame, arms: list[str]) -> str:
     metrics = ["ratio", "coverage", "width"]
-    head = " | ".join(metrics) + " | coverage per seed | paired Δ ratio | paired Δ coverage |"
-    lines = [f"| arm | T_test | {head}", "|---|---:|" + "---:|" * (len(metrics) + 3)]
+    head = " | ".join(metrics) + " | ratio per seed | coverage per seed | paired Δ ratio |"
+    head += " paired Δ coverage |"
+    lines = [f"| arm | T_test | {head}", "|---|---:|" + "---:|" * (len(metrics) + 4)]
     first = rows[rows.arm == arms[0]].set_index(["t_test", "seed"])
     for arm, t in itertools.product(arms, HORIZONS):
         these = rows[(rows.arm == arm) & (rows.t_test == t)].set_index("seed")
-        cells = [f"{these[m].mean():.3f} ± {these[m].std(ddof=1):.3f}" for m in metrics]
+        # a stopped training leaves its arm's means NaN rather than the survivors' mean
+        cells = [
+            f"{these[m].mean(skipna=False):.3f} ± {these[m].std(ddof=1, skipna=False):.3f}"
+            for m in metrics
+        ]
+        cells.append(" / ".join(f"{r:.3g}" for r in these.ratio))  # NaN: the training stopped
         cells.append(" / ".join(f"{c:.2f}" for c in these.coverage))
         for m in ("ratio", "coverage"):
             diff = (these[m] - first.loc[t][m]).dropna()
             paired = f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}"
             cells.append("–" if arm == arms[0] else paired)
         lines.append(f"| {arm} | {t} | " + " | ".join(cells) + " |")
-    exact = rows.groupby("t_test").exact_coverage.first().iloc[0]
+    exact = rows.exact_coverage.dropna().iloc[0] if rows.exact_coverage.notna().any() else np.nan
     return "\n".join(lines) + f"\n\nThe exact posterior covers {exact:.2f} of the same truths."
 
 
@@ -137,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("simulator")
     parser.add_argument("out", type=Path)
     parser.add_argument("arms", nargs="+", type=parse_arm, metavar="NAME=JSON")
+    parser.add_argument("--variant", default="nll-exp", help="LOSS-WEIGHTING (default nll-exp)")
     parser.add_argument(
         "--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[0, 1, 2]
     )
@@ -148,29 +167,32 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"arm names must differ, got {[name for name, _ in args.arms]}")
     jobs = list(itertools.product(arms, args.seeds))
     with ThreadPoolExecutor(2) as pool:
-        list(
-            pool.map(
-                lambda job: run_arm(
-                    results,
-                    simulator,
-                    args.out / job[0] / f"seed{job[1]}",
-                    arm_config(base, arms[job[0]]),
-                    job[1],
-                ),
-                jobs,
-            )
+        finished = pool.map(
+            lambda job: run_arm(
+                results,
+                simulator,
+                args.variant,
+                args.out / job[0] / f"seed{job[1]}",
+                arm_config(base, arms[job[0]], args.variant),
+                job[1],
+            ),
+            jobs,
         )
+        finished = dict(zip(jobs, finished, strict=True))
     runs = results / "runs" / simulator
     mle = pd.read_parquet(runs / "mle" / "estimates.parquet")
     exact = pd.read_parquet(runs / "posterior" / "estimates.parquet")
     rows = []
     for (arm, seed), t in itertools.product(jobs, HORIZONS):
-        estimates = pd.read_parquet(args.out / arm / f"seed{seed}" / f"est{t}.parquet")
-        scores = score(estimates, mle, exact, simulator == "weinberg")
+        scores = dict.fromkeys(["ratio", "coverage", "exact_coverage", "width"], np.nan)
+        if finished[arm, seed]:
+            estimates = pd.read_parquet(args.out / arm / f"seed{seed}" / f"est{t}.parquet")
+            scores = score(estimates, mle, exact, simulator == "weinberg")
         rows.append({"arm": arm, "seed": seed, "t_test": t, **scores})
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "arms.csv", index=False)
-    (args.out / "arms.json").write_text(json.dumps(arms, indent=1))
+    described = {"variant": args.variant, "arms": arms}
+    (args.out / "arms.json").write_text(json.dumps(described, indent=1))
     print(summarise(table, list(arms)))
 
 

@@ -21,6 +21,14 @@ from torch.nn import functional as F
 
 __all__ = ["POOLINGS", "MLP", "SetEncoder", "gru_cell", "mean_max_pool", "mean_max_std_pool"]
 
+try:  # None outside every torch.func transform; private, so without it assume one
+    from torch._C._functorch import maybe_current_level as _functorch_level
+except ImportError:  # pragma: no cover
+
+    def _functorch_level() -> int | None:
+        return 0
+
+
 #: Each pooling and how many statistics of the hidden features it hands the last layer.
 POOLINGS = {"mean": 1, "mean-max": 2, "mean-max-std": 3}
 
@@ -107,9 +115,12 @@ class _MeanMaxStdPool(_MeanMaxPool):
         # the std's term a (h - mean) with a = g_std / (M std), as a h plus a per-set constant
         slope = grad_std / (count * std)
         offset = grad_mean / count - slope * mean
-        # addcmul out of place: vmap (a training group) batches it, not addcmul_ (torch 2.13),
-        # and rounds it the same
-        return torch.addcmul(_max_gradient(h, high, grad_max), h, slope).add_(offset)
+        grad_h = _max_gradient(h, high, grad_max)
+        if _functorch_level() is None:  # plain autograd: in place, no second buffer
+            grad_h.addcmul_(h, slope)
+        else:  # under vmap (a training group): batched out of place only, the same rounding
+            grad_h = torch.addcmul(grad_h, h, slope)
+        return grad_h.add_(offset)
 
 
 def mean_max_std_pool(h: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ class NonFiniteLossError(RuntimeError):
 
 REMEDY = (
     "lower train.lr, set train.grad_clip, shorten train.tail_steps (for this variant alone: "
-    "variant_overrides), or set model.score_gradient: none"
+    "variant_overrides), or set model.score_gradient: bounded or none"
 )
 
 

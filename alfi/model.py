@@ -30,7 +30,15 @@ from alfi import proposal
 from alfi.nn import MLP, SetEncoder, gru_cell
 from alfi.simulators import Simulator
 
-__all__ = ["ModelConfig", "ALFI", "SCORE_GRADIENTS", "SQUASHES", "propose", "squash"]
+__all__ = [
+    "ModelConfig",
+    "ALFI",
+    "SCORE_FLOOR",
+    "SCORE_GRADIENTS",
+    "SQUASHES",
+    "propose",
+    "squash",
+]
 
 #: Where the meta-gradient flows through the score input (:class:`ModelConfig`).
 SCORE_GRADIENTS = ("full", "scale", "none", "bounded")

@@ -68,9 +68,9 @@ def test_a_variant_override_applies_to_that_variants_models_alone() -> None:
 
 @pytest.mark.parametrize("layer", ["defaults", "overrides"])
 def test_a_variant_override_of_null_unsets_an_option_of_either_layer(layer: str) -> None:
-    """config.yaml's const-weighted variants: a tail clip set in ``defaults`` (as config.yaml
-    does) or in the simulator's ``overrides``, and a simulator's late tail; the variant's
-    override of null and 0 brings back the schema's defaults for its models alone."""
+    """A variant's override (config.yaml's mse-const has one) of null and 0 brings back the
+    schema's defaults for its models alone: for a tail clip set in ``defaults`` (as config.yaml
+    does) or in the simulator's ``overrides``, and for a simulator's late tail."""
     config = _tiny_with({"nll-const": {"train": {"tail_clip_scale": None, "tail_from": 0}}})
     config["overrides"]["poisson"] = {"train": {"tail_from": 0.5}}
     if layer == "defaults":

@@ -12,11 +12,12 @@ import pytest
 import torch
 from test_train import SETTINGS
 
+from alfi import proposal
 from alfi.config import load_config, settings_for
 from alfi.data import make_dataset
 from alfi.io import InputError, load_torch
 from alfi.losses import meta_loss
-from alfi.model import ALFI, ModelConfig
+from alfi.model import ALFI, SCORE_FLOOR, ModelConfig
 from alfi.nn import STD_EPS, SetEncoder, mean_max_pool, mean_max_std_pool
 from alfi.schedule import (
     phase_steppers,
@@ -531,3 +532,17 @@ def test_the_bounded_score_path_is_full_above_its_floor_and_capped_below():
     assert above == _mean_sensitivity("full", -3.0)
     below = _mean_sensitivity("bounded", -6.0) / _mean_sensitivity("full", -6.0)
     assert math.exp(-2.0) / 2 < below < math.exp(-2.0) * 2, below
+    # exactly, at the score itself: its value is full's, bit for bit, and d eps / d mu summed
+    # over 3 draws is -3 / max(sigma, floor), below the floor and above it
+    bounded = ALFI(ModelConfig(1, 1, score_gradient="bounded"))
+    theta = torch.randn(3, 1, generator=torch.Generator().manual_seed(2))
+    for log_scale in (-6.0, -2.0):
+        mean = torch.full((1, 1), 0.3, requires_grad=True)
+        psi = torch.cat((mean, torch.full((1, 1), log_scale)), dim=-1)
+        seen = bounded._score_input(psi)
+        assert torch.equal(seen, psi)
+        eps = proposal.whitened_score(seen, theta)[:, :1]
+        assert torch.equal(eps, proposal.whitened_score(psi, theta)[:, :1])
+        (gradient,) = torch.autograd.grad(eps.sum(), mean)
+        expected = -3.0 / max(math.exp(log_scale), SCORE_FLOOR)
+        assert float(gradient) == pytest.approx(expected, rel=1e-5)

@@ -7,7 +7,8 @@ the run's test problems at T_test = 15 and 30 (two processes at a time, one torc
 An arm is ``NAME=JSON``: the JSON maps ``train`` keys, or ``model.KEY`` for the model's, to their
 new values, on top of the variant's own settings (``variant_overrides`` included); ``base={}``
 is the run's own settings (its seed 0 is the run's own model, bit for bit on the machine that ran
-it). A training that stops (a diverged model) is reported as such, with no scores.
+it). A training that diverges (alfi train's non-finite-loss error) is reported as such, with
+no scores; any other failure stops the script.
 
 Per arm and seed, against the exact MLE and the exact posterior on the same problems:
 
@@ -24,6 +25,8 @@ remade only if missing); a folder that holds an arm of other settings stops the 
 
     python docs/studies/arms.py RUN SIMULATOR OUT --seeds 0,1,2,3,4 \
         base='{}' tc02='{"tail_clip_scale": 0.02}'
+    python docs/studies/arms.py RUN poisson OUT --variant nll-const \
+        base='{}' capped='{"model.score_gradient": "bounded"}'
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def arm_config(base: dict, edits: dict, variant: str) -> dict:
 def run_arm(
     results: Path, simulator: str, variant: str, folder: Path, config: dict, seed: int
 ) -> bool:
-    """Train (unless done) and evaluate one arm's seed; False where its training stopped."""
+    """Train (unless done) and evaluate one arm's seed; False where its training diverged."""
     folder.mkdir(parents=True, exist_ok=True)
     alfi = str(Path(sys.executable).parent / "alfi")
     model, settings = folder / "model.pt", folder / "train.yaml"
@@ -89,7 +92,10 @@ def run_arm(
         with open(folder / "train.log", "w") as log:
             stopped = subprocess.run([*train, "--out", str(model)], stdout=log, stderr=log)
         if stopped.returncode:
-            print(f"{folder}: training stopped (rc {stopped.returncode}), see its train.log")
+            message = (folder / "train.log").read_text()
+            if "non-finite" not in message and "is not finite" not in message:
+                raise SystemExit(f"{folder}: alfi train failed, not by divergence: see train.log")
+            print(f"{folder}: the training diverged (alfi train's NonFiniteLossError)")
             return False
     tables = {t: [str(folder / f"{t}{h}.parquet") for h in HORIZONS] for t in ("est", "m", "s")}
     if trained or not Path(tables["est"][-1]).exists():
@@ -133,12 +139,12 @@ def summarise(rows: pd.DataFrame, arms: list[str]) -> str:
     first = rows[rows.arm == arms[0]].set_index(["t_test", "seed"])
     for arm, t in itertools.product(arms, HORIZONS):
         these = rows[(rows.arm == arm) & (rows.t_test == t)].set_index("seed")
-        # a stopped training leaves its arm's means NaN rather than the survivors' mean
+        # a diverged training leaves its arm's means NaN rather than the survivors' mean
         cells = [
             f"{these[m].mean(skipna=False):.3f} ± {these[m].std(ddof=1, skipna=False):.3f}"
             for m in metrics
         ]
-        cells.append(" / ".join(f"{r:.3g}" for r in these.ratio))  # NaN: the training stopped
+        cells.append(" / ".join(f"{r:.3g}" for r in these.ratio))  # NaN: the training diverged
         cells.append(" / ".join(f"{c:.2f}" for c in these.coverage))
         for m in ("ratio", "coverage"):
             diff = (these[m] - first.loc[t][m]).dropna()
@@ -162,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results, simulator = args.run / "results", args.simulator
     base = yaml.safe_load((results / "settings" / simulator / "config.yaml").read_text())
+    # the run's settings hold variant_overrides for the variants it trained only
+    if not (results / "models" / simulator / args.variant).is_dir():
+        raise SystemExit(
+            f"the run trained no {args.variant!r} model of {simulator}; expected one of "
+            + ", ".join(sorted(p.name for p in (results / "models" / simulator).iterdir()))
+        )
     arms = dict(args.arms)
     if len(arms) < len(args.arms):
         raise SystemExit(f"arm names must differ, got {[name for name, _ in args.arms]}")

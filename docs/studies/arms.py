@@ -93,7 +93,8 @@ def run_arm(
             stopped = subprocess.run([*train, "--out", str(model)], stdout=log, stderr=log)
         if stopped.returncode:
             message = (folder / "train.log").read_text()
-            if "non-finite" not in message and "is not finite" not in message:
+            # divergence.py's two messages of diverged weights (not a simulator's refusal)
+            if "became non-finite" not in message and "simulator returns finite" not in message:
                 raise SystemExit(f"{folder}: alfi train failed, not by divergence: see train.log")
             print(f"{folder}: the training diverged (alfi train's NonFiniteLossError)")
             return False

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from alfi.config import settings_for
 from alfi.metrics import derived_error, final_rmse
 
 HORIZONS = (15, 30)
@@ -60,11 +61,12 @@ def parse_arm(text: str) -> tuple[str, dict]:
     return name, values
 
 
-def arm_config(base: dict, edits: dict, variant: str) -> dict:
+def arm_config(base: dict, simulator: str, edits: dict, variant: str) -> dict:
     config = copy.deepcopy(base)
-    # the variant's own settings become the arm's base, so that an edit is not overridden by them
-    for section, values in config.get("variant_overrides", {}).pop(variant, {}).items():
-        config["defaults"][section].update(values)
+    # the variant's own settings (alfi's merge) become the arm's base, so that an edit is not
+    # overridden by them; the run's settings are resolved per simulator, with no overrides left
+    config["defaults"] = settings_for({**config, "overrides": {}}, simulator, variant)
+    config.get("variant_overrides", {}).pop(variant, None)
     for key, value in edits.items():
         section, _, name = key.rpartition(".")
         if section not in ("", "model") or name not in config["defaults"][section or "train"]:
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                 simulator,
                 args.variant,
                 args.out / job[0] / f"seed{job[1]}",
-                arm_config(base, arms[job[0]], args.variant),
+                arm_config(base, simulator, arms[job[0]], args.variant),
                 job[1],
             ),
             jobs,

@@ -3,8 +3,8 @@
 Every step reads the validated YAML config, checks its inputs, writes its outputs atomically and
 exits with status 2 and one line naming the bad value when something is wrong. The commands live
 beside what they run: :mod:`alfi.commands` (data, ALFI's training and evaluation, the MLE),
-:mod:`alfi.baselines`, :mod:`alfi.report` and :mod:`alfi.bench`; here, the parser (with the
-``list``, ``aggregate`` and ``bench`` arguments) and the exit status.
+:mod:`alfi.baselines`, :mod:`alfi.report`, :mod:`alfi.timing` and :mod:`alfi.bench`; here, the
+parser (with the ``list``, ``aggregate`` and ``bench`` arguments) and the exit status.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the registered simulators")
     p.set_defaults(run=cmd_list)
 
-    from alfi import baselines, commands, report
+    from alfi import baselines, commands, report, timing
 
     commands.add_commands(sub)
     p = sub.add_parser("aggregate", help="concatenate result tables of the same schema")
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_aggregate)
 
     report.add_commands(sub)
+    timing.add_commands(sub)
     baselines.add_commands(sub)
     _add_bench(sub)
     return parser

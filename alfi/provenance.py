@@ -114,6 +114,8 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.comparison", "alfi.calibration", "alfi.columns"),
     ),
     "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),
+    # where the run's time went, from its jobs' benchmark files
+    "timing": ("alfi.timing", "alfi.tables"),
 }
 
 

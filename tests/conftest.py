@@ -198,6 +198,11 @@ def check_results() -> Callable[[Path, list[str], list[int]], None]:
                 assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
         pngs = list((results / "figures").glob("*.png"))
         assert len(pngs) >= 2 * len(simulators) + 2 and all(p.stat().st_size > 1000 for p in pngs)
+        # where the time went: a row per job that made the tables, every method's among them
+        jobs = pd.read_parquet(results / "timing.parquet")
+        assert set(jobs.method) == set(methods) | {"data", "aggregate"}
+        assert set(jobs.simulator) == set(simulators) | {""} and jobs.seconds.ge(0).all()
+        assert "| all " in (results / "tables" / "timing.md").read_text()
 
     return check
 

@@ -7,7 +7,8 @@ leaving results that no longer belong to the code that claims them. Each stage's
 here on tiny sizes under a profiler that records every package function called (module and
 class bodies aside), with the options of ``config.yaml`` that pick code paths (the pooling,
 the asinh squash, fresh problems, the cosine schedule, the tail, NPE's mixture network, the
-C2ST), then the reports (figures, tables) on the runs' tables and the benchmarks' quick parts.
+C2ST), then the reports (figures, tables) on the runs' tables, the timing table and the
+benchmarks' quick parts.
 """
 
 from __future__ import annotations
@@ -169,6 +170,12 @@ def test_every_function_a_job_runs_is_among_its_stage_code_inputs(
         ],
     )
     check("tables", ["tables", *tables, "--out-dir", str(tmp_path / "tables"), *horizon])
+    timed = tmp_path / "logs" / "train" / "poisson_nll-exp_seed0.benchmark.tsv"
+    timed.parent.mkdir(parents=True)
+    timed.write_text("s\tcpu_time\tmax_rss\n1.5\t1.0\t100.0\n")
+    timing = ["timing", str(timed), "--simulators", "poisson"]
+    timing += ["--out", str(tmp_path / "timing.parquet"), "--markdown", str(tmp_path / "t.md")]
+    check("timing", timing)
     # the benchmarks' quick parts (evaluate and accuracy take half a minute more)
     parts = ["--only", "throughput,step,ensemble", "--quick", "--threads", "1"]
     check("bench", ["bench", "--device", "cpu", *parts, "--out-dir", str(tmp_path / "bench")])

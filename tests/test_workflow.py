@@ -29,10 +29,11 @@ def test_dry_run_default_config(repository):
     # training sizes, and SMC-ABC at 2 budgets; 7 stage settings files per simulator (data,
     # evaluate, regressor, npe, abc_smc, reference, posterior) and a training one per variant
     # (each simulator's full settings file is no job: written when the workflow is parsed); a
-    # code stamp per simulator and stage (9 stages), one each for the figures and tables.
+    # code stamp per simulator and stage (9 stages), one each for the figures, the tables and
+    # the timing table.
     assert counts == {
         "code_stamp": 36,
-        "report_code_stamp": 2,
+        "report_code_stamp": 3,
         "stage_settings": 28,
         "variant_settings": 9,
         "dataset": 8,
@@ -46,8 +47,9 @@ def test_dry_run_default_config(repository):
         "aggregate": 3,
         "figures": 1,
         "tables": 1,
+        "timing": 1,
         "all": 1,
-        "total": 151,
+        "total": 153,
     }
 
 
@@ -63,7 +65,8 @@ def test_dry_run_paper_config(repository):
     assert groups == {f"train_{s}_group0": 1 for s in simulators}
     assert counts["evaluate"] == 72 and counts["amortised"] == 72
     assert counts["abc_smc"] == 8 and counts["variant_settings"] == 24
-    assert counts["total"] == 306 - 72 + 38  # 38 code stamps, as in the default config
+    # 39 code stamps and the timing table, as in the default config
+    assert counts["total"] == 306 - 72 + 39 + 1
 
 
 def test_grouped_training_jobs(repository, tmp_path):
@@ -76,7 +79,7 @@ def test_grouped_training_jobs(repository, tmp_path):
     groups = {rule: n for rule, n in counts.items() if rule.startswith("train")}
     expected = [f"train_{s}_group{k}" for s in ("poisson", "linear_regression") for k in range(3)]
     assert len(groups) == 12 and set(groups.values()) == {1} and set(expected) <= set(groups)
-    assert counts["evaluate"] == 72 and counts["total"] == 306 - 72 - 4 + 12 + 38
+    assert counts["evaluate"] == 72 and counts["total"] == 306 - 72 - 4 + 12 + 39 + 1
     # A variant that variant_overrides sets apart trains apart: per simulator the one group it
     # shared (nll-exp and nll-const, 3 seeds each) splits in two; the other groups stay as
     # they were (their models keep their group, so they do not retrain).

@@ -59,7 +59,7 @@ ALFI_RUN = f"{RESULTS}/runs/{{simulator}}/{{variant}}/seed{{seed}}/T{{t_test}}/{
 CODE = f"{RESULTS}/code_stamps/{{simulator}}/{{code_stage}}.yaml"
 REPORT_CODE = f"{RESULTS}/code_stamps/{{report}}.yaml"
 # Report stages: their stamps are per workflow, with the simulators they draw or bench.
-REPORT_STAGES = ("figures", "tables", "bench")
+REPORT_STAGES = ("figures", "tables", "timing", "bench")
 # Outside the declared outputs: a failed or preempted job keeps it, and the rerun resumes.
 CHECKPOINT = f"{RESULTS}/checkpoints/{{simulator}}/{{variant}}/seed{{seed}}.ckpt"
 
@@ -90,7 +90,7 @@ def code_file(stage, simulator=None):
 
 
 def report_code_file(stage):
-    """The code stamp of a stage without a simulator (figures, tables, bench)."""
+    """The code stamp of a stage without a simulator (figures, tables, timing, bench)."""
     return expand(REPORT_CODE, report=stage)[0]
 
 
@@ -233,43 +233,77 @@ def reference_option(wildcards, input):
     return f"--reference {input.reference}" if input.reference else ""
 
 
-def run_tables(table):
-    """One `table` of every run of the methods the config names, to aggregate (an input
-    function: the rules it names are defined by then)."""
-    paths = []
+def method_jobs():
+    """(rule, wildcards) of every job that writes a method's run tables, in the order the
+    aggregated tables list them (an input function's helper: the rules exist by then).
+    """
+    jobs = []
     if "alfi" in METHODS:
-        paths += [
-            expand(ALFI_RUN, simulator=s, variant=v, seed=seed, t_test=t, table=table)[
-                0
-            ]
+        jobs += [
+            ("evaluate", dict(simulator=s, variant=v, seed=seed))
             for s, v, seed in runs()
-            for t in T_TEST
         ]
     for method in ("mle", "prior_mean"):
         if method in METHODS:
-            paths += expand(getattr(rules, method).output[table], simulator=SIMULATORS)
-    paths += expand(rules.posterior.output[table], simulator=posterior_simulators())
+            jobs += [(method, dict(simulator=s)) for s in SIMULATORS]
+    jobs += [("posterior", dict(simulator=s)) for s in posterior_simulators()]
     if "abc_smc" in METHODS:
-        paths += [
-            expand(rules.abc_smc.output[table], simulator=s, budget=budget)[0]
+        jobs += [
+            ("abc_smc", dict(simulator=s, budget=budget))
             for s in SIMULATORS
             for budget in settings_for(config, s)["baselines"]["abc_smc"]["budgets"]
         ]
     for method in ("regressor", "npe"):
         if method in METHODS:
-            paths += [
-                expand(
-                    rules.amortised.output[table],
-                    simulator=s,
-                    method=method,
-                    size=size,
-                    seed=seed,
-                )[0]
+            jobs += [
+                ("amortised", dict(simulator=s, method=method, size=size, seed=seed))
                 for s in SIMULATORS
                 for size in train_sizes(settings_for(config, s))
                 for seed in SEEDS
             ]
+    return jobs
+
+
+def run_tables(table):
+    """One `table` of every run of the methods the config names, to aggregate (an input
+    function: the rules it names are defined by then)."""
+    paths = []
+    for rule, wildcards in method_jobs():
+        names = [f"{table}_T{t}" for t in T_TEST] if rule == "evaluate" else [table]
+        outputs = getattr(rules, rule).output
+        paths += [expand(outputs[name], **wildcards)[0] for name in names]
     return paths
+
+
+def job_benchmarks():
+    """The benchmark file of every job that makes the run's tables (the timing job's input):
+    the meta-datasets, ALFI's trainings, every method's runs and the aggregation. The stamps
+    and the reports are left out: seconds, and the reports would rerun the timing table.
+    """
+    splits = ["test"]
+    if {"alfi", "regressor", "npe"} & set(METHODS):
+        splits.append("train")
+    jobs = [
+        ("dataset", dict(simulator=s, split=split))
+        for s in SIMULATORS
+        for split in splits
+    ]
+    if "alfi" in METHODS:
+        if RES["train_group_size"] == 1:
+            jobs += [
+                ("train", dict(simulator=s, variant=v, seed=seed))
+                for s, v, seed in runs()
+            ]
+        else:
+            jobs += [
+                (f"train_{s}_group{index}", {}) for s, index, _ in training_groups()
+            ]
+    jobs += method_jobs()
+    jobs += [("aggregate", dict(table=table)) for table in TABLES]
+    return [
+        expand(getattr(rules, rule).benchmark, **wildcards)[0]
+        for rule, wildcards in jobs
+    ]
 
 
 def histogram_simulators():
@@ -334,11 +368,13 @@ def table_files():
 
 
 def all_outputs():
-    """What `all` makes: the aggregated tables, the figures and the summary tables."""
+    """What `all` makes: the aggregated tables, the figures, the summary tables and where the
+    run's time went."""
     return [
         *expand(rules.aggregate.output[0], table=TABLES),
         *rules.figures.output,
         *rules.tables.output,
+        *rules.timing.output,
     ]
 
 
@@ -392,6 +428,7 @@ def report_code_stamp(stage):
     drawn = {
         "figures": histogram_simulators(),
         "tables": [],
+        "timing": [],
         "bench": read_yaml("configs/paper.yaml")["simulators"],
     }[stage]
     sources = stage_sources(stage=stage)

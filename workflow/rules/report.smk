@@ -61,6 +61,32 @@ rule tables:
         " --out-dir {params.out_dir} --t-train {params.t_train} > {log} 2>&1"
 
 
+rule timing:
+    """Where the run's time went: its jobs' benchmark files summed per method and simulator."""
+    input:
+        benchmarks=job_benchmarks(),
+        code=report_code_file("timing"),
+    output:
+        jobs=f"{RESULTS}/timing.parquet",
+        table=report(
+            f"{RESULTS}/tables/timing.md",
+            caption="../report/timing.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/timing.log",
+    benchmark:
+        f"{RESULTS}/logs/timing.benchmark.tsv"
+    localrule: True  # a second of reading: not worth a cluster job
+    conda:
+        "../../envs/alfi.yaml"
+    params:
+        simulators=",".join(SIMULATORS),
+    shell:
+        "alfi timing {input.benchmarks} --simulators {params.simulators}"
+        " --out {output.jobs} --markdown {output.table} > {log} 2>&1"
+
+
 rule bench:
     """Speed, memory and time-to-accuracy benchmarks (not part of `all`: `snakemake bench`)."""
     input:

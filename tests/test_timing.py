@@ -76,7 +76,7 @@ def test_the_command_writes_the_jobs_and_the_summary(run, tmp_path):
 
 
 def test_what_snakemake_did_not_measure_is_missing_not_zero(tmp_path):
-    path = tmp_path / "logs" / "settings" / "poisson_data.benchmark.tsv"
+    path = tmp_path / "logs" / "mle" / "poisson.benchmark.tsv"
     path.parent.mkdir(parents=True)
     path.write_text(HEADER + "0.05\t0:00:00\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n")
     jobs = read_benchmarks([path], SIMULATORS)
@@ -90,14 +90,47 @@ def test_what_snakemake_did_not_measure_is_missing_not_zero(tmp_path):
         ("x.benchmark.tsv", "seconds\n1.0\n", "expected Snakemake's benchmark columns"),
         ("x.benchmark.tsv", HEADER, "and a row, got"),
         ("x.benchmark.tsv", "", "not a readable benchmark table"),
+        ("x.benchmark.tsv", HEADER + "abc" + "\t0" * 9 + "\n", r"column s: expected seconds"),
+        ("poisson.benchmark.tsv", b"\xff\xfe\x00s\n", "not a readable benchmark table"),
     ],
 )
 def test_bad_benchmark_files_are_named(tmp_path, capsys, name, text, message):
-    path = tmp_path / name
-    path.write_text(text)
+    path = tmp_path / "mle" / name
+    path.parent.mkdir()
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     with pytest.raises(InputError, match=message):
         read_benchmarks([path], SIMULATORS)
-    out = tmp_path / "timing.parquet"
-    argv = ["timing", str(path), "--out", str(out), "--markdown", str(tmp_path / "t.md")]
-    assert main(argv) == 2
-    assert str(path) in capsys.readouterr().err and not out.exists()
+    out, markdown = tmp_path / "timing.parquet", tmp_path / "t.md"
+    argv = ["timing", str(path), "--simulators", "poisson", "--out", str(out)]
+    assert main([*argv, "--markdown", str(markdown)]) == 2
+    assert str(path) in capsys.readouterr().err and not out.exists() and not markdown.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "job"),
+    [
+        ("train", "normal_nll-exp_seed0"),  # no such simulator
+        ("npe", "poisson_seed0"),  # an amortised run is SIMULATOR_nSIZE_seedSEED
+        ("abc_smc", "poisson"),
+    ],
+)
+def test_a_job_of_no_known_simulator_is_named(tmp_path, kind, job):
+    path = _benchmark(tmp_path / "logs", kind, job, 1.0)
+    with pytest.raises(InputError, match=rf"a {kind} job's name is SIMULATOR.*got '{job}'"):
+        read_benchmarks([path], SIMULATORS)
+
+
+def test_removed_benchmark_files_are_left_out_and_counted(run, tmp_path):
+    """The workflow's timing job reads the files without declaring them (--skip-missing):
+    after results/logs is removed, the table says how many jobs left no time."""
+    run[1].unlink()
+    out, markdown = tmp_path / "timing.parquet", tmp_path / "timing.md"
+    argv = ["timing", *map(str, run), "--simulators", ",".join(SIMULATORS), "--out", str(out)]
+    assert main([*argv, "--markdown", str(markdown)]) == 2  # without it: a missing input
+    assert main([*argv, "--markdown", str(markdown), "--skip-missing"]) == 0
+    assert len(pd.read_parquet(out)) == len(run) - 1
+    assert "1 of the jobs left no benchmark file" in markdown.read_text()
+    for path in run:
+        path.unlink(missing_ok=True)
+    assert main([*argv, "--markdown", str(markdown), "--skip-missing"]) == 0
+    assert pd.read_parquet(out).empty and "| all " in markdown.read_text()

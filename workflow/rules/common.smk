@@ -235,7 +235,8 @@ def reference_option(wildcards, input):
 
 def method_jobs():
     """(rule, wildcards) of every job that writes a method's run tables, in the order the
-    aggregated tables list them (an input function's helper: the rules exist by then).
+    aggregated tables list them (called where the rules it names are defined: in input
+    functions, and by the timing rule, which is defined last).
     """
     jobs = []
     if "alfi" in METHODS:
@@ -276,18 +277,11 @@ def run_tables(table):
 
 
 def job_benchmarks():
-    """The benchmark file of every job that makes the run's tables (the timing job's input):
+    """The benchmark file of every job that makes the run's tables (the timing job reads them):
     the meta-datasets, ALFI's trainings, every method's runs and the aggregation. The stamps
-    and the reports are left out: seconds, and the reports would rerun the timing table.
+    and the reports are left out: seconds each, and the reports would rerun the timing.
     """
-    splits = ["test"]
-    if {"alfi", "regressor", "npe"} & set(METHODS):
-        splits.append("train")
-    jobs = [
-        ("dataset", dict(simulator=s, split=split))
-        for s in SIMULATORS
-        for split in splits
-    ]
+    jobs = []
     if "alfi" in METHODS:
         if RES["train_group_size"] == 1:
             jobs += [
@@ -296,10 +290,25 @@ def job_benchmarks():
             ]
         else:
             jobs += [
-                (f"train_{s}_group{index}", {}) for s, index, _ in training_groups()
+                (f"train_{s}_group{index}", dict(simulator=s))
+                for s, index, _ in training_groups()
             ]
     jobs += method_jobs()
-    jobs += [("aggregate", dict(table=table)) for table in TABLES]
+    # a split's dataset where a listed job reads it: the test split every method's runs, the
+    # training split ALFI's trainings and the amortised methods'
+    trained = {
+        w["simulator"]
+        for rule, w in jobs
+        if rule.startswith("train") or rule == "amortised"
+    }
+    tested = {w["simulator"] for rule, w in jobs if not rule.startswith("train")}
+    datasets = [
+        ("dataset", dict(simulator=s, split=split))
+        for s in SIMULATORS
+        for split, readers in (("train", trained), ("test", tested))
+        if s in readers
+    ]
+    jobs = datasets + jobs + [("aggregate", dict(table=table)) for table in TABLES]
     return [
         expand(getattr(rules, rule).benchmark, **wildcards)[0]
         for rule, wildcards in jobs

@@ -62,9 +62,11 @@ rule tables:
 
 
 rule timing:
-    """Where the run's time went: its jobs' benchmark files summed per method and simulator."""
+    """Where the run's time went: its jobs' benchmark files summed per method and simulator.
+    Read, not declared as inputs: a removed results/logs must not rerun the jobs that wrote it
+    (every job that reruns reruns the aggregation, and so this table)."""
     input:
-        benchmarks=job_benchmarks(),
+        **{t: expand(rules.aggregate.output[0], table=t) for t in TABLES},
         code=report_code_file("timing"),
     output:
         jobs=f"{RESULTS}/timing.parquet",
@@ -81,9 +83,10 @@ rule timing:
     conda:
         "../../envs/alfi.yaml"
     params:
+        benchmarks=job_benchmarks(),
         simulators=",".join(SIMULATORS),
     shell:
-        "alfi timing {input.benchmarks} --simulators {params.simulators}"
+        "alfi timing {params.benchmarks} --skip-missing --simulators {params.simulators}"
         " --out {output.jobs} --markdown {output.table} > {log} 2>&1"
 
 

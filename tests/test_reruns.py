@@ -34,7 +34,7 @@ CHAIN = dict(
 
 def _downstream(**jobs: int) -> dict[str, int]:
     """Dry-run counts of a change whose jobs are ``jobs``, plus the aggregation, the reports
-    and the timing table (every rerun job's benchmark file is among its inputs)."""
+    and the timing table (it follows the aggregation, and reads the rerun jobs' times)."""
     counts = {**jobs, "aggregate": 3, "figures": 1, "tables": 1, "timing": 1, "all": 1}
     return {**counts, "total": sum(counts.values())}
 

@@ -13,8 +13,8 @@ workflow writes as ``SIMULATOR`` followed by the kind's suffix, :data:`NAME_SUFF
 
 :func:`time_table` sums them per method and kind, per simulator. Job-seconds add up over jobs
 that ran side by side: with every one of C cores busy, a run's wall is about their sum / C.
-They measure the machine as much as the code: on one shared 2-core machine a training step
-took 2.2 x as long in one spell as in another (docs/studies/accuracy.md, "Training cut again").
+They measure the machine as much as the code: on one shared 2-core machine the same training
+took about twice as long in one spell as in another (README, "Where the time goes").
 """
 
 from __future__ import annotations
@@ -76,12 +76,7 @@ def read_benchmarks(paths: Sequence[str | Path], simulators: Sequence[str]) -> p
             raise InputError(f"{path}: expected a Snakemake benchmark file, NAME{SUFFIX}")
         try:
             frame = pd.read_csv(path, sep="\t")
-        except (
-            OSError,
-            UnicodeDecodeError,
-            pd.errors.ParserError,
-            pd.errors.EmptyDataError,
-        ) as error:
+        except UNREADABLE as error:
             raise InputError(f"{path}: not a readable benchmark table ({error})") from error
         missing = {"s", "cpu_time", "max_rss"} - set(frame.columns)
         if missing or frame.empty:

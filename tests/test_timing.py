@@ -41,7 +41,7 @@ def test_each_job_is_named_by_its_kind_method_and_simulator(run):
     jobs = read_benchmarks(run, SIMULATORS)
     assert list(jobs.kind) == ["dataset", "train", "train", "evaluate", "npe", "aggregate"]
     assert list(jobs.method) == ["data", "alfi", "alfi", "alfi", "npe", "aggregate"]
-    # the longest simulator name a job starts with: gaussian_mean's jobs are not gaussian's
+    # SIMULATOR then the kind's suffix in a job's name: gaussian_mean's jobs are not gaussian's
     assert list(jobs.simulator) == [
         *("poisson", "poisson", "gaussian_mean", "gaussian", "gaussian_mean", "")
     ]

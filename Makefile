@@ -1,6 +1,8 @@
 # The README's two commands, each doing its own set-up on a fresh machine:
 #   make run    the main job (the default, laptop-sized workflow)
 #   make test   the test suite
+# make run SEEDS=0,1,2 trains every ALFI and amortised model with those seeds instead of
+# config.yaml's (the README's columns over seeds); more seeds are more jobs on the same results.
 # The environment (.venv) is made on first use and remade when pyproject.toml changes. Without a
 # CUDA device the pinned CPU build of torch goes in first (an unpinned torch pulls a multi-GB
 # CUDA build); with one, pip picks a CUDA build within pyproject's range. The baselines extra
@@ -10,11 +12,12 @@ VENV ?= .venv
 PYTHON ?= python3
 CPU_TORCH ?= torch==2.13.0
 READY := $(VENV)/.ready
+SEEDS ?=
 
 .PHONY: run test env clean-results
 
 run: $(READY)
-	$(VENV)/bin/snakemake --cores all
+	$(VENV)/bin/snakemake --cores all $(if $(SEEDS),--config "seeds=[$(SEEDS)]")
 
 # Two workers, one test file each at a time: the SLURM and rerun files (minutes each, mostly
 # waiting on job start-up and status polls) start first, one per worker, the others behind them

@@ -11,7 +11,8 @@ final per-problem RMSE (:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
 * ``coverage90``: the fraction of (problem, parameter) pairs, simulator parameters only, whose
   truth lies in the method's central 90 % interval, i.e. :math:`|u - 1/2| \le 0.45` with
   :math:`u` the ``truth_quantile`` (NaN for point estimates); binomial standard error
-  :math:`\sqrt{0.09/n}`, so about 0.03 at :math:`n = 100`;
+  :math:`\sqrt{0.09/n}`, so about 0.03 at :math:`n = 100`; ``coverage90_sd`` the standard
+  deviation over seeds of each seed's fraction;
 * ``c2st``: mean C2ST accuracy against the exact posterior (0.5 is indistinguishable);
 * ``simulations`` per test problem, ``train_simulations`` once (both in simulated
   observations), ``train_seconds`` and ``seconds`` per test problem: means over seeds;
@@ -22,14 +23,12 @@ final per-problem RMSE (:func:`alfi.metrics.final_rmse`) of seed :math:`s`:
 
 from __future__ import annotations
 
-from statistics import NormalDist
-
 import numpy as np
 import pandas as pd
 
 from alfi.calibration import LEVELS
 from alfi.columns import MAIN_VARIANT
-from alfi.metrics import final_rmse, select
+from alfi.metrics import final_rmse, interval_coverage, select
 
 __all__ = ["COMPARISON_COLUMNS", "entry_label", "comparison_table", "calibration_table"]
 
@@ -43,6 +42,7 @@ COMPARISON_COLUMNS = [
     "problems",
     "ratio",
     "coverage90",
+    "coverage90_sd",
     "c2st",
     "simulations",
     "train_simulations",
@@ -71,6 +71,11 @@ def _coverage(rows: pd.DataFrame, level: float = 0.9) -> float:
     return float(((final - 0.5).abs() <= level / 2).mean()) if len(final) else np.nan
 
 
+def _coverage_sd(rows: pd.DataFrame, level: float = 0.9) -> float:
+    per_seed = [_coverage(part, level) for _, part in rows.groupby("seed")]
+    return float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else np.nan
+
+
 def _metric(metrics: pd.DataFrame, name: str) -> float:
     rows = metrics[metrics["metric"] == name]
     if rows.empty:
@@ -92,6 +97,7 @@ def comparison_table(
         runs = select(final, **where)
         per_seed = runs.groupby("seed")["rmse"].mean()
         run_metrics = select(metrics, **where)
+        runs_estimates = select(estimates, **where)
         problems = runs["problem"].unique()
         same = mle[(mle["simulator"] == sim) & mle["problem"].isin(problems)]["rmse"]
         rows.append(
@@ -102,7 +108,8 @@ def comparison_table(
                 "n_seeds": len(per_seed),
                 "problems": len(problems),
                 "ratio": float(per_seed.mean() / same.mean()) if len(same) else np.nan,
-                "coverage90": _coverage(select(estimates, **where)),
+                "coverage90": _coverage(runs_estimates),
+                "coverage90_sd": _coverage_sd(runs_estimates),
                 "c2st": _metric(run_metrics, "c2st"),
                 "simulations": _metric(run_metrics, "simulations"),
                 "train_simulations": _metric(run_metrics, "train_simulations"),
@@ -129,37 +136,33 @@ def comparison_table(
 def calibration_table(
     estimates: pd.DataFrame, variant: str = MAIN_VARIANT, levels: tuple[float, ...] = LEVELS
 ) -> pd.DataFrame:
-    r"""Coverage of every entry's central intervals against their level, per simulator.
+    r"""Coverage of every entry's central intervals against their level, per simulator and seed.
 
-    Final rows of simulator parameters (derived ones aside). From the draws where the entry has
-    them (:math:`|u - 1/2| \le \alpha / 2`, ``u`` the ``truth_quantile``), else from the
-    Gaussian :math:`N(\hat\theta, \sigma^2)` (:math:`|\hat\theta - \theta^*| \le z\sigma`);
-    entries with neither (point estimates) are left out. Columns ``simulator, method, level,
-    coverage, n`` (``method``: the :func:`entry_label`; ``n``: rows counted).
+    Final rows of simulator parameters (derived ones aside), each run (seed) on its own, covered
+    as :func:`alfi.metrics.interval_coverage` counts: from the draws where the entry has them
+    (:math:`|u - 1/2| \le \alpha / 2`, ``u`` the ``truth_quantile``), else from the Gaussian
+    :math:`N(\hat\theta, \sigma^2)` (:math:`|\hat\theta - \theta^*| \le z\sigma`); entries with
+    neither (point estimates) are left out. Columns ``simulator, method, seed, level, coverage,
+    n`` (``method``: the :func:`entry_label`; ``n``: rows counted).
     """
     final = estimates[(estimates["t"] == estimates["t_test"]) & ~estimates["derived"]]
     final = final[(final["method"] != "alfi") | (final["variant"] == variant)]
     rows = []
-    keys = ["simulator", "method", "variant", "t_test"]
-    for (sim, method, run_variant, t_test), part in final.groupby(keys, sort=True):
-        quantile = part["truth_quantile"].dropna()
-        if len(quantile):
-            distance, scale = (quantile - 0.5).abs().to_numpy(), None
-        else:
-            ok = np.isfinite(part["sigma"]) & (part["sigma"] > 0)
-            if not ok.any():
-                continue
-            distance = ((part["estimate"] - part["true"]).abs() / part["sigma"])[ok].to_numpy()
-            scale = NormalDist()
-        for level in levels:
-            bound = level / 2 if scale is None else scale.inv_cdf((1 + level) / 2)
-            rows.append(
-                {
-                    "simulator": sim,
-                    "method": entry_label(method, run_variant, t_test),
-                    "level": level,
-                    "coverage": float(np.mean(distance <= bound)),
-                    "n": len(distance),
-                }
-            )
-    return pd.DataFrame(rows, columns=["simulator", "method", "level", "coverage", "n"])
+    keys = ["simulator", "method", "variant", "t_test", "seed"]
+    for (sim, method, run_variant, t_test, seed), part in final.groupby(keys, sort=True):
+        coverages, counted = interval_coverage(part, levels)
+        if not counted:
+            continue
+        label = entry_label(method, run_variant, t_test)
+        rows += [
+            {
+                "simulator": sim,
+                "method": label,
+                "seed": int(seed),
+                "level": level,
+                "coverage": value,
+                "n": counted,
+            }
+            for level, value in zip(levels, coverages, strict=True)
+        ]
+    return pd.DataFrame(rows, columns=["simulator", "method", "seed", "level", "coverage", "n"])

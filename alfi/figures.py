@@ -51,7 +51,8 @@ __all__ = [
 
 
 def _band(ax: Axes, values: pd.DataFrame, column: str, label: str) -> None:
-    """Mean and ±1 std over problems of ``column`` along ``t`` (:func:`alfi.metrics.along_t`)."""
+    """Mean and ±1 std over problems (seeds pooled) of ``column`` along ``t``
+    (:func:`alfi.metrics.along_t`); with several seeds, each seed's mean as a thin line."""
     stats = along_t(values, column)
     ax.plot(stats.index, stats["mean"], color=COLORS["alfi"], label=label)
     # The axis is logarithmic (errors fall by decades): where mean - std <= 0 the band is cut at
@@ -66,6 +67,17 @@ def _band(ax: Axes, values: pd.DataFrame, column: str, label: str) -> None:
         linewidth=0,
         label="±1 std",
     )
+    seeds = values.groupby(["seed", "t"])[column].mean().unstack("seed")
+    if seeds.shape[1] > 1:
+        ax.plot(
+            seeds.index,
+            seeds.to_numpy(),
+            color=COLORS["alfi"],
+            linewidth=0.6,
+            alpha=0.7,
+            linestyle="--",
+            label=["mean of one seed", *[None] * (seeds.shape[1] - 1)],
+        )
     ax.set_xlim(stats.index.min(), stats.index.max())
 
 
@@ -113,16 +125,17 @@ def trajectory_figure(
 
 
 def boxplot_figure(estimates: pd.DataFrame, simulator: str, variant: str = MAIN_VARIANT) -> Figure:
-    """Box plots of the final per-problem RMSE: ALFI at each ``t_test``, and the MLE."""
+    """Box plots of the final per-problem RMSE (seeds pooled): ALFI at each ``t_test``, and the
+    MLE; with several seeds, each seed's mean as a marker on its box."""
     final = final_rmse(estimates[estimates["simulator"] == simulator])
     alfi = select(final, method="alfi", variant=variant)
     groups = {f"ALFI\nT={t}": alfi[alfi["t_test"] == t] for t in sorted(alfi["t_test"].unique())}
     groups["MLE"] = final[final["method"] == "mle"]
-    kept = {k: g["rmse"].dropna().to_numpy() for k, g in groups.items() if len(g)}
+    kept = {k: g.dropna(subset=["rmse"]) for k, g in groups.items() if len(g)}
     fig, axes = new_figure()
     ax = axes[0, 0]
     boxes = ax.boxplot(
-        list(kept.values()),
+        [group["rmse"].to_numpy() for group in kept.values()],
         widths=0.55,
         patch_artist=True,
         medianprops={"color": "black"},
@@ -130,10 +143,28 @@ def boxplot_figure(estimates: pd.DataFrame, simulator: str, variant: str = MAIN_
     )
     for patch, label in zip(boxes["boxes"], kept, strict=True):
         patch.set(facecolor=COLORS["mle"] if label == "MLE" else COLORS["alfi"], alpha=0.6)
+    for position, group in enumerate(kept.values(), start=1):
+        means = group.groupby("seed")["rmse"].mean()
+        if len(means) > 1:
+            ax.scatter(
+                np.full(len(means), position),
+                means,
+                marker="D",
+                s=14,
+                facecolor="white",
+                edgecolor="black",
+                linewidth=0.7,
+                zorder=3,
+                label="mean of one seed",
+            )
     ax.set_xticks(np.arange(1, len(kept) + 1), list(kept))
     ax.set_xlabel("")
     ax.set_ylabel("final RMSE")
-    ax.set_title(f"{simulator} ({variant})")
+    seeds = alfi["seed"].nunique()
+    ax.set_title(f"{simulator} ({variant}, {seeds} seed{'s' if seeds > 1 else ''})")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles[:1], labels[:1], loc="upper right")
     return fig
 
 
@@ -207,7 +238,8 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
 def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
     """Empirical vs nominal coverage of every method's central intervals, one panel per
     simulator; ALFI (``variant``) at each ``T_test``, labelled
-    (:func:`alfi.comparison.calibration_table`)."""
+    (:func:`alfi.comparison.calibration_table`). A method with several seeds is drawn at the mean
+    over seeds, in a band from the lowest seed's coverage to the highest."""
     table = calibration_table(estimates, variant)
     if table.empty:
         raise ValueError(f"no draws nor finite sigma for variant {variant!r}: no calibration")
@@ -225,6 +257,7 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
             palette=palette,
             marker="o",
             markersize=3,
+            errorbar=("pi", 100),  # the band runs from the lowest seed to the highest
             ax=ax,
         )
         ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=sim, xlabel="nominal level")
@@ -234,7 +267,17 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
     handles = {}
     for ax in axes[0]:
         handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+    title = (
+        "band: range over seeds" if table.groupby("method")["seed"].nunique().max() > 1 else None
+    )
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside right upper",
+        fontsize=8,
+        title=title,
+        title_fontsize=8,
+    )
     return fig
 
 

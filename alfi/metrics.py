@@ -13,14 +13,17 @@ rows such as the Weinberg ``asymmetry`` are left out), and at iteration :math:`t
   the paper's :math:`\lVert\theta^* - E[\theta]\rVert_2 / \sqrt{D}`;
 * the *final* value of anything is the one at :math:`t = T_\mathrm{test}` (:math:`t = 0` for the
   MLE, whose ``t_test`` is 0);
-* seeds are pooled unless said otherwise.
+* seeds are pooled unless said otherwise; where a spread over seeds is given, it is the
+  standard deviation (``ddof=1``) over seeds :math:`s` of a per-seed value such as the mean final
+  RMSE :math:`\bar r_s` (NaN for one seed).
 
 The calibration numbers (coverage of central intervals, the C2ST) are in :mod:`alfi.calibration`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -39,6 +42,7 @@ __all__ = [
     "derived_error",
     "describe",
     "metric_mean",
+    "interval_coverage",
     "summary_table",
     "main_rows",
     "along_t",
@@ -53,9 +57,18 @@ SUMMARY_COLUMNS = [
     "simulator",
     "t_test",
     "extrapolated",
-    *(f"{side}_{stat}" for side in ("alfi", "mle") for stat in ("mean", "median", "iqr")),
+    "n_seeds",
+    "alfi_mean",
+    "alfi_mean_sd",
+    "alfi_median",
+    "alfi_iqr",
+    *(f"mle_{stat}" for stat in ("mean", "median", "iqr")),
     "ratio",
+    "ratio_sd",
+    *(f"alfi_cover90{end}" for end in ("", "_min", "_max")),
     *(f"{side}_{stat}" for stat in ("calls", "ks", "asym") for side in ("alfi", "mle")),
+    "asym_ratio",
+    "asym_ratio_sd",
 ]
 
 
@@ -125,6 +138,59 @@ def metric_mean(metrics: pd.DataFrame, metric: str, **where: object) -> float:
     return float(rows["value"].mean()) if len(rows) else np.nan
 
 
+def interval_coverage(final: pd.DataFrame, levels: Sequence[float]) -> tuple[list[float], int]:
+    r"""Coverage of a method's central intervals at each of ``levels``, and the rows counted.
+
+    ``final``: final rows of simulator parameters. From the draws where any row has a
+    ``truth_quantile`` :math:`u` (the truth's rank among the draws): covered at level
+    :math:`\alpha` when :math:`|u - 1/2| \le \alpha / 2`. Else from the Gaussian
+    :math:`N(\hat\theta, \sigma^2)` over the rows with a finite positive ``sigma``: covered when
+    :math:`|\hat\theta - \theta^*| \le z_\alpha \sigma`, :math:`z_\alpha =
+    \Phi^{-1}((1 + \alpha) / 2)`. Coverages are NaN (and the count 0) when neither is there.
+    """
+    quantile = final["truth_quantile"].dropna()
+    if len(quantile):
+        distance = (quantile - 0.5).abs().to_numpy()
+        bounds = [level / 2 for level in levels]
+    else:
+        sigma = final["sigma"]
+        usable = np.isfinite(sigma) & (sigma > 0)
+        distance = ((final["estimate"] - final["true"]).abs() / sigma)[usable].to_numpy()
+        bounds = [NormalDist().inv_cdf((1 + level) / 2) for level in levels]
+    if not len(distance):
+        return [np.nan] * len(bounds), 0
+    return [float(np.mean(distance <= bound)) for bound in bounds], len(distance)
+
+
+def _spread(per_seed: pd.Series) -> float:
+    """Standard deviation (``ddof=1``) over seeds; NaN for one seed."""
+    return float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan
+
+
+def _over_seeds(
+    final: pd.DataFrame,
+    finals: pd.DataFrame,
+    asym: pd.DataFrame,
+    mle_mean: float,
+    mle_asym: float,
+    **where: object,
+) -> dict[str, float]:
+    """The per-seed columns of one summary row: spreads over seeds and the 90 % coverage."""
+    per_seed = select(final, **where).groupby("seed")["rmse"].mean()
+    by_seed = select(finals, **where).groupby("seed")
+    cover = pd.Series([interval_coverage(rows, (0.9,))[0][0] for _, rows in by_seed], dtype=float)
+    asym_per_seed = select(asym, **where).groupby("seed")["error"].mean()
+    return {
+        "n_seeds": len(per_seed),
+        "alfi_mean_sd": _spread(per_seed),
+        "ratio_sd": _spread(per_seed) / mle_mean if mle_mean else np.nan,
+        "alfi_cover90": float(cover.mean()) if cover.notna().any() else np.nan,
+        "alfi_cover90_min": float(cover.min()) if cover.notna().any() else np.nan,
+        "alfi_cover90_max": float(cover.max()) if cover.notna().any() else np.nan,
+        "asym_ratio_sd": _spread(asym_per_seed) / mle_asym if mle_asym else np.nan,
+    }
+
+
 def _side(
     prefix: str, final: pd.DataFrame, asym: pd.DataFrame, metrics: pd.DataFrame, **where: object
 ) -> dict[str, float]:
@@ -166,14 +232,20 @@ def summary_table(
     """One row per simulator x ``t_test`` of the ALFI ``variant``, next to the MLE.
 
     Columns :data:`SUMMARY_COLUMNS`: ``alfi_mean/median/iqr`` and ``mle_mean/median/iqr``
-    (:func:`describe`) of the final RMSE, ``ratio`` = ``alfi_mean / mle_mean``,
+    (:func:`describe`) of the final RMSE, ``ratio`` = ``alfi_mean / mle_mean``; over ALFI's
+    ``n_seeds`` seeds, ``alfi_mean_sd`` the standard deviation of the per-seed mean final RMSE
+    :math:`\bar r_s` and ``ratio_sd`` = ``alfi_mean_sd / mle_mean`` (NaN for one seed), and
+    ``alfi_cover90`` the mean over seeds of the fraction of (problem, parameter) truths inside
+    the central 90 % interval (:func:`interval_coverage`), ``_min``/``_max`` its range;
     ``alfi_calls``/``mle_calls`` (mean ``simulations`` per problem; 0 for an MLE without that
     metric), ``alfi_ks``/``mle_ks`` (mean KS distance), ``alfi_asym``/``mle_asym`` (mean final
-    ``|error|`` on ``asymmetry``; NaN where there is none) and ``extrapolated``
+    ``|error|`` on ``asymmetry``; NaN where there is none), ``asym_ratio`` = ``alfi_asym /
+    mle_asym`` and ``asym_ratio_sd`` its per-seed standard deviation, and ``extrapolated``
     (``t_test > t_train``). The MLE columns pool every MLE row of the simulator.
     """
     check_estimates(estimates, variant)
     final = final_rmse(estimates)
+    finals = estimates[(estimates["t"] == estimates["t_test"]) & ~estimates["derived"]]
     asym = derived_error(estimates)
     asym = asym[asym["t"] == asym["t_test"]]
     runs = select(final, method="alfi", variant=variant)[["simulator", "t_test"]]
@@ -186,14 +258,18 @@ def summary_table(
         if np.isnan(mle["mle_calls"]) and len(select(final, simulator=sim, method="mle")):
             mle["mle_calls"] = 0.0
         ratio = alfi["alfi_mean"] / mle["mle_mean"] if mle["mle_mean"] else np.nan
+        asym_ratio = alfi["alfi_asym"] / mle["mle_asym"] if mle["mle_asym"] else np.nan
+        seeds = _over_seeds(final, finals, asym, mle["mle_mean"], mle["mle_asym"], **where)
         rows.append(
             {
                 "simulator": sim,
                 "t_test": int(t_test),
                 "extrapolated": bool(t_test > horizon(t_train, sim)),
                 "ratio": ratio,
+                "asym_ratio": asym_ratio,
                 **alfi,
                 **mle,
+                **seeds,
             }
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

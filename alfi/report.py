@@ -23,16 +23,20 @@ log = logging.getLogger("alfi")
 
 SUMMARY_CAPTION = (
     "Final per-problem RMSE, sqrt(mean over parameters of (estimate - true)^2), of ALFI ({variant})"
-    " and of the MLE over the test problems (ALFI seeds pooled); IQR: inter-quartile range; "
-    "ALFI/MLE: ratio of the means; sims/problem: simulated observations per problem; KS: "
-    "two-sample Kolmogorov-Smirnov distance between the real observations and observations "
-    "simulated at the final estimate; asym. err: mean absolute error on the Weinberg asymmetry."
+    " and of the MLE over the test problems; ALFI's median and IQR (inter-quartile range) pool "
+    "its seeds, its mean is the mean over seeds of the per-seed means, ± their standard deviation "
+    "over seeds where there are several; ALFI/MLE: ratio of the means, ± the same spread over "
+    "seeds; 90 % cover: fraction of (problem, parameter) truths inside ALFI's central 90 % "
+    "interval, mean over seeds (range over seeds); sims/problem: simulated observations per "
+    "problem; KS: two-sample Kolmogorov-Smirnov distance between the real observations and "
+    "observations simulated at the final estimate; asym. err: mean absolute error on the "
+    "Weinberg asymmetry, and ALFI's over the MLE's (± sd over seeds)."
 )
 COMPARISON_CAPTION = (
     "Every method on the same test problems (SMC-ABC on the first few: 'problems'): final "
     "per-problem RMSE (mean over problems; ± sd over seeds where a method has several), its "
-    "ratio to the MLE's on the same problems, the fraction of truths in "
-    "the method's central 90 % interval (from its draws), the C2ST accuracy of its draws against "
+    "ratio to the MLE's on the same problems, the fraction of truths in the method's central "
+    "90 % interval (from its draws; ± sd over seeds), the C2ST accuracy of its draws against "
     "the exact posterior's (0.5: indistinguishable; first problems only), simulated observations "
     "per test problem and in training, and wall-clock seconds in training and per test problem."
 )

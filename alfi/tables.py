@@ -46,6 +46,7 @@ SUMMARY_HEADERS = {
     "simulator": "simulator",
     "t_test": "T_test",
     "extrapolated": "T_test > T_train",
+    "n_seeds": "seeds",
     "alfi_mean": "ALFI mean",
     "alfi_median": "ALFI median",
     "alfi_iqr": "ALFI IQR",
@@ -53,21 +54,46 @@ SUMMARY_HEADERS = {
     "mle_median": "MLE median",
     "mle_iqr": "MLE IQR",
     "ratio": "ALFI/MLE (means)",
+    "alfi_cover90": "ALFI 90 % cover",
     "alfi_calls": "ALFI sims/problem",
     "mle_calls": "MLE sims/problem",
     "alfi_ks": "ALFI KS",
     "mle_ks": "MLE KS",
     "alfi_asym": "ALFI asym. err",
     "mle_asym": "MLE asym. err",
+    "asym_ratio": "ALFI/MLE asym.",
 }
 
 
+def _range(mean: float, low: float, high: float) -> str:
+    """``mean (low–high)``, or the mean alone where the range is one value."""
+    if not np.isfinite(mean) or low == high:
+        return _fmt(mean)
+    return f"{_fmt(mean)} ({_fmt(low)}–{_fmt(high)})"
+
+
 def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary as strings with readable headers (asymmetry columns only if any is set)."""
-    frame = summary
-    if frame[["alfi_asym", "mle_asym"]].isna().all().all():
-        frame = frame.drop(columns=["alfi_asym", "mle_asym"])
-    return frame.map(_fmt).rename(columns=SUMMARY_HEADERS)
+    """The summary as strings with readable headers: ``mean ± sd over seeds`` for ALFI's mean
+    and the ratios, the coverage as ``mean (range over seeds)``; the asymmetry columns only if
+    any is set."""
+    frame = summary.assign(
+        alfi_mean=_pm_column(summary, "alfi_mean", "alfi_mean_sd"),
+        ratio=_pm_column(summary, "ratio", "ratio_sd"),
+        asym_ratio=_pm_column(summary, "asym_ratio", "asym_ratio_sd"),
+        alfi_cover90=[
+            _range(*ends)
+            for ends in zip(
+                summary["alfi_cover90"],
+                summary["alfi_cover90_min"],
+                summary["alfi_cover90_max"],
+                strict=True,
+            )
+        ],
+    )
+    frame = frame[[column for column in SUMMARY_HEADERS if column in frame]]
+    if summary[["alfi_asym", "mle_asym"]].isna().all().all():
+        frame = frame.drop(columns=["alfi_asym", "mle_asym", "asym_ratio"])
+    return frame.map(lambda v: v if isinstance(v, str) else _fmt(v)).rename(columns=SUMMARY_HEADERS)
 
 
 def _pm(mean: float, std: float) -> str:
@@ -78,9 +104,13 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def _pm_column(frame: pd.DataFrame, mean: str, std: str) -> list[str]:
+    return [_pm(m, s) for m, s in zip(frame[mean], frame[std], strict=True)]
+
+
 def format_ablation(ablation: pd.DataFrame) -> pd.DataFrame:
     """Simulator rows x variant columns of ``mean ± std`` strings, plus the ``T_test`` used."""
-    cells = [_pm(m, s) for m, s in zip(ablation["mean"], ablation["std"], strict=True)]
+    cells = _pm_column(ablation, "mean", "std")
     wide = ablation.assign(cell=cells).pivot(index="simulator", columns="variant", values="cell")
     wide = wide[sorted(wide.columns, key=variant_order)].fillna("–")
     t_test = ablation.groupby("simulator")["t_test"].first().map(_fmt)
@@ -107,9 +137,11 @@ COMPARISON_HEADERS = {
 
 
 def format_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
-    """The method comparison as strings: ``RMSE ± sd over seeds`` and readable headers."""
+    """The method comparison as strings: ``RMSE ± sd over seeds`` (the coverage too) and
+    readable headers."""
     frame = comparison.assign(
-        rmse=[_pm(m, s) for m, s in zip(comparison["rmse"], comparison["rmse_sd"], strict=True)]
+        rmse=_pm_column(comparison, "rmse", "rmse_sd"),
+        coverage90=_pm_column(comparison, "coverage90", "coverage90_sd"),
     )
     frame = frame[list(COMPARISON_HEADERS)]
     return frame.map(lambda v: v if isinstance(v, str) else _fmt(v)).rename(

@@ -354,7 +354,10 @@ def test_comparison_table_by_hand() -> None:
     )
     assert table.loc["npe", "ratio"] == 3.0 and table.loc["alfi (T=5)", "ratio"] == 2.0
     assert table.loc["npe", "coverage90"] == 0.75  # 0.99 is outside the central 90 %
+    # per seed 0.5 and 1.0: their sd over seeds
+    assert table.loc["npe", "coverage90_sd"] == pytest.approx(math.sqrt(0.125))
     assert table.loc["alfi (T=5)", "coverage90"] == 0.5
+    assert np.isnan(table.loc["alfi (T=5)", "coverage90_sd"])  # one seed
     assert np.isnan(table.loc["mle", "coverage90"])
     assert table.loc["npe", "train_simulations"] == 150.0  # mean over seeds
     assert table.loc["alfi (T=5)", "total_simulations"] == 100.0 + 10.0 * 2
@@ -415,6 +418,17 @@ def test_calibration_table_from_draws_or_sigma() -> None:
     # Gaussian: z_0.5 = 0.674, z_0.9 = 1.645
     assert table.loc[("alfi (T=5)", 0.5), "coverage"] == 0.5
     assert table.loc[("alfi (T=5)", 0.9), "coverage"] == 0.75
+
+
+def test_calibration_table_per_seed() -> None:
+    """Each seed's run is counted on its own, so the figure can draw the spread over seeds."""
+    estimates = pd.DataFrame(
+        _rows("npe", 0, [0.0] * 4, [0.5, 0.7, 0.9, 0.99])  # |u - 1/2| = 0, .2, .4, .49
+        + _rows("npe", 1, [0.0] * 2, [0.5, 0.99])
+    )[ESTIMATE_COLUMNS]
+    table = calibration_table(estimates, levels=(0.9,)).set_index("seed")
+    assert table["coverage"].to_dict() == {0: 0.75, 1: 0.5}
+    assert table["n"].to_dict() == {0: 4, 1: 2}
 
 
 @pytest.mark.baselines

@@ -170,10 +170,45 @@ def test_summary_and_ablation_columns() -> None:
     row = summary.iloc[0]
     assert (row["alfi_mean"], row["mle_mean"], row["ratio"]) == (3.0, 1.0, 3.0)
     assert row["mle_calls"] == 0.0 and np.isnan(row["alfi_calls"]) and row["extrapolated"]
+    assert row["n_seeds"] == 2
+    assert (
+        row["alfi_mean_sd"] == pytest.approx(np.sqrt(2.0))
+        and row["ratio_sd"] == row["alfi_mean_sd"]
+    )
+    assert np.isnan(row["alfi_cover90"])  # neither draws nor sigma
     ablation = metrics.ablation_table(estimates, t_train=1).iloc[0]
     assert (ablation["t_test"], ablation["mean"], ablation["n_seeds"]) == (2, 3.0, 2)
     assert ablation["std"] == pytest.approx(np.sqrt(2.0))
     assert (ablation["loss"], ablation["weighting"]) == ("nll", "exp")
+
+
+def test_summary_coverage_over_seeds() -> None:
+    """90 % coverage per seed, from sigma (z = 1.645) where there are no draws, else from the
+    truth quantiles; the summary gives its mean and range over seeds."""
+    gaussian = [  # seed 0: errors of 1 and 2 sigma (one covered), seed 1: both covered
+        {"problem": p, "seed": s, "parameter": "a", "true": 0.0, "estimate": e, "sigma": 1.0}
+        for s, errors in ((0, (1.0, 2.0)), (1, (0.5, -1.5)))
+        for p, e in enumerate(errors)
+    ]
+    mle = [{"problem": p, "parameter": "a", "true": 0.0, "estimate": 1.0, "method": "mle",
+            "t_test": 0} for p in (0, 1)]  # fmt: skip
+    empty = pd.DataFrame(columns=METRIC_COLUMNS)
+    row = metrics.summary_table(_estimates(gaussian + mle), empty, t_train=1).iloc[0]
+    assert (row["alfi_cover90"], row["alfi_cover90_min"], row["alfi_cover90_max"]) == (
+        0.75,
+        0.5,
+        1.0,
+    )
+    drawn = [
+        {**r, "truth_quantile": q} for r, q in zip(gaussian, (0.5, 0.5, 0.5, 0.99), strict=True)
+    ]
+    row = metrics.summary_table(_estimates(drawn + mle), empty, t_train=1).iloc[0]
+    assert (row["alfi_cover90"], row["alfi_cover90_min"], row["alfi_cover90_max"]) == (
+        0.75,
+        0.5,
+        1.0,
+    )
+    assert metrics.interval_coverage(_estimates(drawn), (0.9, 0.99)) == ([0.75, 1.0], 4)
 
 
 def test_training_horizon_per_simulator() -> None:

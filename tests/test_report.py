@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,18 @@ def test_summary_matches_direct_computation(results) -> None:
             assert row["mle_mean"] == pytest.approx(mle.mean())
             assert row["mle_iqr"] == pytest.approx(mle.quantile(0.75) - mle.quantile(0.25))
             assert row["ratio"] == pytest.approx(alfi.mean() / mle.mean())
+            seed_means = (
+                final[
+                    (final["simulator"] == sim)
+                    & (final["variant"] == "nll-exp")
+                    & (final["t_test"] == t_test)
+                ]
+                .groupby("seed")["rmse"]
+                .mean()
+            )
+            assert row["n_seeds"] == len(SEEDS)
+            assert row["alfi_mean_sd"] == pytest.approx(seed_means.std(ddof=1))
+            assert row["ratio_sd"] == pytest.approx(seed_means.std(ddof=1) / mle.mean())
             assert row["alfi_calls"] == pytest.approx(64.0 * t_test)
             assert row["mle_calls"] == 0.0
             assert row["extrapolated"] == (t_test > 15)
@@ -164,6 +177,23 @@ def test_summary_matches_direct_computation(results) -> None:
     expected = (asym["estimate"] - asym["true"]).abs().mean()
     assert summary.loc[("weinberg", 30), "alfi_asym"] == pytest.approx(expected)
     assert np.isnan(summary.loc[("poisson", 30), "alfi_asym"])
+    mle_asym = estimates[(estimates["parameter"] == "asymmetry") & (estimates["method"] == "mle")]
+    mle_error = (mle_asym["estimate"] - mle_asym["true"]).abs().mean()
+    per_seed = (asym["estimate"] - asym["true"]).abs().groupby(asym["seed"]).mean() / mle_error
+    assert summary.loc[("weinberg", 30), "asym_ratio"] == pytest.approx(per_seed.mean())
+    assert summary.loc[("weinberg", 30), "asym_ratio_sd"] == pytest.approx(per_seed.std(ddof=1))
+    # 90 % coverage per seed from the Gaussian (the synthetic runs keep no draws)
+    final_rows = estimates[
+        (estimates["simulator"] == "poisson")
+        & (estimates["variant"] == "nll-exp")
+        & (estimates["t_test"] == 15)
+        & (estimates["t"] == 15)
+    ]
+    inside = (final_rows["estimate"] - final_rows["true"]).abs() <= 1.6448536 * final_rows["sigma"]
+    cover = inside.groupby(final_rows["seed"]).mean()
+    row = summary.loc[("poisson", 15)]
+    assert row["alfi_cover90"] == pytest.approx(cover.mean())
+    assert (row["alfi_cover90_min"], row["alfi_cover90_max"]) == (cover.min(), cover.max())
 
 
 @pytest.mark.parametrize(("t_train", "t_used"), [(15, 15), (30, 30), (20, 15)])
@@ -215,6 +245,13 @@ def test_table_files(results, tmp_path: Path) -> None:
     summary_md = (tmp_path / "tables" / "summary.md").read_text().splitlines()
     assert summary_md[0].startswith("| simulator") and "ALFI/MLE (means)" in summary_md[0]
     assert len([line for line in summary_md if line.startswith("|")]) == 2 + 4
+    # two seeds: ALFI's mean and the ratios as mean ± sd, the coverage as mean (range)
+    header = [cell.strip() for cell in summary_md[0].strip("|").split("|")]
+    cells = dict(zip(header, (c.strip() for c in summary_md[2].strip("|").split("|")), strict=True))
+    assert (
+        cells["seeds"] == "2" and " ± " in cells["ALFI mean"] and " ± " in cells["ALFI/MLE (means)"]
+    )
+    assert re.fullmatch(r"[0-9.]+ \([0-9.]+–[0-9.]+\)", cells["ALFI 90 % cover"]), cells
     ablation_md = (tmp_path / "tables" / "ablation.md").read_text()
     assert " ± " in ablation_md and "mse-last" in ablation_md
     tex = (tmp_path / "tables" / "ablation.tex").read_text()
@@ -274,9 +311,14 @@ def test_figure_labels(results) -> None:
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "RMSE (log scale)")
     assert ax.get_xlim() == (0, 30)
     assert "MLE (mean)" in ax.get_legend_handles_labels()[1]
+    assert "mean of one seed" in ax.get_legend_handles_labels()[1]
+    assert len(ax.get_lines()) == 1 + len(SEEDS) + 2  # mean, one per seed, MLE and T_train
     ax = figures.boxplot_figure(estimates, "poisson").axes[0]
     assert ax.get_ylabel() == "final RMSE"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["ALFI\nT=15", "ALFI\nT=30", "MLE"]
+    # a marker per seed on each ALFI box; the MLE, one run, has none
+    assert [len(c.get_offsets()) for c in ax.collections] == [len(SEEDS)] * len(T_TESTS)
+    assert ax.get_title() == f"poisson (nll-exp, {len(SEEDS)} seeds)"
     fig = histograms.histogram_figure(estimates, samples, "weinberg")
     assert len(fig.axes) == 3 and fig.axes[0].get_ylabel() == "density"
     assert fig.axes[0].get_title().startswith("true [") and "inferred [" in fig.axes[0].get_title()
@@ -284,8 +326,12 @@ def test_figure_labels(results) -> None:
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration t", "|error| on asymmetry (log scale)")
     fig = figures.ablation_figure(estimates)
     assert [a.get_ylabel() for a in fig.axes] == ["final RMSE"] * 2
-    ax = figures.calibration_figure(estimates).axes[0]
+    fig = figures.calibration_figure(estimates)
+    ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("nominal level", "empirical coverage")
+    assert fig.legends[0].get_title().get_text() == "band: range over seeds"
+    one_seed = figures.calibration_figure(estimates[estimates["seed"] == 0])
+    assert one_seed.legends[0].get_title().get_text() == ""
 
 
 def _panels(fig) -> list:

@@ -240,3 +240,17 @@ def test_conda_env_matches_pyproject(name, extras):
         parse(d) for d in env if isinstance(d, str) and not d.startswith(("python", "pip"))
     )
     assert conda == dict(parse(d) for d in wanted)
+
+
+def test_make_run_takes_the_seeds():
+    """``make run SEEDS=0,1,2`` passes the seeds to Snakemake (the README's columns over seeds);
+    without SEEDS, config.yaml's."""
+
+    def command(*args: str) -> str:
+        made = subprocess.run(
+            ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return made.stdout.strip().splitlines()[-1]
+
+    assert command("SEEDS=0,1,2").endswith('snakemake --cores all --config "seeds=[0,1,2]"')
+    assert "--config" not in command()

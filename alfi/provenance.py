@@ -113,7 +113,10 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         *("alfi.report", "alfi.figures", "alfi.plotting", "alfi.histograms", "alfi.metrics"),
         *("alfi.comparison", "alfi.calibration", "alfi.columns"),
     ),
-    "tables": ("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.columns"),
+    "tables": (
+        *("alfi.report", "alfi.tables", "alfi.metrics", "alfi.comparison", "alfi.contrasts"),
+        "alfi.columns",
+    ),
     # where the run's time went, from its jobs' benchmark files
     "timing": ("alfi.timing", "alfi.tables"),
 }

@@ -21,6 +21,7 @@ __all__ = [
     "SUMMARY_HEADERS",
     "format_summary",
     "format_ablation",
+    "format_contrasts",
     "to_markdown",
     "to_latex",
     "write_table",
@@ -118,6 +119,23 @@ def format_ablation(ablation: pd.DataFrame) -> pd.DataFrame:
         wide.assign(T_test=t_test)[["T_test", *wide.columns]]
         .reset_index()
         .rename_axis(columns=None)
+    )
+
+
+def format_contrasts(contrasts: pd.DataFrame) -> pd.DataFrame:
+    """Paired contrasts (:func:`alfi.contrasts.ablation_contrasts`) as strings: ``first −
+    second``, ``mean ± se`` and the seeds where the first is lower."""
+    return pd.DataFrame(
+        {
+            "simulator": contrasts["simulator"],
+            "T_test": contrasts["t_test"].map(_fmt),
+            "difference": contrasts["first"] + " − " + contrasts["second"],
+            "mean ± se (paired over seeds)": _pm_column(contrasts, "mean", "se"),
+            "first lower": [
+                f"{lower} of {n} seeds"
+                for lower, n in zip(contrasts["lower"], contrasts["n_seeds"], strict=True)
+            ],
+        }
     )
 
 

@@ -193,7 +193,7 @@ def check_results() -> Callable[[Path, list[str], list[int]], None]:
         if "posterior" in methods and config["defaults"]["evaluate"]["c2st_problems"] > 0:
             assert set(c2st.method) == with_draws - {"posterior"}
         assert c2st["value"].between(0, 1).all()
-        for name in ("summary", "ablation", "methods"):
+        for name in ("summary", "ablation", "ablation_contrasts", "methods"):
             for ext in ("md", "tex"):
                 assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
         pngs = list((results / "figures").glob("*.png"))

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import alfi
-from alfi import calibration, columns, metrics
+from alfi import calibration, columns, contrasts, metrics, tables
 from alfi.columns import ESTIMATE_COLUMNS, METRIC_COLUMNS
 from alfi.io import InputError
 
@@ -209,6 +209,41 @@ def test_summary_coverage_over_seeds() -> None:
         1.0,
     )
     assert metrics.interval_coverage(_estimates(drawn), (0.9, 0.99)) == ([0.75, 1.0], 4)
+
+
+def test_ablation_contrasts_by_hand() -> None:
+    """Paired over the seeds both variants have: the mean difference, its standard error and
+    the seeds where the first is lower; only the loss at one weighting and the weightings
+    against exp are contrasted."""
+    errors = {  # variant: final error of problem 0, per seed
+        "nll-exp": {0: 1.0, 1: 2.0, 2: 3.0},
+        "mse-exp": {0: 2.0, 1: 2.5, 2: 3.5, 3: 9.0},  # seed 3 has no nll-exp partner
+        "nll-last": {0: 1.5, 1: 1.0},
+        "mse-const": {0: 1.0},  # against mse-exp on seed 0 alone
+    }
+    estimates = _estimates(
+        [
+            {"variant": v, "seed": seed, "parameter": "a", "true": 0.0, "estimate": e}
+            for v, by_seed in errors.items()
+            for seed, e in by_seed.items()
+        ]
+    )
+    table = contrasts.ablation_contrasts(estimates, t_train=2).set_index(["first", "second"])
+    assert list(table.index) == [
+        ("nll-exp", "mse-exp"),
+        ("mse-const", "mse-exp"),
+        ("nll-last", "nll-exp"),
+    ]
+    row = table.loc[("nll-exp", "mse-exp")]  # differences -1, -0.5, -0.5
+    assert (row["n_seeds"], row["lower"]) == (3, 3) and row["mean"] == pytest.approx(-2 / 3)
+    assert row["se"] == pytest.approx(np.std([-1, -0.5, -0.5], ddof=1) / np.sqrt(3))
+    row = table.loc[("nll-last", "nll-exp")]  # +0.5, -1
+    assert (row["n_seeds"], row["lower"], row["mean"]) == (2, 1, -0.25)
+    row = table.loc[("mse-const", "mse-exp")]  # one shared seed: no standard error
+    assert (row["n_seeds"], row["lower"], row["mean"]) == (1, 1, -1.0) and np.isnan(row["se"])
+    cells = tables.format_contrasts(table.reset_index()).iloc[0]
+    assert cells["difference"] == "nll-exp − mse-exp" and cells["first lower"] == "3 of 3 seeds"
+    assert cells["mean ± se (paired over seeds)"] == "-0.67 ± 0.17"
 
 
 def test_training_horizon_per_simulator() -> None:

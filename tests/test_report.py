@@ -238,7 +238,12 @@ def test_table_files(results, tmp_path: Path) -> None:
     paths = _write_inputs(results, tmp_path)
     written = report.write_tables(paths["estimates"], paths["metrics"], tmp_path / "tables")
     names = sorted(p.name for p in written)
-    assert names == [f"{n}.{x}" for n in ("ablation", "methods", "summary") for x in ("md", "tex")]
+    tables_written = ("ablation", "ablation_contrasts", "methods", "summary")
+    assert names == [f"{n}.{x}" for n in tables_written for x in ("md", "tex")]
+    # nll-exp and mse-last share neither loss nor weighting: no contrast, the header alone
+    contrasts_md = (tmp_path / "tables" / "ablation_contrasts.md").read_text().splitlines()
+    assert contrasts_md[0].startswith("| simulator") and "paired over seeds" in contrasts_md[0]
+    assert len([line for line in contrasts_md if line.startswith("|")]) == 2
     methods_md = (tmp_path / "tables" / "methods.md").read_text().splitlines()
     # one row per simulator and entry: the MLE, and ALFI at each T_test (4 summary rows)
     assert len([line for line in methods_md if line.startswith("| ")]) == 1 + 4 + 2

@@ -371,7 +371,7 @@ def figure_files():
 def table_files():
     return [
         f"{RESULTS}/tables/{n}.{ext}"
-        for n in ("summary", "ablation", "methods")
+        for n in ("summary", "ablation", "ablation_contrasts", "methods")
         for ext in ("md", "tex")
     ]
 

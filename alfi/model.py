@@ -45,6 +45,8 @@ SCORE_GRADIENTS = ("full", "scale", "none", "bounded")
 #: ``score_gradient: bounded``: the mean's path through the score is at most ``1 / SCORE_FLOOR``
 #: per update (σ floored there, in the standardised θ space; the forward values unchanged).
 SCORE_FLOOR = math.exp(-4.0)
+#: The update head's last layer at this multiple of PyTorch's initialisation (:class:`ModelConfig`).
+HEAD_INIT = 0.1
 #: Transforms of the preprocessed observations before the encoder (:func:`squash`).
 SQUASHES = ("none", "asinh")
 
@@ -81,7 +83,10 @@ class ModelConfig:
     the score as data, like the simulations beside it (the learned-optimiser convention of
     dropping the optimisee's second-order terms); ``"bounded"`` keeps both with the mean's
     factor at :math:`1/\max(\sigma, \sigma_0)` (:data:`SCORE_FLOOR` :math:`= \sigma_0`).
-    :math:`\psi` always reaches the network directly and through the update.
+    :math:`\psi` always reaches the network directly and through the update. ``head_init``:
+    the update head's last layer starts at that multiple of PyTorch's default initialisation,
+    its bias at 0 (0.1: small first steps, so early training does not diverge; 0: every
+    proposal stands still until the head has learnt).
     """
 
     theta_dim: int
@@ -98,6 +103,7 @@ class ModelConfig:
     bound_mean: bool = False
     squash: str = "none"
     score_gradient: str = "full"
+    head_init: float = HEAD_INIT
 
     def __post_init__(self) -> None:
         if self.squash not in SQUASHES:
@@ -109,6 +115,8 @@ class ModelConfig:
                 f"unknown score_gradient {self.score_gradient!r}; expected one of "
                 + ", ".join(SCORE_GRADIENTS)
             )
+        if not self.head_init >= 0:
+            raise ValueError(f"head_init must be >= 0, got {self.head_init!r}")
         if self.tail_clip_scale is not None and self.horizon is None:
             raise ValueError("tail_clip_scale needs the training horizon (horizon=T)")
         object.__setattr__(self, "x_hidden", tuple(self.x_hidden))
@@ -119,10 +127,13 @@ class ModelConfig:
         return self.horizon is not None and update >= self.horizon
 
     def to_dict(self) -> dict:
-        """The fields, the tail clip's two left out when unset (files an earlier version reads)."""
+        """The fields, the tail clip's two left out when unset and ``head_init`` at its default
+        (files an earlier version reads)."""
         fields = {**asdict(self), "x_hidden": list(self.x_hidden)}
         if self.tail_clip_scale is None:
             del fields["tail_clip_scale"], fields["horizon"]
+        if self.head_init == HEAD_INIT:
+            del fields["head_init"]
         return fields
 
 
@@ -166,7 +177,7 @@ class ALFI(nn.Module):
         self.cell = nn.GRUCell(config.recurrent, config.recurrent)
         self.post = MLP(config.recurrent, [h], 2 * d)
         with torch.no_grad():  # start with small steps so early training does not diverge
-            self.post[-1].weight.mul_(0.1)
+            self.post[-1].weight.mul_(config.head_init)
             self.post[-1].bias.zero_()
         for name, size in (("theta", d), ("x", x_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))

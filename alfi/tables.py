@@ -124,13 +124,16 @@ def format_ablation(ablation: pd.DataFrame) -> pd.DataFrame:
 
 def format_contrasts(contrasts: pd.DataFrame) -> pd.DataFrame:
     """Paired contrasts (:func:`alfi.contrasts.ablation_contrasts`) as strings: ``first −
-    second``, ``mean ± se`` and the seeds where the first is lower."""
+    second``, ``mean ± se``, their ratio ``t`` and the seeds where the first is lower."""
     return pd.DataFrame(
         {
             "simulator": contrasts["simulator"],
             "T_test": contrasts["t_test"].map(_fmt),
             "difference": contrasts["first"] + " − " + contrasts["second"],
             "mean ± se (paired over seeds)": _pm_column(contrasts, "mean", "se"),
+            "t": [
+                f"{t:.1f}" if np.isfinite(t) else "–" for t in contrasts["mean"] / contrasts["se"]
+            ],
             "first lower": [
                 f"{lower} of {n} seeds"
                 for lower, n in zip(contrasts["lower"], contrasts["n_seeds"], strict=True)

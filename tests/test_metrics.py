@@ -243,7 +243,8 @@ def test_ablation_contrasts_by_hand() -> None:
     assert (row["n_seeds"], row["lower"], row["mean"]) == (1, 1, -1.0) and np.isnan(row["se"])
     cells = tables.format_contrasts(table.reset_index()).iloc[0]
     assert cells["difference"] == "nll-exp − mse-exp" and cells["first lower"] == "3 of 3 seeds"
-    assert cells["mean ± se (paired over seeds)"] == "-0.67 ± 0.17"
+    assert tables.format_contrasts(table.reset_index()).iloc[1]["t"] == "–"  # one seed
+    assert cells["mean ± se (paired over seeds)"] == "-0.67 ± 0.17" and cells["t"] == "-4.0"
 
 
 def test_training_horizon_per_simulator() -> None:

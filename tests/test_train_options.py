@@ -546,3 +546,33 @@ def test_the_bounded_score_path_is_full_above_its_floor_and_capped_below():
         (gradient,) = torch.autograd.grad(eps.sum(), mean)
         expected = -3.0 / max(math.exp(log_scale), SCORE_FLOOR)
         assert float(gradient) == pytest.approx(expected, rel=1e-5)
+
+
+def test_head_init_scales_the_first_updates():
+    """The update head's last layer at head_init times PyTorch's initialisation: at 0 the first
+    update leaves every proposal where it is; the default, 0.1, is today's model bit for bit and
+    stays out of the model's record; a negative scale is refused."""
+    sim = get_simulator("poisson")
+    psi = torch.tensor([[0.3, -0.2]])
+    state = torch.zeros(1, 16)
+    x_real = sim.simulate(torch.tensor([[1.0]]), 20, torch.Generator().manual_seed(0))
+    steps = {}
+    for scale in (0.0, 0.1, 1.0):
+        torch.manual_seed(3)
+        model = ALFI(ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16, head_init=scale))
+        theta, x = model.propose(sim, psi, n_theta=4, n_sim=5, generator=torch.Generator())
+        real = model.real_context(model.encode(sim, x_real))
+        steps[scale] = (model(sim, real, psi, state, theta, x)[0] - psi).abs().max().item()
+    assert steps[0.0] == 0.0 and 0 < steps[0.1] < steps[1.0]
+    torch.manual_seed(3)
+    default = ALFI(ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16))
+    torch.manual_seed(3)
+    explicit = ALFI(ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16, head_init=0.1))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(default.state_dict().values(), explicit.state_dict().values(), strict=True)
+    )
+    assert "head_init" not in default.config.to_dict()
+    assert ModelConfig(1, 1, head_init=0.0).to_dict()["head_init"] == 0.0
+    with pytest.raises(ValueError, match="head_init must be >= 0, got -0.1"):
+        ModelConfig(1, 1, head_init=-0.1)

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from alfi.config import settings_for
+from alfi.config import SCHEMA_PATH, settings_for
 from alfi.metrics import derived_error, final_rmse
 
 HORIZONS = (15, 30)
@@ -67,9 +67,13 @@ def arm_config(base: dict, simulator: str, edits: dict, variant: str) -> dict:
     # overridden by them; the run's settings are resolved per simulator, with no overrides left
     config["defaults"] = settings_for({**config, "overrides": {}}, simulator, variant)
     config.get("variant_overrides", {}).pop(variant, None)
+    schema = json.loads(SCHEMA_PATH.read_text())["$defs"]
     for key, value in edits.items():
         section, _, name = key.rpartition(".")
-        if section not in ("", "model") or name not in config["defaults"][section or "train"]:
+        # a key the run's settings hold, or an optional one of the schema's (no default)
+        known = set(config["defaults"].get(section or "train", {}))
+        known |= set(schema.get(section or "train", {}).get("properties", {}))
+        if section not in ("", "model") or name not in known:
             raise SystemExit(f"unknown setting {key!r}: expected a train key or model.KEY")
         config["defaults"][section or "train"][name] = value
     return config

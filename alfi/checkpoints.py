@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from alfi.io import InputError, MetaDataset, load_torch, save_torch
-from alfi.model import ALFI, ModelConfig
+from alfi.model import ALFI, HEAD_INIT, ModelConfig
 from alfi.provenance import code_digest, differences, digest, source_files
 from alfi.simulators import Simulator
 
@@ -39,7 +39,13 @@ log = logging.getLogger(__name__)
 
 #: Settings added later, with the default that reproduces the behaviour from before them.
 LATER_OPTIONS = {
-    "model": {"pooling": "mean", "bound_mean": False, "squash": "none", "score_gradient": "full"},
+    "model": {
+        "pooling": "mean",
+        "bound_mean": False,
+        "squash": "none",
+        "score_gradient": "full",
+        "head_init": HEAD_INIT,
+    },
     "train": {
         "fresh_real": False,
         "fresh_problems": False,

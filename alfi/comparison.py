@@ -28,7 +28,7 @@ import pandas as pd
 
 from alfi.calibration import LEVELS
 from alfi.columns import MAIN_VARIANT
-from alfi.metrics import final_rmse, interval_coverage, select
+from alfi.metrics import final_rmse, interval_coverage, seed_spread, select
 
 __all__ = ["COMPARISON_COLUMNS", "entry_label", "comparison_table", "calibration_table"]
 
@@ -73,7 +73,7 @@ def _coverage(rows: pd.DataFrame, level: float = 0.9) -> float:
 
 def _coverage_sd(rows: pd.DataFrame, level: float = 0.9) -> float:
     per_seed = [_coverage(part, level) for _, part in rows.groupby("seed")]
-    return float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else np.nan
+    return seed_spread(pd.Series(per_seed, dtype=float))
 
 
 def _metric(metrics: pd.DataFrame, name: str) -> float:
@@ -104,7 +104,7 @@ def comparison_table(
             {
                 **where,
                 "rmse": float(per_seed.mean()),
-                "rmse_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                "rmse_sd": seed_spread(per_seed),
                 "n_seeds": len(per_seed),
                 "problems": len(problems),
                 "ratio": float(per_seed.mean() / same.mean()) if len(same) else np.nan,

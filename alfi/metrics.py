@@ -17,7 +17,9 @@ rows such as the Weinberg ``asymmetry`` are left out), and at iteration :math:`t
   standard deviation (``ddof=1``) over seeds :math:`s` of a per-seed value such as the mean final
   RMSE :math:`\bar r_s` (NaN for one seed).
 
-The calibration numbers (coverage of central intervals, the C2ST) are in :mod:`alfi.calibration`.
+The coverage of a method's central intervals is :func:`interval_coverage`; the calibration
+table, the C2ST and the Gaussian-only coverage of ALFI's proposal are in :mod:`alfi.calibration`
+and :mod:`alfi.comparison`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "describe",
     "metric_mean",
     "interval_coverage",
+    "seed_spread",
     "summary_table",
     "main_rows",
     "along_t",
@@ -162,9 +165,11 @@ def interval_coverage(final: pd.DataFrame, levels: Sequence[float]) -> tuple[lis
     return [float(np.mean(distance <= bound)) for bound in bounds], len(distance)
 
 
-def _spread(per_seed: pd.Series) -> float:
-    """Standard deviation (``ddof=1``) over seeds; NaN for one seed."""
-    return float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan
+def seed_spread(per_seed: pd.Series) -> float:
+    """Standard deviation (``ddof=1``) of per-seed values, NaN ones skipped; NaN for fewer
+    than two."""
+    values = per_seed.dropna()
+    return float(values.std(ddof=1)) if len(values) > 1 else np.nan
 
 
 def _over_seeds(
@@ -175,19 +180,24 @@ def _over_seeds(
     mle_asym: float,
     **where: object,
 ) -> dict[str, float]:
-    """The per-seed columns of one summary row: spreads over seeds and the 90 % coverage."""
+    """The per-seed columns of one summary row: ALFI's mean and the asymmetry ratio as means
+    over seeds of per-seed values (so a seed with fewer finite problems weighs as much as any
+    other), their spreads over seeds, and the 90 % coverage."""
     per_seed = select(final, **where).groupby("seed")["rmse"].mean()
     by_seed = select(finals, **where).groupby("seed")
     cover = pd.Series([interval_coverage(rows, (0.9,))[0][0] for _, rows in by_seed], dtype=float)
     asym_per_seed = select(asym, **where).groupby("seed")["error"].mean()
+    asym_ratio = asym_per_seed.mean() / mle_asym if mle_asym else np.nan
     return {
         "n_seeds": len(per_seed),
-        "alfi_mean_sd": _spread(per_seed),
-        "ratio_sd": _spread(per_seed) / mle_mean if mle_mean else np.nan,
+        "alfi_mean": float(per_seed.mean()) if len(per_seed) else np.nan,
+        "alfi_mean_sd": seed_spread(per_seed),
+        "asym_ratio": float(asym_ratio) if len(asym_per_seed) else np.nan,
+        "ratio_sd": seed_spread(per_seed) / mle_mean if mle_mean else np.nan,
         "alfi_cover90": float(cover.mean()) if cover.notna().any() else np.nan,
         "alfi_cover90_min": float(cover.min()) if cover.notna().any() else np.nan,
         "alfi_cover90_max": float(cover.max()) if cover.notna().any() else np.nan,
-        "asym_ratio_sd": _spread(asym_per_seed) / mle_asym if mle_asym else np.nan,
+        "asym_ratio_sd": seed_spread(asym_per_seed) / mle_asym if mle_asym else np.nan,
     }
 
 
@@ -231,16 +241,18 @@ def summary_table(
 ) -> pd.DataFrame:
     """One row per simulator x ``t_test`` of the ALFI ``variant``, next to the MLE.
 
-    Columns :data:`SUMMARY_COLUMNS`: ``alfi_mean/median/iqr`` and ``mle_mean/median/iqr``
-    (:func:`describe`) of the final RMSE, ``ratio`` = ``alfi_mean / mle_mean``; over ALFI's
-    ``n_seeds`` seeds, ``alfi_mean_sd`` the standard deviation of the per-seed mean final RMSE
-    :math:`\bar r_s` and ``ratio_sd`` = ``alfi_mean_sd / mle_mean`` (NaN for one seed), and
+    Columns :data:`SUMMARY_COLUMNS`: ``alfi_median/iqr`` and ``mle_mean/median/iqr``
+    (:func:`describe`; ALFI's seeds pooled) of the final RMSE; over ALFI's ``n_seeds`` seeds,
+    ``alfi_mean`` the mean of the per-seed mean final RMSE :math:`\bar r_s` and
+    ``alfi_mean_sd`` their standard deviation (NaN for one seed), ``ratio`` = ``alfi_mean /
+    mle_mean`` and ``ratio_sd`` = ``alfi_mean_sd / mle_mean``, and
     ``alfi_cover90`` the mean over seeds of the fraction of (problem, parameter) truths inside
     the central 90 % interval (:func:`interval_coverage`), ``_min``/``_max`` its range;
     ``alfi_calls``/``mle_calls`` (mean ``simulations`` per problem; 0 for an MLE without that
     metric), ``alfi_ks``/``mle_ks`` (mean KS distance), ``alfi_asym``/``mle_asym`` (mean final
-    ``|error|`` on ``asymmetry``; NaN where there is none), ``asym_ratio`` = ``alfi_asym /
-    mle_asym`` and ``asym_ratio_sd`` its per-seed standard deviation, and ``extrapolated``
+    ``|error|`` on ``asymmetry``, seeds pooled; NaN where there is none), ``asym_ratio`` the
+    mean over seeds of ALFI's per-seed mean ``|error|`` over ``mle_asym`` and ``asym_ratio_sd``
+    its standard deviation over seeds, and ``extrapolated``
     (``t_test > t_train``). The MLE columns pool every MLE row of the simulator.
     """
     check_estimates(estimates, variant)
@@ -257,16 +269,14 @@ def summary_table(
         mle = _side("mle", final, asym, metrics, simulator=sim, method="mle")
         if np.isnan(mle["mle_calls"]) and len(select(final, simulator=sim, method="mle")):
             mle["mle_calls"] = 0.0
-        ratio = alfi["alfi_mean"] / mle["mle_mean"] if mle["mle_mean"] else np.nan
-        asym_ratio = alfi["alfi_asym"] / mle["mle_asym"] if mle["mle_asym"] else np.nan
         seeds = _over_seeds(final, finals, asym, mle["mle_mean"], mle["mle_asym"], **where)
+        ratio = seeds["alfi_mean"] / mle["mle_mean"] if mle["mle_mean"] else np.nan
         rows.append(
             {
                 "simulator": sim,
                 "t_test": int(t_test),
                 "extrapolated": bool(t_test > horizon(t_train, sim)),
                 "ratio": ratio,
-                "asym_ratio": asym_ratio,
                 **alfi,
                 **mle,
                 **seeds,
@@ -347,7 +357,7 @@ def ablation_table(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFra
                     "weighting": weighting,
                     "t_test": t_test,
                     "mean": float(per_seed.mean()),
-                    "std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                    "std": seed_spread(per_seed),
                     "n_seeds": int(len(per_seed)),
                 }
             )

@@ -33,6 +33,7 @@ from alfi.simulators import Simulator
 __all__ = [
     "ModelConfig",
     "ALFI",
+    "HEAD_INIT",
     "SCORE_FLOOR",
     "SCORE_GRADIENTS",
     "SQUASHES",

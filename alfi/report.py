@@ -58,7 +58,8 @@ CONTRASTS_CAPTION = (
     "their mean final RMSE seed by seed (first minus second; negative: the first is the more "
     "accurate), its mean ± standard error over the seeds both have, and on how many of them the "
     "first is lower; the NLL against the MSE at each weighting, and each weighting against the "
-    "exponential with each loss, at T_test = T_train ({t_train}); t: the mean over its standard "
+    "exponential with each loss, at T_test = T_train ({t_train}; or the smallest T_test run when "
+    "that one is absent); t: the mean over its standard "
     "error, whose two-sided 5 % level on S seeds is the t distribution's with S - 1 degrees of "
     "freedom: 4.30 at 3 seeds, 2.78 at 5, 2.26 at 10."
 )

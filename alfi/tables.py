@@ -66,9 +66,9 @@ SUMMARY_HEADERS = {
 }
 
 
-def _range(mean: float, low: float, high: float) -> str:
-    """``mean (low–high)``, or the mean alone where the range is one value."""
-    if not np.isfinite(mean) or low == high:
+def _range(mean: float, low: float, high: float, seeds: int) -> str:
+    """``mean (low–high)`` over several seeds, the mean alone for one."""
+    if not np.isfinite(mean) or seeds < 2:
         return _fmt(mean)
     return f"{_fmt(mean)} ({_fmt(low)}–{_fmt(high)})"
 
@@ -87,6 +87,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
                 summary["alfi_cover90"],
                 summary["alfi_cover90_min"],
                 summary["alfi_cover90_max"],
+                summary["n_seeds"],
                 strict=True,
             )
         ],

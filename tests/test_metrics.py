@@ -199,16 +199,33 @@ def test_summary_coverage_over_seeds() -> None:
         0.5,
         1.0,
     )
-    drawn = [
-        {**r, "truth_quantile": q} for r, q in zip(gaussian, (0.5, 0.5, 0.5, 0.99), strict=True)
-    ]
+    # the draws, where there are any, decide: here they put seed 0's truths inside (rank 0.5)
+    # and seed 1's outside (rank 0.99), the reverse of what sigma says
+    ranks = (0.5, 0.5, 0.99, 0.99)
+    drawn = [{**r, "truth_quantile": q} for r, q in zip(gaussian, ranks, strict=True)]
     row = metrics.summary_table(_estimates(drawn + mle), empty, t_train=1).iloc[0]
-    assert (row["alfi_cover90"], row["alfi_cover90_min"], row["alfi_cover90_max"]) == (
-        0.75,
-        0.5,
-        1.0,
-    )
-    assert metrics.interval_coverage(_estimates(drawn), (0.9, 0.99)) == ([0.75, 1.0], 4)
+    cover = (row["alfi_cover90"], row["alfi_cover90_min"], row["alfi_cover90_max"])
+    assert cover == (0.5, 0.0, 1.0)
+    assert metrics.interval_coverage(_estimates(drawn), (0.9, 0.995)) == ([0.5, 1.0], 4)
+    assert metrics.interval_coverage(_estimates(gaussian), (0.9,)) == ([0.75], 4)
+
+
+def test_summary_means_over_seeds_weigh_each_seed_alike() -> None:
+    """A seed with fewer finite problems weighs as much as any other in ALFI's mean and ratio
+    (the mean of per-seed means), while the median pools every problem."""
+    rows = [
+        {"problem": p, "seed": s, "parameter": "a", "true": 0.0, "estimate": e}
+        for s, errors in ((0, (1.0, 3.0)), (1, (4.0, np.nan)))
+        for p, e in enumerate(errors)
+    ]
+    mle = [{"problem": 0, "parameter": "a", "true": 0.0, "estimate": 2.0, "method": "mle",
+            "t_test": 0}]  # fmt: skip
+    empty = pd.DataFrame(columns=METRIC_COLUMNS)
+    row = metrics.summary_table(_estimates(rows + mle), empty, t_train=1).iloc[0]
+    assert (row["alfi_mean"], row["ratio"], row["alfi_median"]) == (3.0, 1.5, 3.0)
+    assert row["alfi_mean_sd"] == pytest.approx(np.sqrt(2.0))
+    assert metrics.seed_spread(pd.Series([1.0, np.nan, 3.0])) == pytest.approx(np.sqrt(2.0))
+    assert np.isnan(metrics.seed_spread(pd.Series([1.0, np.nan])))
 
 
 def test_ablation_contrasts_by_hand() -> None:

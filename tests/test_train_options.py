@@ -551,7 +551,8 @@ def test_the_bounded_score_path_is_full_above_its_floor_and_capped_below():
 def test_head_init_scales_the_first_updates():
     """The update head's last layer at head_init times PyTorch's initialisation: at 0 the first
     update leaves every proposal where it is; the default, 0.1, is today's model bit for bit and
-    stays out of the model's record; a negative scale is refused."""
+    stays out of the model's record (and of the training record, where a config sets it); a
+    negative scale is refused."""
     sim = get_simulator("poisson")
     psi = torch.tensor([[0.3, -0.2]])
     state = torch.zeros(1, 16)
@@ -564,15 +565,24 @@ def test_head_init_scales_the_first_updates():
         real = model.real_context(model.encode(sim, x_real))
         steps[scale] = (model(sim, real, psi, state, theta, x)[0] - psi).abs().max().item()
     assert steps[0.0] == 0.0 and 0 < steps[0.1] < steps[1.0]
-    torch.manual_seed(3)
+    # the same draws of the initial weights, the head's last layer scaled: 0.1 is the factor
+    # the model was built with before the option
+    layers = {}
+    for scale in (0.1, 1.0):
+        torch.manual_seed(3)
+        config = ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16, head_init=scale)
+        layers[scale] = ALFI(config).post[-1]
+    assert torch.equal(layers[0.1].weight, layers[1.0].weight * 0.1)
+    assert not layers[0.1].bias.any() and not layers[1.0].bias.any()
     default = ALFI(ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16))
-    torch.manual_seed(3)
-    explicit = ALFI(ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16, head_init=0.1))
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(default.state_dict().values(), explicit.state_dict().values(), strict=True)
-    )
     assert "head_init" not in default.config.to_dict()
     assert ModelConfig(1, 1, head_init=0.0).to_dict()["head_init"] == 0.0
+    sim_settings = settings_for(load_config("configs/tiny.yaml"), "poisson")
+    data = make_dataset(sim, 8, 5, seed=1)
+    explicit = copy.deepcopy(sim_settings)
+    explicit["model"]["head_init"] = 0.1
+    assert training_record(sim, data, explicit, "nll-exp", 0, "cpu") == training_record(
+        sim, data, sim_settings, "nll-exp", 0, "cpu"
+    )
     with pytest.raises(ValueError, match="head_init must be >= 0, got -0.1"):
         ModelConfig(1, 1, head_init=-0.1)

@@ -3,7 +3,8 @@ r"""Paired contrasts between ALFI variants over the seeds they share: the ablati
 The paper's Appendix A claims that the NLL loss and the exponential weighting are best. For a
 simulator trained with several variants (``LOSS-WEIGHTING``), at the ``t_test`` of
 :func:`alfi.metrics.ablation_t_test`, let :math:`\bar r_{v,s}` be the mean final RMSE over the
-test problems of variant :math:`v` trained with seed :math:`s`. A contrast of :math:`a` against
+test problems of variant :math:`v` trained with seed :math:`s`
+(:func:`alfi.metrics.ablation_seed_means`). A contrast of :math:`a` against
 :math:`b` pairs them by seed, :math:`d_s = \bar r_{a,s} - \bar r_{b,s}` over the :math:`S` seeds
 both have, and gives
 
@@ -25,14 +26,7 @@ import numpy as np
 import pandas as pd
 
 from alfi.columns import LOSSES, WEIGHTINGS
-from alfi.metrics import (
-    Horizon,
-    ablation_t_test,
-    check_estimates,
-    final_rmse,
-    seed_spread,
-    select,
-)
+from alfi.metrics import Horizon, ablation_seed_means, seed_spread
 
 __all__ = [
     "CONTRAST_COLUMNS",
@@ -67,19 +61,16 @@ def variant_pairs(variants: set[str]) -> list[tuple[str, str]]:
 def ablation_contrasts(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFrame:
     """Every contrast of :func:`variant_pairs` on every simulator with several variants,
     paired over the seeds both variants have (columns :data:`CONTRAST_COLUMNS`)."""
-    check_estimates(estimates)
-    final = final_rmse(estimates[estimates["method"] == "alfi"])
+    means = ablation_seed_means(estimates, t_train)
     rows = []
-    for sim in sorted(final["simulator"].unique()):
-        t_test = ablation_t_test(estimates, sim, t_train)
-        part = select(final, simulator=sim, t_test=t_test)
-        per_seed = part.groupby(["variant", "seed"])["rmse"].mean().unstack("seed")
+    for (sim, t_test), part in means.groupby(["simulator", "t_test"], sort=True):
+        per_seed = part.pivot(index="variant", columns="seed", values="rmse")
         for first, second in variant_pairs(set(per_seed.index)):
             diff = (per_seed.loc[first] - per_seed.loc[second]).dropna()
             rows.append(
                 {
                     "simulator": sim,
-                    "t_test": t_test,
+                    "t_test": int(t_test),
                     "first": first,
                     "second": second,
                     "mean": float(diff.mean()) if len(diff) else np.nan,

@@ -52,6 +52,7 @@ __all__ = [
     "split_variant",
     "variant_order",
     "ablation_t_test",
+    "ablation_seed_means",
     "ablation_table",
 ]
 
@@ -332,22 +333,34 @@ def ablation_t_test(estimates: pd.DataFrame, simulator: str, t_train: Horizon = 
     return t if t in available else available[0]
 
 
-def ablation_table(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFrame:
-    r"""Simulator x ALFI variant: the final RMSE's mean over seeds of the per-seed mean, and std.
-
-    With :math:`\bar r_s` the mean final RMSE over the problems of seed :math:`s`: ``mean`` is
-    the mean of :math:`\bar r_s` over seeds and ``std`` their std (``ddof=1``; NaN for a single
-    seed). Columns ``simulator, variant, loss, weighting, t_test, mean, std, n_seeds``; rows in
-    :func:`variant_order`; ``t_test`` chosen by :func:`ablation_t_test`.
-    """
+def ablation_seed_means(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFrame:
+    r"""Per simulator, ALFI variant and seed, the mean final RMSE :math:`\bar r_s` over the test
+    problems, at the ``t_test`` of :func:`ablation_t_test`: columns ``simulator, t_test,
+    variant, seed, rmse``."""
     check_estimates(estimates)
     final = final_rmse(estimates[estimates["method"] == "alfi"])
-    rows = []
+    parts = []
     for sim in sorted(final["simulator"].unique()):
         t_test = ablation_t_test(estimates, sim, t_train)
         part = select(final, simulator=sim, t_test=t_test)
+        parts.append(part.groupby(["simulator", "t_test", "variant", "seed"])["rmse"].mean())
+    return pd.concat(parts).reset_index()
+
+
+def ablation_table(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFrame:
+    r"""Simulator x ALFI variant: the final RMSE's mean over seeds of the per-seed mean, and std.
+
+    With :math:`\bar r_s` the mean final RMSE over the problems of seed :math:`s`
+    (:func:`ablation_seed_means`): ``mean`` is the mean of :math:`\bar r_s` over seeds and
+    ``std`` their std (``ddof=1``; NaN for a single seed). Columns ``simulator, variant, loss,
+    weighting, t_test, mean, std, n_seeds``; rows in :func:`variant_order`; ``t_test`` chosen by
+    :func:`ablation_t_test`.
+    """
+    means = ablation_seed_means(estimates, t_train)
+    rows = []
+    for (sim, t_test), part in means.groupby(["simulator", "t_test"], sort=True):
         for variant in sorted(part["variant"].unique(), key=variant_order):
-            per_seed = part[part["variant"] == variant].groupby("seed")["rmse"].mean()
+            per_seed = part.loc[part["variant"] == variant, "rmse"]
             loss, weighting = split_variant(variant)
             rows.append(
                 {
@@ -355,7 +368,7 @@ def ablation_table(estimates: pd.DataFrame, t_train: Horizon = 15) -> pd.DataFra
                     "variant": variant,
                     "loss": loss,
                     "weighting": weighting,
-                    "t_test": t_test,
+                    "t_test": int(t_test),
                     "mean": float(per_seed.mean()),
                     "std": seed_spread(per_seed),
                     "n_seeds": int(len(per_seed)),

@@ -247,10 +247,17 @@ def test_make_run_takes_the_seeds():
     without SEEDS, config.yaml's."""
 
     def command(*args: str) -> str:
+        # --no-print-directory: under `make test` this make is a sub-make, which would announce
+        # its directory
         made = subprocess.run(
-            ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
+            ["make", "--no-print-directory", "-n", "run", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
-        return made.stdout.strip().splitlines()[-1]
+        (line,) = [line for line in made.stdout.splitlines() if "snakemake" in line]
+        return line.strip()
 
     assert command("SEEDS=0,1,2").endswith('snakemake --cores all --config "seeds=[0,1,2]"')
     assert "--config" not in command()

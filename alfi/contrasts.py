@@ -14,10 +14,9 @@ both have, and gives
 
 Two families: the loss at each weighting (``nll-W`` against ``mse-W``) and, with each loss, each
 weighting against the exponential one (``L-W`` against ``L-exp``): seven contrasts on the
-paper's grid. With no true difference, one contrast on three seeds passes 2.6 standard errors
-with probability 0.12, so among seven about one would. A difference of two standard
-errors on three seeds is suggestive, not decisive (a t distribution with 2 degrees of freedom
-puts 4.3 standard errors at the two-sided 5 % level). Pure pandas.
+paper's grid. On three seeds the two-sided 5 % level is 4.3 standard errors (a t distribution
+with 2 degrees of freedom); with no true difference one contrast passes 2.6 with probability
+0.12, so among seven about one would. Pure pandas.
 """
 
 from __future__ import annotations

@@ -53,6 +53,18 @@ def test_dry_run_default_config(repository):
     }
 
 
+def test_only_the_main_variant_is_scored_against_the_exact_posterior(repository):
+    """The C2ST of ALFI's evaluation is the main variant's alone: no table shows another's."""
+    printed = repository.run(
+        "--dry-run", "--printshellcmds", "--config", "results=/tmp/alfi-dry-c2st"
+    ).stdout
+    evaluations = [line for line in printed.splitlines() if "alfi --quiet evaluate" in line]
+    assert len(evaluations) == 9
+    for line in evaluations:
+        variant = re.search(r"models/\w+/([a-z-]+)/seed\d+\.pt", line)[1]
+        assert ("--reference " in line) == (variant == "nll-exp"), line
+
+
 def test_dry_run_paper_config(repository):
     counts = repository.dry_run(
         "--configfile", "configs/paper.yaml", "--config", "results=/tmp/alfi-dry-p"

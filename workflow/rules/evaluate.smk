@@ -5,7 +5,7 @@ rule evaluate:
         stage=stage_file("evaluate"),
         model=MODEL,
         dataset=split_file("test"),
-        reference=reference_draws,
+        reference=alfi_reference_draws,
         code=code_file("evaluate"),
     output:
         **{

@@ -235,49 +235,63 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
     return fig
 
 
+#: The calibration figure's rows: ALFI beside the references, then the baselines (with the exact
+#: posterior again as the reference); a method in neither list joins the second row.
+CALIBRATION_ROWS = (("alfi", "posterior", "prior_mean"), ("posterior",))
+
+
 def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
-    """Empirical vs nominal coverage of every method's central intervals, one panel per
-    simulator; ALFI (``variant``) at each ``T_test``, labelled
-    (:func:`alfi.comparison.calibration_table`). A method with several seeds is drawn at the mean
-    over seeds, in a band from the lowest seed's coverage to the highest."""
+    """Coverage of every method's central intervals minus their nominal level (0 is calibrated,
+    above 0 too wide), one column per simulator; the first row ALFI (``variant``) at each
+    ``T_test``, labelled, beside the exact posterior and the prior, the second the baselines
+    beside the exact posterior (:func:`alfi.comparison.calibration_table`). A method with
+    several seeds is drawn at the mean over seeds, in a band from the lowest seed to the
+    highest."""
     table = calibration_table(estimates, variant)
     if table.empty:
         raise ValueError(f"no draws nor finite sigma for variant {variant!r}: no calibration")
+    table = table.assign(excess=table["coverage"] - table["level"])
+    family = table["method"].str.split(" ").str[0]
+    first = family.isin(CALIBRATION_ROWS[0])
+    rows = [table[first], table[~first | family.isin(CALIBRATION_ROWS[1])]]
+    rows = [row for row in rows if not row.empty and not (row["method"] == "posterior").all()]
     sims = sorted(table["simulator"].unique())
-    fig, axes = new_figure(1, len(sims), height=3.4)
+    fig, axes = new_figure(len(rows), len(sims), height=2.8)
     methods = list(dict.fromkeys(table.sort_values("method")["method"]))
     palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
-    for ax, sim in zip(axes[0], sims, strict=True):
-        ax.plot([0, 1], [0, 1], color=COLORS["train"], linestyle="--", linewidth=1.0, label="ideal")
-        sns.lineplot(
-            data=table[table["simulator"] == sim],
-            x="level",
-            y="coverage",
-            hue="method",
-            palette=palette,
-            marker="o",
-            markersize=3,
-            errorbar=("pi", 100),  # the band runs from the lowest seed to the highest
-            ax=ax,
+    reach = max(0.1, float(table["excess"].abs().max()) + 0.02)
+    several = table.groupby("method")["seed"].nunique().max() > 1
+    for row_axes, part in zip(axes, rows, strict=True):
+        for ax, sim in zip(row_axes, sims, strict=True):
+            ax.axhline(0.0, color=COLORS["train"], linestyle="--", linewidth=1.0, label="ideal")
+            sns.lineplot(
+                data=part[part["simulator"] == sim],
+                x="level",
+                y="excess",
+                hue="method",
+                palette=palette,
+                marker="o",
+                markersize=3,
+                errorbar=("pi", 100),  # the band runs from the lowest seed to the highest
+                ax=ax,
+            )
+            ax.set(xlim=(0, 1), ylim=(-reach, reach), xlabel="nominal level", ylabel="")
+            ax.set_title(sim if ax in axes[0] else "")
+            ax.get_legend().remove()
+        row_axes[0].set_ylabel("coverage − nominal")
+        handles = {}
+        for ax in row_axes:
+            handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        legend = row_axes[-1].legend(
+            list(handles.values()),
+            list(handles),
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            fontsize=8,
+            title="band: range over seeds" if several else None,
+            title_fontsize=8,
         )
-        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=sim, xlabel="nominal level")
-        ax.set_ylabel("")
-        ax.get_legend().remove()  # one legend for every panel, outside
-    axes[0, 0].set_ylabel("empirical coverage")
-    handles = {}
-    for ax in axes[0]:
-        handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    title = (
-        "band: range over seeds" if table.groupby("method")["seed"].nunique().max() > 1 else None
-    )
-    fig.legend(
-        list(handles.values()),
-        list(handles),
-        loc="outside right upper",
-        fontsize=8,
-        title=title,
-        title_fontsize=8,
-    )
+        legend.set_in_layout(True)
     return fig
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alfi import calibration, figures, histograms, report, tables
+from alfi import calibration, comparison, figures, histograms, report, tables
 from alfi import metrics as alfi_metrics
 from alfi.io import InputError, write_parquet
 
@@ -333,10 +333,39 @@ def test_figure_labels(results) -> None:
     assert [a.get_ylabel() for a in fig.axes] == ["final RMSE"] * 2
     fig = figures.calibration_figure(estimates)
     ax = fig.axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("nominal level", "empirical coverage")
-    assert fig.legends[0].get_title().get_text() == "band: range over seeds"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("nominal level", "coverage − nominal")
+    legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    assert [lg.get_title().get_text() for lg in legends] == ["band: range over seeds"]
+    labels = [t.get_text() for t in legends[0].get_texts()]
+    assert labels == ["ideal", "alfi (T=15)", "alfi (T=30)"]
     one_seed = figures.calibration_figure(estimates[estimates["seed"] == 0])
-    assert one_seed.legends[0].get_title().get_text() == ""
+    assert [a.get_legend().get_title().get_text() for a in one_seed.axes if a.get_legend()] == [""]
+
+
+def test_calibration_figure_sets_the_baselines_apart(results) -> None:
+    """ALFI beside the exact posterior and the prior in the first row, the other methods beside
+    the exact posterior in the second, one legend per row; the curves are coverage minus the
+    nominal level (the synthetic ALFI's rows relabelled as the other methods)."""
+    estimates = results[0]
+    alfi = estimates[(estimates["method"] == "alfi") & (estimates["variant"] == "nll-exp")]
+    alfi = alfi[(alfi["t_test"] == 15) & (alfi["seed"] == 0)]
+    others = [
+        alfi.assign(method=method, variant=variant)
+        for method, variant in [("posterior", "-"), ("prior_mean", "-"), ("npe", "n100")]
+    ]
+    fig = figures.calibration_figure(pd.concat([estimates, *others], ignore_index=True))
+    assert len(fig.axes) == 2 * estimates["simulator"].nunique()
+    legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    labels = [[t.get_text() for t in lg.get_texts()] for lg in legends]
+    first = ["ideal", "alfi (T=15)", "alfi (T=30)", "posterior", "prior_mean"]
+    assert labels == [first, ["ideal", "npe (n=100)", "posterior"]]
+    table = comparison.calibration_table(estimates)
+    row = table[(table["method"] == "alfi (T=15)") & (table["simulator"] == "poisson")]
+    mean = row.groupby("level")["coverage"].mean()
+    ax = fig.axes[sorted(estimates["simulator"].unique()).index("poisson")]
+    expected = mean.to_numpy() - mean.index.to_numpy()
+    curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    assert any(c.shape == expected.shape and np.allclose(c, expected) for c in curves)
 
 
 def _panels(fig) -> list:

@@ -45,6 +45,7 @@ LATER_OPTIONS = {
         "squash": "none",
         "score_gradient": "full",
         "head_init": HEAD_INIT,
+        "mean_step": "absolute",
     },
     "train": {
         "fresh_real": False,

@@ -34,6 +34,7 @@ __all__ = [
     "ModelConfig",
     "ALFI",
     "HEAD_INIT",
+    "MEAN_STEPS",
     "SCORE_FLOOR",
     "SCORE_GRADIENTS",
     "SQUASHES",
@@ -48,6 +49,8 @@ SCORE_GRADIENTS = ("full", "scale", "none", "bounded")
 SCORE_FLOOR = math.exp(-4.0)
 #: The update head's last layer at this multiple of PyTorch's initialisation (:class:`ModelConfig`).
 HEAD_INIT = 0.1
+#: Units of the mean's update (:class:`ModelConfig`): the standardised θ space, or the proposal's σ.
+MEAN_STEPS = ("absolute", "scaled")
 #: Transforms of the preprocessed observations before the encoder (:func:`squash`).
 SQUASHES = ("none", "asinh")
 
@@ -87,7 +90,11 @@ class ModelConfig:
     :math:`\psi` always reaches the network directly and through the update. ``head_init``:
     the update head's last layer starts at that multiple of PyTorch's default initialisation,
     its bias at 0 (0.1: small first steps, so early training does not diverge; 0: every
-    proposal stands still until the head has learnt).
+    proposal stands still until the head has learnt). ``mean_step``: ``"absolute"`` moves the
+    mean by :math:`\Delta\mu = c \tanh(o_\mu)` in the standardised space; ``"scaled"`` by
+    :math:`\sigma_t c \tanh(o_\mu)`, at most :math:`c` of the current proposal's widths per
+    coordinate: wide proposals take long steps, narrow ones short ones, whatever the problem's
+    scale (the gradient flows through :math:`\sigma_t` too).
     """
 
     theta_dim: int
@@ -105,6 +112,7 @@ class ModelConfig:
     squash: str = "none"
     score_gradient: str = "full"
     head_init: float = HEAD_INIT
+    mean_step: str = "absolute"
 
     def __post_init__(self) -> None:
         if self.squash not in SQUASHES:
@@ -115,6 +123,10 @@ class ModelConfig:
             raise ValueError(
                 f"unknown score_gradient {self.score_gradient!r}; expected one of "
                 + ", ".join(SCORE_GRADIENTS)
+            )
+        if self.mean_step not in MEAN_STEPS:
+            raise ValueError(
+                f"unknown mean_step {self.mean_step!r}; expected one of " + ", ".join(MEAN_STEPS)
             )
         if not self.head_init >= 0:
             raise ValueError(f"head_init must be >= 0, got {self.head_init!r}")
@@ -128,13 +140,15 @@ class ModelConfig:
         return self.horizon is not None and update >= self.horizon
 
     def to_dict(self) -> dict:
-        """The fields, the tail clip's two left out when unset and ``head_init`` at its default
-        (files an earlier version reads)."""
+        """The fields, the tail clip's two left out when unset and ``head_init`` and
+        ``mean_step`` at their defaults (files an earlier version reads)."""
         fields = {**asdict(self), "x_hidden": list(self.x_hidden)}
         if self.tail_clip_scale is None:
             del fields["tail_clip_scale"], fields["horizon"]
         if self.head_init == HEAD_INIT:
             del fields["head_init"]
+        if self.mean_step == "absolute":
+            del fields["mean_step"]
         return fields
 
 
@@ -254,6 +268,9 @@ class ALFI(nn.Module):
         summary = self.theta_encoder(features, context=real_context)  # (P, E)
         state = gru_cell(self.pre(torch.cat((summary, psi), dim=-1)), state, self.cell)
         delta = self._clipped(torch.tanh(self.post(state)), past_horizon)
+        if self.config.mean_step == "scaled":
+            step, log_step = proposal.split(delta)
+            delta = proposal.join(step * proposal.split(psi)[1].exp(), log_step)
         psi = psi + delta
         if self.config.bound_mean:
             mean, log_scale = proposal.split(psi)

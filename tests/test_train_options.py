@@ -586,3 +586,38 @@ def test_head_init_scales_the_first_updates():
     )
     with pytest.raises(ValueError, match="head_init must be >= 0, got -0.1"):
         ModelConfig(1, 1, head_init=-0.1)
+
+
+def test_a_scaled_mean_step_moves_the_mean_in_proposal_widths():
+    """mean_step: scaled multiplies the mean's clipped update by the current sigma (and leaves
+    log sigma's alone): with the same weights and draws, a proposal of sigma = 2 moves its mean
+    twice as far as under the absolute step. The default stays out of the records; an unknown
+    value is refused by name."""
+    sim = get_simulator("poisson")
+    psi = torch.tensor([[0.3, math.log(2.0)]])
+    state = torch.zeros(1, 16)
+    x_real = sim.simulate(torch.tensor([[1.0]]), 20, torch.Generator().manual_seed(0))
+    deltas = {}
+    for mean_step in ("absolute", "scaled"):
+        torch.manual_seed(3)
+        config = ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16, mean_step=mean_step)
+        model = ALFI(config)
+        theta, x = model.propose(sim, psi, n_theta=4, n_sim=5, generator=torch.Generator())
+        real = model.real_context(model.encode(sim, x_real))
+        deltas[mean_step] = model(sim, real, psi, state, theta, x)[0] - psi
+    absolute, scaled = deltas["absolute"], deltas["scaled"]
+    assert absolute[0, 0] != 0
+    # each update read back as psi_new - psi: float32 rounding of psi_new, up to 2^-25 near 0.3
+    assert torch.allclose(scaled[0, 0], 2.0 * absolute[0, 0], rtol=0, atol=2 * 2**-25)
+    assert torch.equal(scaled[0, 1], absolute[0, 1])
+    assert "mean_step" not in ModelConfig(1, 1).to_dict()
+    assert ModelConfig(1, 1, mean_step="scaled").to_dict()["mean_step"] == "scaled"
+    sim_settings = settings_for(load_config("configs/tiny.yaml"), "poisson")
+    data = make_dataset(sim, 8, 5, seed=1)
+    explicit = copy.deepcopy(sim_settings)
+    explicit["model"]["mean_step"] = "absolute"
+    assert training_record(sim, data, explicit, "nll-exp", 0, "cpu") == training_record(
+        sim, data, sim_settings, "nll-exp", 0, "cpu"
+    )
+    with pytest.raises(ValueError, match="unknown mean_step 'relative'; expected one of absolute"):
+        ModelConfig(1, 1, mean_step="relative")

@@ -235,54 +235,71 @@ def ablation_figure(estimates: pd.DataFrame, t_train: Horizon = 15) -> Figure:
     return fig
 
 
-#: The calibration figure's rows: ALFI beside the references, then the baselines (with the exact
-#: posterior again as the reference); a method in neither list joins the second row.
-CALIBRATION_ROWS = (("alfi", "posterior", "prior_mean"), ("posterior",))
+#: Method families drawn beside ALFI in the calibration figure's first row; every other method
+#: goes to the second, with the exact posterior drawn there again as the reference.
+CALIBRATION_BESIDE_ALFI = ("alfi", "posterior", "prior_mean")
+
+
+def _legend_entries(axes) -> dict:
+    """Label to handle over ``axes``, each label once, in the order first drawn."""
+    handles = {}
+    for ax in axes:
+        handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    return handles
+
+
+def calibration_rows(table: pd.DataFrame) -> list[pd.DataFrame]:
+    """The calibration figure's rows of :func:`alfi.comparison.calibration_table`: ALFI with the
+    exact posterior and the prior, then the other methods with the exact posterior; a row with
+    nothing but the exact posterior is left out."""
+    family = table["method"].str.split(" ").str[0]
+    beside_alfi = family.isin(CALIBRATION_BESIDE_ALFI)
+    rows = [table[beside_alfi], table[~beside_alfi | (family == "posterior")]]
+    return [row for row in rows if not (row["method"] == "posterior").all()]
 
 
 def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> Figure:
     """Coverage of every method's central intervals minus their nominal level (0 is calibrated,
     above 0 too wide), one column per simulator; the first row ALFI (``variant``) at each
     ``T_test``, labelled, beside the exact posterior and the prior, the second the baselines
-    beside the exact posterior (:func:`alfi.comparison.calibration_table`). A method with
-    several seeds is drawn at the mean over seeds, in a band from the lowest seed to the
-    highest."""
+    beside the exact posterior (:func:`calibration_rows`). A method with several seeds is drawn
+    at the mean over seeds, in a band from the lowest seed to the highest; a row's legend says
+    so where one of its methods has several."""
     table = calibration_table(estimates, variant)
-    if table.empty:
-        raise ValueError(f"no draws nor finite sigma for variant {variant!r}: no calibration")
     table = table.assign(excess=table["coverage"] - table["level"])
-    family = table["method"].str.split(" ").str[0]
-    first = family.isin(CALIBRATION_ROWS[0])
-    rows = [table[first], table[~first | family.isin(CALIBRATION_ROWS[1])]]
-    rows = [row for row in rows if not row.empty and not (row["method"] == "posterior").all()]
+    rows = calibration_rows(table)
+    if not rows:
+        raise ValueError(
+            f"no draws nor finite sigma for variant {variant!r} or a baseline: no calibration"
+        )
     sims = sorted(table["simulator"].unique())
     fig, axes = new_figure(len(rows), len(sims), height=2.8)
     methods = list(dict.fromkeys(table.sort_values("method")["method"]))
     palette = dict(zip(methods, sns.color_palette("colorblind", len(methods)), strict=True))
     reach = max(0.1, float(table["excess"].abs().max()) + 0.02)
-    several = table.groupby("method")["seed"].nunique().max() > 1
-    for row_axes, part in zip(axes, rows, strict=True):
-        for ax, sim in zip(row_axes, sims, strict=True):
+    for index, part in enumerate(rows):
+        for ax, sim in zip(axes[index], sims, strict=True):
             ax.axhline(0.0, color=COLORS["train"], linestyle="--", linewidth=1.0, label="ideal")
-            sns.lineplot(
-                data=part[part["simulator"] == sim],
-                x="level",
-                y="excess",
-                hue="method",
-                palette=palette,
-                marker="o",
-                markersize=3,
-                errorbar=("pi", 100),  # the band runs from the lowest seed to the highest
-                ax=ax,
-            )
+            panel = part[part["simulator"] == sim]
+            if not panel.empty:  # a simulator may lack a row's methods (no baselines run)
+                sns.lineplot(
+                    data=panel,
+                    x="level",
+                    y="excess",
+                    hue="method",
+                    palette=palette,
+                    marker="o",
+                    markersize=3,
+                    errorbar=("pi", 100),  # the band runs from the lowest seed to the highest
+                    ax=ax,
+                )
+                ax.get_legend().remove()  # one legend per row, beside its last panel
             ax.set(xlim=(0, 1), ylim=(-reach, reach), xlabel="nominal level", ylabel="")
-            ax.set_title(sim if ax in axes[0] else "")
-            ax.get_legend().remove()
-        row_axes[0].set_ylabel("coverage − nominal")
-        handles = {}
-        for ax in row_axes:
-            handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-        legend = row_axes[-1].legend(
+            ax.set_title(sim if index == 0 else "")
+        axes[index, 0].set_ylabel("coverage − nominal")
+        handles = _legend_entries(axes[index])
+        several = part.groupby("method")["seed"].nunique().max() > 1
+        axes[index, -1].legend(
             list(handles.values()),
             list(handles),
             loc="upper left",
@@ -291,7 +308,6 @@ def calibration_figure(estimates: pd.DataFrame, variant: str = MAIN_VARIANT) -> 
             title="band: range over seeds" if several else None,
             title_fontsize=8,
         )
-        legend.set_in_layout(True)
     return fig
 
 
@@ -328,9 +344,7 @@ def methods_figure(comparison: pd.DataFrame) -> Figure:
         if len(spent) == 0:
             ax.set_xscale("linear")
     axes[0, 0].set_ylabel("final RMSE")
-    handles = {}
-    for ax in axes[0]:
-        handles |= dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    handles = _legend_entries(axes[0])
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
     return fig
 
@@ -360,7 +374,7 @@ def write_figures(
         if (alfi.loc[alfi["simulator"] == sim, "parameter"] == "asymmetry").any():
             figures[f"{sim}_asymmetry"] = asymmetry_figure(estimates, sim, t_sim, variant)
     figures["ablation"] = ablation_figure(estimates, t_train)
-    if not calibration_table(estimates, variant).empty:
+    if calibration_rows(calibration_table(estimates, variant)):
         figures["calibration"] = calibration_figure(estimates, variant)
     if metrics is not None:
         figures["methods"] = methods_figure(comparison_table(estimates, metrics, variant))

@@ -94,7 +94,9 @@ class ModelConfig:
     mean by :math:`\Delta\mu = c \tanh(o_\mu)` in the standardised space; ``"scaled"`` by
     :math:`\sigma_t c \tanh(o_\mu)`, at most :math:`c` of the current proposal's widths per
     coordinate: wide proposals take long steps, narrow ones short ones, whatever the problem's
-    scale (the gradient flows through :math:`\sigma_t` too).
+    scale (the meta-gradient flows through :math:`\sigma_t` too, a path ``score_gradient``
+    leaves alone: its factor is :math:`\sigma_t`, not :math:`1/\sigma_t`, so it cannot
+    overflow as the proposal contracts).
     """
 
     theta_dim: int

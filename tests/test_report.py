@@ -344,28 +344,40 @@ def test_figure_labels(results) -> None:
 
 def test_calibration_figure_sets_the_baselines_apart(results) -> None:
     """ALFI beside the exact posterior and the prior in the first row, the other methods beside
-    the exact posterior in the second, one legend per row; the curves are coverage minus the
-    nominal level (the synthetic ALFI's rows relabelled as the other methods)."""
+    the exact posterior in the second, one legend per row (its band title only where a method
+    of the row has several seeds); the curves are coverage minus the nominal level. The
+    synthetic ALFI's Poisson rows of seed 0 stand in for the other methods, which the other
+    simulators lack: their second-row panels stay empty."""
     estimates = results[0]
     alfi = estimates[(estimates["method"] == "alfi") & (estimates["variant"] == "nll-exp")]
-    alfi = alfi[(alfi["t_test"] == 15) & (alfi["seed"] == 0)]
+    seed0 = alfi[(alfi["t_test"] == 15) & (alfi["seed"] == 0) & (alfi["simulator"] == "poisson")]
     others = [
-        alfi.assign(method=method, variant=variant)
+        seed0.assign(method=method, variant=variant)
         for method, variant in [("posterior", "-"), ("prior_mean", "-"), ("npe", "n100")]
     ]
     fig = figures.calibration_figure(pd.concat([estimates, *others], ignore_index=True))
-    assert len(fig.axes) == 2 * estimates["simulator"].nunique()
+    sims = sorted(estimates["simulator"].unique())
+    assert len(sims) > 1 and len(fig.axes) == 2 * len(sims)
     legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
     labels = [[t.get_text() for t in lg.get_texts()] for lg in legends]
     first = ["ideal", "alfi (T=15)", "alfi (T=30)", "posterior", "prior_mean"]
     assert labels == [first, ["ideal", "npe (n=100)", "posterior"]]
+    assert [lg.get_title().get_text() for lg in legends] == ["band: range over seeds", ""]
+    other = next(sim for sim in sims if sim != "poisson")
+    assert [line.get_label() for line in fig.axes[len(sims) + sims.index(other)].get_lines()] == [
+        "ideal"
+    ]
     table = comparison.calibration_table(estimates)
-    row = table[(table["method"] == "alfi (T=15)") & (table["simulator"] == "poisson")]
+    row = table[(table["method"] == "alfi (T=15)") & (table["simulator"] == other)]
     mean = row.groupby("level")["coverage"].mean()
-    ax = fig.axes[sorted(estimates["simulator"].unique()).index("poisson")]
     expected = mean.to_numpy() - mean.index.to_numpy()
-    curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    curves = [
+        np.asarray(line.get_ydata(), dtype=float)
+        for line in fig.axes[sims.index(other)].get_lines()
+    ]
     assert any(c.shape == expected.shape and np.allclose(c, expected) for c in curves)
+    with pytest.raises(ValueError, match="no calibration"):
+        figures.calibration_figure(others[0])
 
 
 def _panels(fig) -> list:

@@ -607,6 +607,23 @@ def test_a_scaled_mean_step_moves_the_mean_in_proposal_widths():
         deltas[mean_step] = model(sim, real, psi, state, theta, x)[0] - psi
     absolute, scaled = deltas["absolute"], deltas["scaled"]
     assert absolute[0, 0] != 0
+    # the meta-gradient flows through sigma_t too: with d_abs the absolute update (the same
+    # network), d_scaled = sigma d_abs, so d d_scaled / d log sigma = d_scaled + sigma d d_abs /
+    # d log sigma
+    slopes = {}
+    for mean_step in ("absolute", "scaled"):
+        torch.manual_seed(3)
+        config = ModelConfig(1, 1, encoding=8, hidden=8, recurrent=16, mean_step=mean_step)
+        model = ALFI(config)
+        log_scale = torch.tensor([[math.log(2.0)]], requires_grad=True)
+        start = torch.cat((psi[:, :1], log_scale), dim=-1)
+        theta, x = model.propose(sim, start, n_theta=4, n_sim=5, generator=torch.Generator())
+        real = model.real_context(model.encode(sim, x_real))
+        moved = model(sim, real, start, state, theta, x)[0][0, 0]
+        slopes[mean_step] = torch.autograd.grad(moved, log_scale)[0].item()
+    through_sigma = scaled[0, 0].item() + 2.0 * slopes["absolute"]
+    assert slopes["scaled"] == pytest.approx(through_sigma, rel=1e-4)
+    assert abs(scaled[0, 0].item()) > 1e-3 * abs(slopes["scaled"])  # the sigma path is seen
     # each update read back as psi_new - psi: float32 rounding of psi_new, up to 2^-25 near 0.3
     assert torch.allclose(scaled[0, 0], 2.0 * absolute[0, 0], rtol=0, atol=2 * 2**-25)
     assert torch.equal(scaled[0, 1], absolute[0, 1])

@@ -13,10 +13,10 @@ machine's speed drifts between spells, so only arms timed side by side compare):
   own cost (grouped weights written by hand): the least a group of ``G`` could cost per step.
 
 Each arm runs ``--steps`` real training steps from step 0 (schedule, fresh problems and the
-tail as the run trains them), in ``--rounds`` rounds of alternating order. With ``--tail`` the
-training tail joins every step (``tail_from: 0``), as in the last third of a training whose
-``tail_from`` is 2/3 (linear regression, the multivariate problem, Weinberg); Poisson has the
-tail at every step already.
+tail as the run trains them), in ``--rounds`` rounds of alternating order. Linear regression,
+the multivariate problem and Weinberg (``tail_from: 2/3``) are timed in both phases of their
+training: ``horizon`` (their first steps, T updates alone) and ``tail`` (``tail_from: 0``: the
+training tail joins every step, as in their last third); Poisson has the tail at every step.
 
     python docs/studies/ensemble_cpu.py                 # every simulator, both phases
     python docs/studies/ensemble_cpu.py --simulators poisson --group 6
@@ -79,6 +79,7 @@ def time_simulator(name: str, tail: bool, group: int, steps: int, rounds: int) -
     data = make_dataset(
         sim, settings["dataset"]["n_train"], settings["dataset"]["n_real"], derive_seed(0, "cost")
     )
+    phase = "tail" if tail or name == "poisson" else "horizon"
     table = arms(settings, group)
     for arm, (resolved, _) in table.items():  # warm-up: allocator, first-call costs
         run_arm(sim, data, resolved, arm, group, 3)
@@ -88,7 +89,6 @@ def time_simulator(name: str, tail: bool, group: int, steps: int, rounds: int) -
         for arm in order:
             resolved, models = table[arm]
             ms = run_arm(sim, data, resolved, arm, group, steps)
-            phase = "tail" if tail or name == "poisson" else "horizon"
             rows.append({"simulator": name, "phase": phase, "arm": arm, "round": round_,
                          "models": models, "ms_per_step": ms})  # fmt: skip
             print(f"{name} {phase} round {round_} {arm}: {ms:.1f} ms/step", flush=True)

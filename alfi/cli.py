@@ -1,7 +1,9 @@
 """Command line: ``alfi <step> …`` (also ``python -m alfi``), one sub-command per workflow step.
 
 Every step reads the validated YAML config, checks its inputs, writes its outputs atomically and
-exits with status 2 and one line naming the bad value when something is wrong. The commands live
+exits with status 2 and one line naming the bad value when something is wrong (status 3, with the
+same one line, when a training diverged: :class:`~alfi.divergence.TrainingDivergedError`, a
+result a study may count rather than a fault). The commands live
 beside what they run: :mod:`alfi.commands` (data, ALFI's training and evaluation, the MLE),
 :mod:`alfi.baselines`, :mod:`alfi.report`, :mod:`alfi.timing` and :mod:`alfi.bench`; here, the
 parser (with the ``list``, ``aggregate`` and ``bench`` arguments) and the exit status.
@@ -21,7 +23,9 @@ from alfi.config import ConfigError
 from alfi.io import InputError, read_parquet, write_parquet
 from alfi.jobs import check_outputs
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_DIVERGED", "build_parser", "main"]
+
+EXIT_DIVERGED = 3  # the training's own divergence, told apart from bad input (2) by scripts
 
 log = logging.getLogger("alfi")
 
@@ -102,11 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from alfi.allocator import retain_freed_memory
-    from alfi.divergence import NonFiniteLossError
+    from alfi.divergence import NonFiniteLossError, TrainingDivergedError
 
     retain_freed_memory()  # Poisson's, Weinberg's training steps 0.81-0.95x; no number moves
     try:
         args.run(args)
+    except TrainingDivergedError as exc:
+        print(f"alfi {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
     except (ConfigError, InputError, NonFiniteLossError, ValueError, RuntimeError) as exc:
         print(f"alfi {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -19,11 +19,23 @@ from alfi.schedule import unroll_sizes
 from alfi.seeds import derive_seed
 from alfi.simulators import Simulator
 
-__all__ = ["NonFiniteLossError", "diagnose_non_finite", "proposal_diverged", "diverged_error"]
+__all__ = [
+    "NonFiniteLossError",
+    "TrainingDivergedError",
+    "diagnose_non_finite",
+    "proposal_diverged",
+    "diverged_error",
+]
 
 
 class NonFiniteLossError(RuntimeError):
     """The meta-loss became NaN or infinite; the weights of the step before are kept."""
+
+
+class TrainingDivergedError(NonFiniteLossError):
+    """A non-finite meta-loss that is the training's own: the simulator returns finite data
+    where the proposal went (or the proposal itself is no longer finite). A study may count it
+    as a diverged seed; a plain :class:`NonFiniteLossError` is a simulator's fault instead."""
 
 
 REMEDY = (
@@ -49,11 +61,11 @@ def diagnose_non_finite(
         return NonFiniteLossError(f"meta-loss is not finite at step {step}: {exc}")
     where = f"meta-loss is not finite at step {step} ({simulator.name}, {variant})"
     if not bool(finite.all()):
-        return NonFiniteLossError(
+        return TrainingDivergedError(
             f"{where}: the proposal became non-finite (the weights diverged) although the "
             f"simulator returns finite data; {REMEDY}"
         )
-    return NonFiniteLossError(
+    return TrainingDivergedError(
         f"{where} although the simulator returns finite data on the visited parameters; " + REMEDY
     )
 
@@ -106,10 +118,10 @@ def proposal_diverged(
     return False
 
 
-def diverged_error(step: int, run: str, error: Exception) -> NonFiniteLossError:
+def diverged_error(step: int, run: str, error: Exception) -> TrainingDivergedError:
     """The error of a run (``"poisson, nll-exp"``) whose weights diverged so far that the
     simulator refused the parameters the proposal gave it."""
-    return NonFiniteLossError(
+    return TrainingDivergedError(
         f"the proposal became non-finite at step {step} ({run}): the weights diverged, and the "
         f"simulator refused the parameters ({error}); {REMEDY}"
     )

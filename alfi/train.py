@@ -31,7 +31,7 @@ from alfi.checkpoints import (
 )
 from alfi.config import parse_variant, validate_settings
 from alfi.data import probe_simulation
-from alfi.divergence import NonFiniteLossError
+from alfi.divergence import NonFiniteLossError, TrainingDivergedError
 from alfi.io import InputError, MetaDataset, check_dataset, save_torch
 from alfi.meta_step import apply_gradients, batch_loss, stepper, training_step
 from alfi.model import ALFI, ModelConfig
@@ -57,6 +57,7 @@ from alfi.simulators import Simulator
 __all__ = [
     "NonFiniteLossError",
     "TrainResult",
+    "TrainingDivergedError",
     "build_model",
     "initial_model",
     "training_generator",

@@ -339,6 +339,24 @@ def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
     assert training_cost.__module__ in STAGE_MODULES["evaluate"]
 
 
+def test_a_diverged_training_exits_3_and_bad_input_2(tmp_path, capsys):
+    """Scripts that sweep settings count a diverged seed from the exit status, not by reading
+    the message; a simulator's or a user's fault keeps status 2."""
+    cfg = ["--config", str(TINY), "--simulator", "poisson"]
+    main(["-q", "dataset", *cfg, "--split", "train", "--out", f"{tmp_path}/train.npz"])
+    diverging = tmp_path / "diverging.yaml"
+    settings = yaml.safe_load(TINY.read_text())
+    settings["defaults"]["train"].update(lr=1e30, grad_clip=None)
+    diverging.write_text(yaml.safe_dump(settings))
+    train = ["-q", "train", "--simulator", "poisson", "--dataset", f"{tmp_path}/train.npz"]
+    out = ["--checkpoint", f"{tmp_path}/ck.pt", "--out", f"{tmp_path}/m.pt"]
+    assert main([*train, "--config", str(diverging), *out]) == 3
+    assert "proposal became non-finite" in capsys.readouterr().err
+    assert not Path(f"{tmp_path}/m.pt").exists()
+    missing = ["-q", "train", *cfg, "--dataset", f"{tmp_path}/missing.npz", *out]
+    assert main(missing) == 2
+
+
 def test_models_checkpoints_and_reference_files_are_told_apart(tmp_path, capsys):
     """A model given as a checkpoint, a checkpoint as a model, one path given twice, a bad
     reference file, a config key given twice: one clear line each, before any work."""

@@ -15,7 +15,13 @@ from alfi.evaluate import run_mle
 from alfi.evaluate_alfi import run_alfi
 from alfi.io import MetaDataset, load_torch, save_torch
 from alfi.simulators import get_simulator
-from alfi.train import NonFiniteLossError, load_model, save_model, train
+from alfi.train import (
+    NonFiniteLossError,
+    TrainingDivergedError,
+    load_model,
+    save_model,
+    train,
+)
 
 SETTINGS = {
     "dataset": {"n_train": 200, "n_test": 50, "n_real": 100},
@@ -134,13 +140,14 @@ def test_non_finite_loss_stops_with_the_step(monkeypatch):
     with pytest.raises(NonFiniteLossError, match="at step 0") as error:
         train(sim, data, _settings(steps=2), variant="nll-exp", seed=0, device=CPU, progress=False)
     assert "simulator 'poisson' returned non-finite observations" in str(error.value)
+    assert not isinstance(error.value, TrainingDivergedError)  # the simulator's fault
 
 
 def test_non_finite_loss_with_a_sound_simulator_blames_the_optimisation(monkeypatch):
     sim = get_simulator("poisson")
     data = make_dataset(sim, 32, 20, seed=1)
     monkeypatch.setattr("alfi.meta_step.meta_loss", lambda *args: torch.tensor(float("inf")))
-    with pytest.raises(NonFiniteLossError, match="lower train.lr"):
+    with pytest.raises(TrainingDivergedError, match="lower train.lr"):
         train(sim, data, _settings(steps=2), variant="nll-exp", seed=0, device=CPU, progress=False)
 
 
@@ -149,7 +156,7 @@ def test_diverging_weights_are_named_not_the_simulator_error():
     with an error of its own, which must not be what the user reads."""
     sim = get_simulator("poisson")
     data = make_dataset(sim, 32, 20, seed=1)
-    with pytest.raises(NonFiniteLossError, match="proposal became non-finite at step 1"):
+    with pytest.raises(TrainingDivergedError, match="proposal became non-finite at step 1"):
         train(
             sim,
             data,

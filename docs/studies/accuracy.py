@@ -34,7 +34,7 @@ from alfi.evaluate_alfi import run_alfi  # noqa: E402
 from alfi.io import atomic_path  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
-from alfi.train import NonFiniteLossError, train  # noqa: E402
+from alfi.train import TrainingDivergedError, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -272,7 +272,7 @@ def run_one(config, sim_name, candidate, seed, epochs, evaluations) -> list[dict
                     stop_after=mark,
                     progress=False,
                 )
-            except NonFiniteLossError as error:
+            except TrainingDivergedError as error:
                 # A diverged run is a result: one final row per T_test with an infinite ratio,
                 # so the summary's mean over seeds shows it instead of the study stopping (the
                 # step it diverged at is in the `diverged` column).

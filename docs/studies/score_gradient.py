@@ -39,7 +39,7 @@ from alfi.data import make_dataset  # noqa: E402
 from alfi.model import SCORE_GRADIENTS  # noqa: E402
 from alfi.seeds import derive_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
-from alfi.train import NonFiniteLossError, train  # noqa: E402
+from alfi.train import TrainingDivergedError, train  # noqa: E402
 
 VARIANTS = ("nll-const", "mse-const")
 SEEDS = (0, 1, 2)
@@ -86,7 +86,7 @@ def run(variant: str, seed: int, score_gradient: str) -> dict:
             progress=False,
         )
         losses = [h["loss"] for h in result.history]
-    except NonFiniteLossError as exc:
+    except TrainingDivergedError as exc:
         error, losses = str(exc).split(":")[0], []
     finally:
         torch.nn.utils.clip_grad_norm_ = clip

@@ -341,7 +341,8 @@ def test_alfi_training_cost_counts_the_real_observations_it_draws_afresh():
 
 def test_a_diverged_training_exits_3_and_bad_input_2(tmp_path, capsys):
     """Scripts that sweep settings count a diverged seed from the exit status, not by reading
-    the message; a simulator's or a user's fault keeps status 2."""
+    the message; a user's fault (here a missing dataset) keeps status 2, as a simulator's own
+    non-finite output does (not a TrainingDivergedError: tests/test_train.py)."""
     cfg = ["--config", str(TINY), "--simulator", "poisson"]
     main(["-q", "dataset", *cfg, "--split", "train", "--out", f"{tmp_path}/train.npz"])
     diverging = tmp_path / "diverging.yaml"

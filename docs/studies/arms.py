@@ -119,20 +119,28 @@ def final(estimates: pd.DataFrame) -> pd.DataFrame:
     return estimates[(estimates.t == estimates.t.max()) & ~estimates.derived]
 
 
-def score(estimates: pd.DataFrame, mle: pd.DataFrame, exact: pd.DataFrame, weinberg: bool) -> dict:
+def problem_errors(estimates: pd.DataFrame, weinberg: bool) -> pd.Series:
+    """Per-problem error at the last update: the final RMSE over parameters (Weinberg: the error
+    on a(θ)), indexed by problem."""
     if weinberg:
         at_end = estimates[estimates.t == estimates.t_test]
-        ratio = derived_error(at_end, "asymmetry")["error"].mean()
-        ratio /= derived_error(mle, "asymmetry")["error"].mean()
-    else:
-        ratio = final_rmse(estimates)["rmse"].mean() / final_rmse(mle)["rmse"].mean()
-    ours, reference = final(estimates), final(exact)
+        return derived_error(at_end, "asymmetry").set_index("problem")["error"]
+    return final_rmse(estimates).set_index("problem")["rmse"]
+
+
+def coverage(estimates: pd.DataFrame) -> float:
+    """Fraction of (problem, coordinate) truths inside the final central 90 % interval."""
+    return (final(estimates).truth_quantile.dropna() - 0.5).abs().le(CENTRAL).mean()
+
+
+def score(estimates: pd.DataFrame, mle: pd.DataFrame, exact: pd.DataFrame, weinberg: bool) -> dict:
+    ratio = problem_errors(estimates, weinberg).mean() / problem_errors(mle, weinberg).mean()
     keys = ["problem", "parameter"]
-    width = ours.set_index(keys).sigma / reference.set_index(keys).sigma
+    width = final(estimates).set_index(keys).sigma / final(exact).set_index(keys).sigma
     return {
         "ratio": ratio,
-        "coverage": (ours.truth_quantile.dropna() - 0.5).abs().le(CENTRAL).mean(),
-        "exact_coverage": (reference.truth_quantile.dropna() - 0.5).abs().le(CENTRAL).mean(),
+        "coverage": coverage(estimates),
+        "exact_coverage": coverage(exact),
         "width": width.groupby(level="problem").median().median(),
     }
 

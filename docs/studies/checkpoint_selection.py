@@ -43,14 +43,13 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arms import CENTRAL, HORIZONS  # noqa: E402
+from arms import HORIZONS, coverage, problem_errors  # noqa: E402
 
 from alfi.allocator import retain_freed_memory  # noqa: E402
 from alfi.checkpoints import save_model  # noqa: E402
 from alfi.columns import MAIN_VARIANT  # noqa: E402
 from alfi.config import settings_for  # noqa: E402
 from alfi.io import load_dataset  # noqa: E402
-from alfi.metrics import derived_error, final_rmse  # noqa: E402
 from alfi.schedule import total_steps  # noqa: E402
 from alfi.seeds import run_seed  # noqa: E402
 from alfi.simulators import get_simulator  # noqa: E402
@@ -113,15 +112,6 @@ def snapshots(run: Path, simulator: str, seed: int, fractions: list[float], out:
         subprocess.run(command, check=True)
 
 
-def problem_errors(estimates: pd.DataFrame, weinberg: bool) -> pd.Series:
-    """Per-problem error at the last update: the final RMSE over parameters (Weinberg: the error
-    on a(θ))."""
-    if weinberg:
-        at_end = estimates[estimates.t == estimates.t_test]
-        return derived_error(at_end, "asymmetry").set_index("problem")["error"]
-    return final_rmse(estimates).set_index("problem")["rmse"]
-
-
 def score(run: Path, out: Path, simulators: list[str], seeds: list[int], fractions: list[float]):
     rows = []
     for simulator in simulators:
@@ -131,17 +121,15 @@ def score(run: Path, out: Path, simulators: list[str], seeds: list[int], fractio
         for seed, fraction, t in itertools.product(seeds, fractions, HORIZONS):
             path = out / simulator / f"seed{seed}" / f"f{fraction:g}_e{t}.parquet"
             estimates = pd.read_parquet(path)
-            final = estimates[(estimates.t == estimates.t.max()) & ~estimates.derived]
             errors = problem_errors(estimates, weinberg)
             for problem, error in errors.items():
                 rows.append(
                     dict(simulator=simulator, seed=seed, fraction=fraction, t_test=t,
                          problem=problem, error=error, mle_error=mle_errors[problem])
                 )  # fmt: skip
-            covered = (final.truth_quantile.dropna() - 0.5).abs().le(CENTRAL)
             rows.append(
                 dict(simulator=simulator, seed=seed, fraction=fraction, t_test=t, problem=-1,
-                     coverage=covered.mean())
+                     coverage=coverage(estimates))
             )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -177,7 +165,7 @@ def selections(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def summarise(chosen: pd.DataFrame, coverage: pd.DataFrame) -> str:
+def summarise(chosen: pd.DataFrame, coverages: pd.DataFrame) -> str:
     fractions = [c for c in chosen.columns if c.startswith("f") and c[1].isdigit()]
     head = "| simulator | T_test | " + " | ".join(fractions)
     head += " | oracle (Δ ± se) | validated (Δ ± se) | validation keeps the last"
@@ -193,7 +181,7 @@ def summarise(chosen: pd.DataFrame, coverage: pd.DataFrame) -> str:
         return f"{values.mean():.3f} ({diff.mean():+.3f} ± {error:.3f})"
 
     for (simulator, t), group in chosen.groupby(["simulator", "t_test"], sort=False):
-        cov = coverage[(coverage.simulator == simulator) & (coverage.t_test == t)]
+        cov = coverages[(coverages.simulator == simulator) & (coverages.t_test == t)]
         by_fraction = cov.groupby("fraction").coverage.mean()
         cells = [cell(group[f]) for f in fractions]
         cells += [paired(group.oracle, group["last"]), paired(group.validated, group["last"])]
@@ -224,14 +212,14 @@ def main() -> None:
     frame = score(args.run, args.out, simulators, seeds, fractions)
     frame.to_parquet(args.out / "errors.parquet", index=False)  # per problem: not kept in git
     chosen = selections(frame)
-    coverage = frame[frame.problem < 0]
+    coverages = frame[frame.problem < 0]
     keys = ["simulator", "seed", "t_test"]
-    by_fraction = coverage.pivot_table(index=keys, columns="fraction", values="coverage")
+    by_fraction = coverages.pivot_table(index=keys, columns="fraction", values="coverage")
     by_fraction.columns = [f"coverage_f{f:g}" for f in by_fraction.columns]
     chosen.merge(by_fraction.reset_index(), on=keys).to_csv(
         args.out / "selections.csv", index=False, float_format="%.5g"
     )
-    text = summarise(chosen, coverage)
+    text = summarise(chosen, coverages)
     (args.out / "summary.md").write_text(text + "\n")
     print(text)
 
